@@ -1,0 +1,300 @@
+"""The Hasher contract and :class:`BaseHasher`, which every method builds on.
+
+A hasher learns binary codes for paired multimodal data without labels:
+
+* constructed with explicit keyword hyperparameters only, stored unchanged as attributes
+  (``n_bits``, ``random_state``, ...); learned state lives in attributes ending in ``_``;
+* ``fit(views)``: ``views`` maps a modality name to a float array of shape ``(n, d_m)``; row ``i``
+  of every view describes the same item. Returns ``self``;
+* ``encode(X, modality)``: codes of shape ``(n, n_bits)``, dtype ``int8``, values in {-1, +1},
+  for new items seen through one modality (out of sample);
+* ``supported_views``: which numbers of views the method can be fitted on;
+* ``get_params()`` / ``clone()`` from ``__init__``'s signature; ``save(path)`` / ``load(path)``
+  into one ``.npz`` file without pickle.
+
+Validation lives here, once: subclasses implement :meth:`BaseHasher._fit` and
+:meth:`BaseHasher._encode` and receive clean float64 arrays.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from mmhash.errors import DataError, InvalidInputError, NotFittedError, UnknownNameError
+
+#: Bit lengths accepted everywhere: positive multiples of 8 up to 1024 (codes pack into bytes).
+MAX_BITS = 1024
+
+_FORMAT = "mmhash-hasher/1"
+
+
+@runtime_checkable
+class Hasher(Protocol):
+    """The structural type of a hasher; :class:`BaseHasher` implements it."""
+
+    n_bits: int
+    supported_views: ClassVar[tuple[int, int | None]]
+
+    def fit(self, views: Mapping[str, np.ndarray]) -> Hasher: ...
+
+    def encode(self, X: np.ndarray, modality: str) -> np.ndarray: ...
+
+    def get_params(self) -> dict[str, Any]: ...
+
+    def save(self, path: str | os.PathLike) -> None: ...
+
+
+def check_n_bits(n_bits: Any) -> int:
+    """Return ``n_bits`` as int if it is a positive multiple of 8 up to 1024, else raise."""
+    if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)):
+        raise InvalidInputError(
+            f"n_bits must be an integer multiple of 8 in 8..{MAX_BITS}, got {n_bits!r}"
+        )
+    if not (0 < n_bits <= MAX_BITS and n_bits % 8 == 0):
+        raise InvalidInputError(
+            f"n_bits must be a positive multiple of 8 up to {MAX_BITS}, got {n_bits}"
+        )
+    return int(n_bits)
+
+
+def check_array(X: Any, what: str) -> np.ndarray:
+    """Return ``X`` as a 2-D finite float64 array, or raise an error naming ``what``.
+
+    The result may share memory with ``X``; callers must not write to it.
+    """
+    if hasattr(X, "toarray"):  # scipy.sparse: the shallow methods work on dense features
+        X = X.toarray()
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be a numeric array ({exc})") from None
+    if arr.ndim != 2:
+        raise InvalidInputError(f"{what} must be 2-D (n_samples, n_features), got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InvalidInputError(f"{what} is empty (shape {arr.shape})")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).any(axis=1).sum())
+        raise InvalidInputError(f"{what} contains NaN or infinite values in {bad} row(s)")
+    return arr
+
+
+def check_views(views: Any, supported: tuple[int, int | None]) -> dict[str, np.ndarray]:
+    """Validate a mapping modality -> (n, d) array of paired rows; return clean float64 views."""
+    if not isinstance(views, Mapping):
+        raise InvalidInputError(
+            f"views must be a mapping modality -> (n, d) array, got {type(views).__name__}"
+        )
+    lo, hi = supported
+    count = len(views)
+    if count < lo or (hi is not None and count > hi):
+        want = f"exactly {lo}" if hi == lo else (f"{lo} or more" if hi is None else f"{lo}..{hi}")
+        raise InvalidInputError(f"this method needs {want} views, got {count}: {list(views)}")
+    clean: dict[str, np.ndarray] = {}
+    for name, X in views.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"view names must be non-empty strings, got {name!r}")
+        clean[name] = check_array(X, f"view {name!r}")
+    rows = {name: X.shape[0] for name, X in clean.items()}
+    if len(set(rows.values())) > 1:
+        raise InvalidInputError(f"views must have paired rows (same row count), got {rows}")
+    if next(iter(rows.values())) < 2:
+        raise InvalidInputError("fit needs at least 2 paired samples")
+    return clean
+
+
+def _to_json_value(value: Any) -> Any:
+    """Make a hyperparameter JSON-safe (numpy scalars and tuples are common in user code)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return [_to_json_value(v) for v in value]
+    if isinstance(value, list):
+        return [_to_json_value(v) for v in value]
+    return value
+
+
+class BaseHasher:
+    """Base class that turns ``_fit`` / ``_encode`` into the full Hasher contract.
+
+    Subclasses:
+
+    * define ``__init__`` with keyword parameters only, each stored unchanged under its own name
+      (``n_bits`` and ``random_state`` at least);
+    * set ``name`` (the registry key) and ``supported_views`` = ``(min, max)`` (``max`` may be
+      ``None`` for "any number");
+    * implement ``_fit(views)`` on a ``dict[str, float64 (n, d)]`` and ``_encode(X, modality)``
+      returning real-valued ``(n, n_bits)`` scores whose sign is the code (0 maps to +1);
+    * store learned state in public attributes ending in ``_`` that are numpy arrays or
+      JSON-serialisable values (or override :meth:`_get_state` / :meth:`_set_state`).
+    """
+
+    name: ClassVar[str] = ""
+    supported_views: ClassVar[tuple[int, int | None]] = (2, 2)
+    #: Hyperparameters that make the conformance checks fast (e.g. few epochs for deep methods);
+    #: merged over the defaults by :mod:`mmhash.testing` only, never by the bench.
+    conformance_params: ClassVar[dict[str, Any]] = {}
+
+    # ---- parameters -------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        names = []
+        for p in sig.parameters.values():
+            if p.name == "self":
+                continue
+            if p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                raise TypeError(f"{cls.__name__}.__init__ must take named parameters only")
+            names.append(p.name)
+        return sorted(names)
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__`` (a fresh dict)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> BaseHasher:
+        """Set hyperparameters by name; unknown names raise :class:`UnknownNameError`."""
+        valid = self._param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise UnknownNameError(f"parameter of {type(self).__name__}", key, valid)
+            setattr(self, key, value)
+        return self
+
+    def clone(self) -> BaseHasher:
+        """An unfitted copy with the same hyperparameters."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ---- fit / encode -----------------------------------------------------------------------
+    def fit(self, views: Mapping[str, np.ndarray]) -> BaseHasher:
+        """Learn hash functions from unlabelled paired views.
+
+        Parameters
+        ----------
+        views : mapping str -> array of shape (n, d_m)
+            One float matrix per modality; row ``i`` of every view is the same item. The number of
+            views must lie in ``supported_views``. Inputs are never modified.
+
+        Returns
+        -------
+        self
+        """
+        check_n_bits(self.n_bits)  # validated, not rewritten: params stay as given
+        clean = check_views(views, self.supported_views)
+        self._check_params()
+        self.modalities_ = list(clean)
+        self.n_features_ = {m: int(X.shape[1]) for m, X in clean.items()}
+        self._fit(clean)
+        return self
+
+    def encode(self, X: np.ndarray, modality: str) -> np.ndarray:
+        """Binary codes of new items seen through one modality.
+
+        Parameters
+        ----------
+        X : array of shape (n, d_modality)
+        modality : one of the view names given to :meth:`fit`
+
+        Returns
+        -------
+        codes : int8 array of shape (n, n_bits), values in {-1, +1}
+        """
+        if not hasattr(self, "modalities_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(views) first")
+        if modality not in self.modalities_:
+            raise UnknownNameError("modality", modality, self.modalities_)
+        X = check_array(X, f"X for modality {modality!r}")
+        want = self.n_features_[modality]
+        if X.shape[1] != want:
+            raise InvalidInputError(
+                f"X for modality {modality!r} has {X.shape[1]} features, "
+                f"but the hasher was fitted with {want}"
+            )
+        scores = np.asarray(self._encode(X, modality))
+        if scores.shape != (X.shape[0], self.n_bits):
+            raise RuntimeError(
+                f"{type(self).__name__}._encode returned shape {scores.shape}, "
+                f"expected {(X.shape[0], self.n_bits)}"
+            )
+        return np.where(scores >= 0, 1, -1).astype(np.int8)
+
+    def _check_params(self) -> None:
+        """Validate hyperparameters at fit time; override to add method-specific checks."""
+
+    def _fit(self, views: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def _encode(self, X: np.ndarray, modality: str) -> np.ndarray:
+        raise NotImplementedError
+
+    # ---- persistence ------------------------------------------------------------------------
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Learned state as (arrays, JSON values): every public attribute ending in ``_``."""
+        arrays: dict[str, np.ndarray] = {}
+        values: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if not key.endswith("_") or key.startswith("_"):
+                continue
+            if isinstance(value, np.ndarray):
+                if value.dtype == object:
+                    raise TypeError(f"state {key!r} is an object array and cannot be saved")
+                arrays[key] = value
+            else:
+                values[key] = _to_json_value(value)
+        return arrays, values
+
+    def _set_state(self, arrays: dict[str, np.ndarray], values: dict[str, Any]) -> None:
+        for key, value in {**values, **arrays}.items():
+            setattr(self, key, value)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write hyperparameters and learned state to one ``.npz`` file (no pickle)."""
+        if not hasattr(self, "modalities_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; nothing to save")
+        arrays, values = self._get_state()
+        meta = {
+            "format": _FORMAT,
+            "name": self.name,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "params": {k: _to_json_value(v) for k, v in self.get_params().items()},
+            "state": values,
+            "arrays": sorted(arrays),
+        }
+        payload = {f"state__{k}": v for k, v in arrays.items()}
+        payload["__meta__"] = np.array(json.dumps(meta))
+        with open(path, "wb") as fh:  # a file handle keeps numpy from appending ".npz"
+            np.savez(fh, **payload)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BaseHasher:
+        """Read a hasher written by :meth:`save`; the file's class must match ``cls``."""
+        meta, arrays = read_saved(path)
+        if cls is not BaseHasher and meta["name"] != cls.name:
+            raise DataError(f"{path} holds a {meta['name']!r} hasher, not {cls.name!r}")
+        hasher = cls(**meta["params"])
+        hasher._set_state(arrays, meta["state"])
+        return hasher
+
+
+def read_saved(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read the metadata and state arrays of a saved hasher, validating the format."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["__meta__"]))
+            arrays = {k.removeprefix("state__"): npz[k] for k in npz.files if k != "__meta__"}
+    except FileNotFoundError:
+        raise DataError(f"no saved hasher at {path}") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"{path} is not a saved mmhash hasher ({exc})") from None
+    if meta.get("format") != _FORMAT:
+        raise DataError(f"{path} has unknown format {meta.get('format')!r}, expected {_FORMAT!r}")
+    return meta, arrays

@@ -1,0 +1,1 @@
+"""Hashing methods owned by mmhash (registered through the ``mmhash.hashers`` entry points)."""
