@@ -1,0 +1,318 @@
+"""The conformance checks every hasher must pass (in the spirit of sklearn's check_estimator).
+
+Each check is a function ``check_x(cls, params)`` that builds ``cls(**params)`` itself, runs one
+behaviour of the contract and raises :class:`AssertionError` with a message that says what broke.
+:func:`iter_checks` yields them by name, so pytest can parametrise over (hasher, check) with
+readable ids, and :func:`check_hasher` runs them all for ``mmhash check NAME``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmhash.errors import InvalidInputError, MMHashError, NotFittedError, UnknownNameError
+
+N_BITS = 16
+Check = Callable[[type, dict[str, Any]], None]
+
+
+@lru_cache(maxsize=4)
+def _data(n_views: int = 2):
+    """A small synthetic set with planted cross-view structure (cached: checks share it)."""
+    from mmhash.data.synthetic import make_synthetic
+
+    dims = (40, 24, 16, 12, 20, 8)[:n_views]
+    return make_synthetic(n=500, dims=dims, n_labels=6, latent_dim=10, noise=0.3,
+                          n_query=100, random_state=7)
+
+
+def _readonly_train(n_views: int = 2) -> dict[str, np.ndarray]:
+    views, _ = _data(n_views).part("train")
+    for X in views.values():
+        X.setflags(write=False)
+    return views
+
+
+def _make(cls: type, params: dict[str, Any], **override: Any):
+    return cls(**{**params, **override})
+
+
+def _min_views(cls: type) -> int:
+    return max(2, cls.supported_views[0])
+
+
+def _fitted(cls: type, params: dict[str, Any], **override: Any):
+    return _make(cls, params, **override).fit(_readonly_train(_min_views(cls)))
+
+
+def _queries(cls: type) -> dict[str, np.ndarray]:
+    return _data(_min_views(cls)).part("query")[0]
+
+
+# ---- the checks ------------------------------------------------------------------------------
+def check_params_stored_unchanged(cls: type, params: dict[str, Any]) -> None:
+    """Constructor arguments come back from get_params unchanged, before and after fit."""
+    hasher = _make(cls, params)
+    got = hasher.get_params()
+    for key, value in params.items():
+        assert key in got, f"parameter {key!r} missing from get_params()"
+        assert got[key] is value or got[key] == value, (
+            f"parameter {key!r} stored as {got[key]!r}, given {value!r}"
+        )
+    before = repr(hasher.get_params())
+    hasher.fit(_readonly_train(_min_views(cls)))
+    assert repr(hasher.get_params()) == before, "fit changed the hyperparameters"
+    clone = hasher.clone()
+    assert repr(clone.get_params()) == before, "clone() does not copy the hyperparameters"
+    assert not hasattr(clone, "modalities_"), "clone() must return an unfitted hasher"
+
+
+def check_fit_returns_self(cls: type, params: dict[str, Any]) -> None:
+    """fit(views) returns the hasher itself."""
+    hasher = _make(cls, params)
+    out = hasher.fit(_readonly_train(_min_views(cls)))
+    assert out is hasher, f"fit returned {type(out).__name__}, not self"
+
+
+def check_encode_before_fit_raises(cls: type, params: dict[str, Any]) -> None:
+    """encode on an unfitted hasher raises NotFittedError."""
+    hasher = _make(cls, params)
+    X = next(iter(_queries(cls).values()))
+    try:
+        hasher.encode(X, "image")
+    except NotFittedError:
+        return
+    except Exception as exc:  # a wrong error type is a failure too
+        raise AssertionError(f"encode before fit raised {type(exc).__name__}: {exc}") from None
+    raise AssertionError("encode before fit did not raise")
+
+
+def check_code_format(cls: type, params: dict[str, Any]) -> None:
+    """Codes of every view are int8, shape (n, n_bits), values in {-1, +1}."""
+    for n_bits in (8, 24):
+        hasher = _fitted(cls, params, n_bits=n_bits)
+        for modality, X in _queries(cls).items():
+            codes = hasher.encode(X, modality)
+            assert isinstance(codes, np.ndarray), f"{modality}: codes are {type(codes).__name__}"
+            assert codes.dtype == np.int8, f"{modality}: dtype {codes.dtype}, expected int8"
+            assert codes.shape == (len(X), n_bits), (
+                f"{modality}: shape {codes.shape}, expected {(len(X), n_bits)}"
+            )
+            values = set(np.unique(codes).tolist())
+            assert values <= {-1, 1}, f"{modality}: code values {sorted(values)}, expected ±1"
+
+
+def check_inputs_not_mutated(cls: type, params: dict[str, Any]) -> None:
+    """fit and encode work on read-only arrays and leave their values untouched."""
+    views = _readonly_train(_min_views(cls))
+    copies = {m: X.copy() for m, X in views.items()}
+    hasher = _make(cls, params).fit(views)
+    for modality, X in _queries(cls).items():
+        X = X.copy()
+        X.setflags(write=False)
+        kept = X.copy()
+        hasher.encode(X, modality)
+        assert np.array_equal(X, kept), f"encode modified its input ({modality})"
+    for m, X in views.items():
+        assert np.array_equal(X, copies[m]), f"fit modified view {m!r}"
+
+
+def check_deterministic(cls: type, params: dict[str, Any]) -> None:
+    """The same random_state gives identical codes; the fit does not touch global RNG state."""
+    state = np.random.get_state()[1].copy()
+    a = _fitted(cls, params)
+    b = _fitted(cls, params)
+    assert np.array_equal(np.random.get_state()[1], state), "fit changed numpy's global RNG"
+    for modality, X in _queries(cls).items():
+        assert np.array_equal(a.encode(X, modality), b.encode(X, modality)), (
+            f"two fits with random_state={params.get('random_state')!r} differ on {modality}"
+        )
+
+
+def check_no_batch_dependence(cls: type, params: dict[str, Any]) -> None:
+    """encode(X)[i] equals encode(X[i:i+1]): a code depends only on its own item."""
+    hasher = _fitted(cls, params)
+    for modality, X in _queries(cls).items():
+        full = hasher.encode(X, modality)
+        for i in (0, 1, len(X) // 2, len(X) - 1):
+            single = hasher.encode(X[i : i + 1], modality)
+            assert np.array_equal(full[i], single[0]), (
+                f"{modality}: code of row {i} differs when encoded alone"
+            )
+
+
+def check_save_load_roundtrip(cls: type, params: dict[str, Any]) -> None:
+    """save then mmhash.load_hasher gives the same params and identical codes."""
+    from mmhash.registry import get_hasher_class, load_hasher
+
+    hasher = _fitted(cls, params)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "hasher.npz"
+        hasher.save(path)
+        try:
+            registered = get_hasher_class(cls.name) is cls
+        except MMHashError:
+            registered = False
+        loaded = load_hasher(path) if registered else cls.load(path)
+    assert type(loaded) is cls, f"loaded a {type(loaded).__name__}"
+    assert repr(loaded.get_params()) == repr(hasher.get_params()), "params changed on load"
+    for modality, X in _queries(cls).items():
+        assert np.array_equal(loaded.encode(X, modality), hasher.encode(X, modality)), (
+            f"codes differ after save/load ({modality})"
+        )
+
+
+def check_bad_input_errors(cls: type, params: dict[str, Any]) -> None:
+    """NaN, unpaired rows, wrong view count, unknown modality and wrong dims raise clear errors."""
+    views = _readonly_train(_min_views(cls))
+    names = list(views)
+    cases = {
+        "NaN in a view": {**views, names[0]: np.where(
+            np.arange(views[names[0]].size).reshape(views[names[0]].shape) == 3,
+            np.nan, views[names[0]])},
+        "unpaired rows": {**views, names[1]: views[names[1]][:-1]},
+        "1-D view": {**views, names[0]: views[names[0]][:, 0]},
+    }
+    if cls.supported_views[0] > 1:
+        cases["too few views"] = {names[0]: views[names[0]]}
+    for what, bad in cases.items():
+        try:
+            _make(cls, params).fit(bad)
+        except InvalidInputError:
+            continue
+        except Exception as exc:
+            raise AssertionError(f"{what}: raised {type(exc).__name__}: {exc}") from None
+        raise AssertionError(f"{what}: fit accepted it")
+    hasher = _make(cls, params).fit(views)
+    X = views[names[0]]
+    for what, call, error in [
+        ("unknown modality", lambda: hasher.encode(X, "no-such-view"), UnknownNameError),
+        ("wrong dimension", lambda: hasher.encode(X[:, :-1], names[0]), InvalidInputError),
+        ("NaN at encode", lambda: hasher.encode(X * np.nan, names[0]), InvalidInputError),
+    ]:
+        try:
+            call()
+        except error:
+            continue
+        except Exception as exc:
+            raise AssertionError(f"{what}: raised {type(exc).__name__}: {exc}") from None
+        raise AssertionError(f"{what}: encode accepted it")
+    try:
+        _make(cls, params, n_bits=12).fit(views)
+    except InvalidInputError:
+        pass
+    else:
+        raise AssertionError("n_bits=12 (not a multiple of 8) was accepted")
+
+
+def check_supported_view_counts(cls: type, params: dict[str, Any]) -> None:
+    """Fits and encodes every view for each declared view count (2 and 3 where supported)."""
+    lo, hi = cls.supported_views
+    counts = [c for c in (2, 3) if c >= lo and (hi is None or c <= hi)]
+    assert counts, f"supported_views={cls.supported_views} admits neither 2 nor 3 views"
+    for count in counts:
+        hasher = _make(cls, params).fit(_readonly_train(count))
+        for modality, X in _data(count).part("query")[0].items():
+            assert hasher.encode(X, modality).shape == (len(X), params.get("n_bits", N_BITS))
+
+
+def _cross_modal_map(hasher, n_views: int) -> float:
+    from mmhash.evaluation import mean_average_precision
+
+    data = _data(n_views)
+    (q_views, q_labels), (r_views, r_labels) = data.part("query"), data.part("retrieval")
+    names = list(q_views)
+    scores = []
+    for a in names:
+        qa = hasher.encode(q_views[a], a)
+        for b in names:
+            if a != b:
+                rb = hasher.encode(r_views[b], b)
+                scores.append(mean_average_precision(qa, rb, q_labels, r_labels, tie="expected"))
+    return float(np.mean(scores))
+
+
+def check_beats_random_floor(cls: type, params: dict[str, Any]) -> None:
+    """Cross-modal mAP on planted structure beats the rp random-projection floor by a margin."""
+    from mmhash.hashers.rp import RandomProjectionHasher
+
+    n_views = _min_views(cls)
+    n_bits = params.get("n_bits", N_BITS)
+    floor = RandomProjectionHasher(n_bits=n_bits, random_state=0).fit(_readonly_train(n_views))
+    floor_map = _cross_modal_map(floor, n_views)
+    got = _cross_modal_map(_fitted(cls, params), n_views)
+    assert got > floor_map + 0.05, (
+        f"cross-modal mAP {got:.3f} does not beat the rp floor {floor_map:.3f} by 0.05"
+    )
+
+
+CHECKS: dict[str, Check] = {
+    "params_stored_unchanged": check_params_stored_unchanged,
+    "fit_returns_self": check_fit_returns_self,
+    "encode_before_fit_raises": check_encode_before_fit_raises,
+    "code_format": check_code_format,
+    "inputs_not_mutated": check_inputs_not_mutated,
+    "deterministic": check_deterministic,
+    "no_batch_dependence": check_no_batch_dependence,
+    "save_load_roundtrip": check_save_load_roundtrip,
+    "bad_input_errors": check_bad_input_errors,
+    "supported_view_counts": check_supported_view_counts,
+    "beats_random_floor": check_beats_random_floor,
+}
+
+
+def check_params(cls: type, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters the checks use: conformance_params, then ``params``, with n_bits=16."""
+    return {"n_bits": N_BITS, "random_state": 0, **cls.conformance_params, **(params or {})}
+
+
+def iter_checks(cls: type, params: dict[str, Any] | None = None,
+                skip: tuple[str, ...] = ()) -> Iterator[tuple[str, Callable[[], None]]]:
+    """Yield (check name, zero-argument callable) for every check that applies to ``cls``."""
+    full = check_params(cls, params)
+    for name, check in CHECKS.items():
+        if name in skip or (name == "beats_random_floor" and cls.name == "rp"):
+            continue  # the floor cannot beat itself
+        yield name, (lambda check=check: check(cls, full))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    passed: bool
+    message: str = ""
+
+
+def check_hasher(name_or_cls: str | type, params: dict[str, Any] | None = None, *,
+                 raise_on_failure: bool = True,
+                 on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+    """Run every conformance check on a hasher (a registered name or a class).
+
+    Returns the list of results; with ``raise_on_failure`` an :class:`AssertionError` lists every
+    failed check. ``on_result`` is called after each check (the CLI shows progress with it).
+    """
+    from mmhash.registry import get_hasher_class
+
+    cls = get_hasher_class(name_or_cls) if isinstance(name_or_cls, str) else name_or_cls
+    results = []
+    for name, run in iter_checks(cls, params):
+        try:
+            run()
+            result = CheckResult(name, True)
+        except Exception as exc:  # report every failing check, not only the first
+            result = CheckResult(name, False, f"{type(exc).__name__}: {exc}")
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    failed = [r for r in results if not r.passed]
+    if failed and raise_on_failure:
+        lines = "\n".join(f"  {r.check}: {r.message}" for r in failed)
+        raise AssertionError(f"{cls.__name__} failed {len(failed)} check(s):\n{lines}")
+    return results
