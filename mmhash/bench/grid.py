@@ -1,0 +1,146 @@
+"""The benchmark grid: which (dataset, method, params, bits, seed) cells to run, validated up front.
+
+Everything a user types is checked here before any work starts or any result is written, so a
+typo ends with one clear message and leaves the store untouched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmhash.base import check_n_bits
+from mmhash.errors import InvalidInputError, UnknownNameError
+
+DEFAULT_BITS = (16, 32, 64, 128)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: fit ``method`` on ``dataset`` with ``bits`` and ``seed``, then evaluate.
+
+    ``views`` is the tuple of view names the method is fitted on (all of the dataset's views for
+    methods that support them, or one pair of views for two-view methods on an M-view dataset).
+    """
+
+    dataset: str
+    method: str
+    bits: int
+    seed: int
+    views: tuple[str, ...]
+    params: tuple[tuple[str, Any], ...] = field(default=())
+
+    @property
+    def params_json(self) -> str:
+        """Canonical JSON of the method's extra hyperparameters (part of the cell's identity)."""
+        return json.dumps(dict(self.params), sort_keys=True)
+
+    @property
+    def key(self) -> tuple:
+        return (self.dataset, self.method, self.params_json, self.bits, self.seed,
+                ",".join(self.views))
+
+    def label(self) -> str:
+        views = "+".join(self.views)
+        return f"{self.method} {self.bits} bits seed {self.seed} on {self.dataset} [{views}]"
+
+
+def tasks(views: Sequence[str]) -> list[tuple[str, str]]:
+    """Every ordered pair of distinct views: (query view, retrieval view)."""
+    return [(a, b) for a in views for b in views if a != b]
+
+
+def task_name(query_view: str, retrieval_view: str) -> str:
+    """The task token stored and exported: ``QUERY->RETRIEVAL`` in the dataset's view names."""
+    return f"{query_view}->{retrieval_view}"
+
+
+def parse_list(text: str | Iterable, what: str) -> list[str]:
+    """Split a comma-separated CLI value (or pass a list through), dropping blanks."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    items = [str(i).strip() for i in items if str(i).strip()]
+    if not items:
+        raise InvalidInputError(f"{what}: empty list")
+    return items
+
+
+def parse_bits(text: str | Iterable) -> list[int]:
+    """Bit lengths: positive multiples of 8 up to 1024, e.g. ``"16,32,64,128"``."""
+    out = []
+    for item in parse_list(text, "--bits"):
+        try:
+            value = int(item)
+        except ValueError:
+            raise InvalidInputError(
+                f"--bits: {item!r} is not an integer (use multiples of 8 up to 1024, "
+                "e.g. 16,32,64,128)"
+            ) from None
+        try:
+            out.append(check_n_bits(value))
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"--bits: {exc}") from None
+    return sorted(set(out))
+
+
+def parse_seeds(text: str | Iterable) -> list[int]:
+    """Seeds: non-negative integers, e.g. ``"0,1,2"``."""
+    out = []
+    for item in parse_list(text, "--seeds"):
+        try:
+            value = int(item)
+        except ValueError:
+            raise InvalidInputError(f"--seeds: {item!r} is not an integer (e.g. 0,1,2)") from None
+        if value < 0 or str(value) != item.lstrip("+"):
+            raise InvalidInputError(f"--seeds: {item!r} must be a non-negative integer")
+        out.append(value)
+    return sorted(set(out))
+
+
+def view_groups(method_views: tuple[int, int | None], dataset_views: Sequence[str],
+                method: str) -> list[tuple[str, ...]]:
+    """The view sets a method is fitted on for a dataset.
+
+    All views when the method supports that many; otherwise every pair of views (two-view methods
+    on an M-view set), each fitted separately; an error when the method needs more views.
+    """
+    lo, hi = method_views
+    m = len(dataset_views)
+    if m >= lo and (hi is None or m <= hi):
+        return [tuple(dataset_views)]
+    if m > (hi or m) and lo <= 2 <= (hi or 2):
+        return list(itertools.combinations(dataset_views, 2))
+    raise InvalidInputError(
+        f"method {method!r} needs {lo}..{hi or 'any'} views, the dataset has {m}: "
+        f"{list(dataset_views)}"
+    )
+
+
+def expand(dataset: str, dataset_views: Sequence[str], methods: Sequence[str],
+           bits: Sequence[int], seeds: Sequence[int],
+           params: dict[str, dict[str, Any]] | None = None) -> list[Cell]:
+    """All cells of the grid for one dataset, in a stable order (method, bits, seed, views)."""
+    from mmhash.registry import get_hasher_class
+
+    params = params or {}
+    unknown = set(params) - set(methods)
+    if unknown:
+        raise UnknownNameError("method in params", sorted(unknown)[0], methods)
+    cells = []
+    for method in methods:
+        cls = get_hasher_class(method)
+        extra = params.get(method, {})
+        valid = set(cls._param_names())
+        for key in extra:
+            if key not in valid:
+                raise UnknownNameError(f"parameter of {method!r}", key, valid - {"n_bits",
+                                                                                   "random_state"})
+            if key in ("n_bits", "random_state"):
+                raise InvalidInputError(f"{method}.{key} is set by --bits/--seeds, not params")
+        groups = view_groups(cls.supported_views, dataset_views, method)
+        for b, s, group in itertools.product(bits, seeds, groups):
+            cells.append(Cell(dataset, method, int(b), int(s), tuple(group),
+                              tuple(sorted(extra.items()))))
+    return cells

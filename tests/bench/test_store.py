@@ -1,0 +1,73 @@
+"""The SQLite result store: atomic cells, newest-wins reads, clear errors on bad files."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from mmhash.bench.store import SCHEMA_VERSION, CellRecord, ResultStore
+from mmhash.errors import DataError
+
+
+def _record(value=0.5, seed=0, status="done", results=None):
+    rows = results if results is not None else [("image->text", "map", "expected", value),
+                                                 ("text->image", "map", "expected", value + 0.1)]
+    return CellRecord("synthetic", "abc", "rp", "{}", 16, seed, "image,text", status,
+                      None if status == "done" else "boom", 0.1, 0.01, rows)
+
+
+def test_cells_round_trip_and_newest_wins(tmp_path):
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        run = store.start_run({"methods": ["rp"]})
+        store.add_cell(run, _record(0.5))
+        store.add_cell(run, _record(0.7))  # same key, later: the newer value is reported
+        store.add_cell(run, _record(0.2, seed=1))
+        rows = store.results()
+        assert {(r["seed"], r["task"], round(r["value"], 6)) for r in rows} == {
+            (0, "image->text", 0.7), (0, "text->image", 0.8),
+            (1, "image->text", 0.2), (1, "text->image", 0.3)}
+        assert store.finished_keys() == {("synthetic", "rp", "{}", 16, 0, "image,text"),
+                                         ("synthetic", "rp", "{}", 16, 1, "image,text")}
+
+
+def test_failed_cell_is_kept_but_not_reported(tmp_path):
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        run = store.start_run({})
+        store.add_cell(run, _record(status="failed", results=[]))
+        assert store.results() == []
+        assert store.failures(run)[0]["error"] == "boom"
+        assert store.finished_keys() == set()
+
+
+def test_cell_and_results_are_one_transaction(tmp_path):
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        run = store.start_run({})
+        duplicate = [("image->text", "map", "expected", 0.1)] * 2  # violates the primary key
+        with pytest.raises(sqlite3.IntegrityError):
+            store.add_cell(run, _record(results=duplicate))
+        count = store._db.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+        assert count == 0  # the cell row was rolled back with its results
+
+
+def test_runs_record_versions_and_machine(tmp_path):
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        run = store.start_run({"bits": [16]}, command="mmhash bench")
+        row = store._db.execute("SELECT versions, machine, config FROM runs WHERE run_id=?",
+                                (run,)).fetchone()
+    assert '"mmhash"' in row[0] and '"python"' in row[1] and '"bits"' in row[2]
+
+
+def test_newer_schema_and_corrupt_file_are_clear_errors(tmp_path):
+    path = tmp_path / "r.sqlite"
+    ResultStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    db.commit()
+    db.close()
+    with pytest.raises(DataError, match="newer than this mmhash"):
+        ResultStore(path)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DataError, match="not a usable mmhash result store"):
+        ResultStore(junk)

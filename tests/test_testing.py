@@ -1,0 +1,147 @@
+"""The conformance suite itself: a sound hasher passes, and each broken hasher fails its check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmhash.hashers.rp import RandomProjectionHasher
+from mmhash.testing import CHECKS, check_hasher, check_params
+
+
+class _Learned(RandomProjectionHasher):
+    """A sound learned hasher for these tests: CCA-like shared projections of the two views."""
+
+    name = "learned-ok"
+    supported_views = (2, 2)
+
+    def _fit(self, views):
+        from sklearn.cross_decomposition import CCA
+
+        (a, Xa), (b, Xb) = views.items()
+        cca = CCA(n_components=min(self.n_bits, Xa.shape[1], Xb.shape[1]), max_iter=500)
+        cca.fit(Xa, Xb)
+        k = cca.x_rotations_.shape[1]
+        reps = -(-self.n_bits // k)  # repeat directions if n_bits > rank, with rotations
+        rng = np.random.default_rng(self.random_state)
+        rot = rng.standard_normal((k * reps, self.n_bits))
+        self.mean0_, self.mean1_ = Xa.mean(0), Xb.mean(0)
+        self.proj0_ = np.tile(cca.x_rotations_, reps) @ rot
+        self.proj1_ = np.tile(cca.y_rotations_, reps) @ rot
+
+
+class ChangesParams(_Learned):
+    name = "changes-params"
+
+    def __init__(self, n_bits=32, random_state=0):
+        super().__init__(n_bits=n_bits, random_state=random_state + 1)
+
+
+class FitReturnsNone(_Learned):
+    name = "fit-returns-none"
+
+    def fit(self, views):
+        super().fit(views)
+
+
+class MutatesInput(_Learned):
+    name = "mutates-input"
+
+    def _fit(self, views):
+        for X in views.values():
+            X -= X.mean(axis=0)  # in place: forbidden
+        super()._fit(views)
+
+
+class NotDeterministic(_Learned):
+    name = "not-deterministic"
+
+    def _fit(self, views):
+        super()._fit(views)
+        self.proj0_ = self.proj0_ + np.random.standard_normal(self.proj0_.shape)  # noqa: NPY002
+
+
+class BatchDependent(_Learned):
+    name = "batch-dependent"
+
+    def _encode(self, X, modality):
+        i = self.modalities_.index(modality)
+        return (X - X.mean(axis=0)) @ getattr(self, f"proj{i}_")  # batch statistic
+
+
+class ForgetfulSave(_Learned):
+    name = "forgetful-save"
+
+    def _get_state(self):
+        arrays, values = super()._get_state()
+        arrays.pop("proj0_")
+        return arrays, values
+
+    def _set_state(self, arrays, values):
+        super()._set_state(arrays, values)
+        self.proj0_ = np.random.default_rng(123).standard_normal(self.proj1_.shape)
+
+
+class WrongDtype(_Learned):
+    name = "wrong-dtype"
+
+    def encode(self, X, modality):
+        return super().encode(X, modality).astype(np.int64)
+
+
+class SkipsValidation(_Learned):
+    name = "skips-validation"
+
+    def encode(self, X, modality):
+        i = self.modalities_.index(modality) if modality in self.modalities_ else 0
+        scores = np.asarray(X)[:, : self.n_bits] @ np.ones((min(self.n_bits, X.shape[1]),
+                                                               self.n_bits))
+        return np.where(scores >= 0, 1, -1).astype(np.int8) * (i * 0 + 1)
+
+
+class NoFitGuard(_Learned):
+    name = "no-fit-guard"
+
+    def encode(self, X, modality):
+        return np.where(self._encode(np.asarray(X, float), modality) >= 0, 1, -1).astype(np.int8)
+
+
+class CopiesTheFloor(RandomProjectionHasher):
+    name = "copies-the-floor"
+
+
+def _run(cls, check):
+    CHECKS[check](cls, check_params(cls))
+
+
+def test_sound_hasher_passes_every_check():
+    results = check_hasher(_Learned, raise_on_failure=False)
+    assert [r.check for r in results if not r.passed] == []
+    assert {r.check for r in results} == set(CHECKS)
+
+
+@pytest.mark.parametrize(
+    ("cls", "check"),
+    [
+        (ChangesParams, "params_stored_unchanged"),
+        (FitReturnsNone, "fit_returns_self"),
+        (MutatesInput, "inputs_not_mutated"),
+        (NotDeterministic, "deterministic"),
+        (BatchDependent, "no_batch_dependence"),
+        (ForgetfulSave, "save_load_roundtrip"),
+        (WrongDtype, "code_format"),
+        (SkipsValidation, "bad_input_errors"),
+        (NoFitGuard, "encode_before_fit_raises"),
+        (CopiesTheFloor, "beats_random_floor"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else v.name,
+)
+def test_broken_hasher_fails_the_check_it_breaks(cls, check):
+    with pytest.raises(AssertionError):
+        _run(cls, check)
+
+
+def test_check_hasher_lists_every_failure():
+    with pytest.raises(AssertionError, match="batch-dependent|BatchDependent") as info:
+        check_hasher(BatchDependent)
+    assert "no_batch_dependence" in str(info.value)
