@@ -1,0 +1,134 @@
+"""The command line: bench end to end on the synthetic set, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mmhash.cli import main
+
+FAST = ["--dataset", "synthetic", "--methods", "rp", "--bits", "8,16", "--seeds", "0,1"]
+
+
+def _count_cells(path):
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+
+@pytest.fixture
+def store(tmp_path):
+    return str(tmp_path / "results.sqlite")
+
+
+def test_bench_prints_paper_layout_and_stores_every_cell(store, tmp_path):
+    export = tmp_path / "cells.csv"
+    result = CliRunner().invoke(main, ["bench", *FAST, "--store", store, "--export", str(export)])
+    assert result.exit_code == 0, result.output
+    assert "mAP@all" in result.output and "tie policy: expected" in result.output
+    assert "image->text" in result.output and "text->image" in result.output
+    assert "synthetic" in result.output
+    # 2 bits x 2 seeds x 2 tasks x 1 metric x 1 tie
+    assert _count_cells(store) == 8
+    frame = pd.read_csv(export)
+    assert list(frame.columns) == ["dataset", "method", "bits", "seed", "task", "metric", "tie",
+                                   "value"]
+    assert len(frame) == 8
+    assert set(frame["task"]) == {"image->text", "text->image"}
+    assert frame["value"].between(0, 1).all()
+
+
+def test_same_seed_gives_same_map(store, tmp_path):
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path in paths:
+        result = CliRunner().invoke(main, ["bench", *FAST, "--store", store, "--export",
+                                           str(path)])
+        assert result.exit_code == 0, result.output
+    a, b = (json.loads(p.read_text()) for p in paths)
+    assert a == b
+
+
+def test_resume_skips_finished_cells(store):
+    runner = CliRunner()
+    assert runner.invoke(main, ["bench", *FAST, "--store", store]).exit_code == 0
+    before = _count_cells(store)
+    result = runner.invoke(main, ["bench", *FAST, "--store", store, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert _count_cells(store) == before  # nothing recomputed
+    assert "image->text" in result.output  # but the table still shows the whole grid
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--methods", "rpp"], "unknown method 'rpp'; did you mean 'rp'?"),
+        (["--dataset", "wikki"], "unknown dataset 'wikki'"),
+        (["--bits", "12"], "multiple of 8"),
+        (["--bits", "2048"], "multiple of 8"),
+        (["--seeds", "x"], "--seeds"),
+        (["--tie", "random"], "unknown tie policy"),
+        (["--views", "image,audio"], "unknown modality 'audio'"),
+        (["--param", "rp.nope=1"], "parameter of 'rp'"),
+        (["--export", "out.xlsx"], ".csv or .json"),
+    ],
+)
+def test_bad_input_is_one_line_and_keeps_stored_results(store, args, message):
+    runner = CliRunner()
+    assert runner.invoke(main, ["bench", *FAST, "--store", store]).exit_code == 0
+    before = _count_cells(store)
+    base = dict(zip(FAST[::2], FAST[1::2]))
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    argv = ["bench", "--store", store, *[x for kv in base.items() for x in kv]]
+    result = runner.invoke(main, argv)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert _count_cells(store) == before
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    cmd = [sys.executable, "-m", "mmhash.cli", "bench", "--methods", "nope", "--store",
+           str(tmp_path / "s.sqlite")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ},
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: unknown method 'nope'")
+    assert "Traceback" not in proc.stderr
+
+
+def test_nan_in_a_user_file_is_a_clear_error(tmp_path, store):
+    import numpy as np
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((60, 8))
+    image[3, 2] = np.nan
+    path = tmp_path / "mine.mat"  # the common wikiData.mat layout
+    savemat(path, dict(I_tr=image[:40], T_tr=rng.standard_normal((40, 5)),
+             L_tr=rng.integers(0, 2, (40, 3)), I_te=image[40:],
+             T_te=rng.standard_normal((20, 5)), L_te=rng.integers(0, 2, (20, 3))))
+    result = CliRunner().invoke(main, ["bench", "--dataset", str(path), "--methods", "rp",
+                                       "--bits", "8", "--store", store])
+    assert result.exit_code == 2, result.output
+    assert "NaN" in result.output and "Traceback" not in result.output
+
+
+def test_list_and_check_and_datasets():
+    runner = CliRunner()
+    listed = runner.invoke(main, ["list"])
+    assert listed.exit_code == 0 and "rp" in listed.output and "available" in listed.output
+    checked = runner.invoke(main, ["check", "rp"])
+    assert checked.exit_code == 0, checked.output
+    assert "0 failed" in checked.output
+    unknown = runner.invoke(main, ["check", "rpp"])
+    assert unknown.exit_code == 2 and "did you mean 'rp'" in unknown.output
+    datasets = runner.invoke(main, ["datasets"])
+    assert datasets.exit_code == 0 and "synthetic" in datasets.output and "wiki" in datasets.output
