@@ -1,0 +1,102 @@
+"""CVH: the eigen-solution of the paper's relaxed problem, its constraints, refusals, accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mmhash_baselines.cvh import CVH
+
+from mmhash.data.synthetic import make_synthetic
+from mmhash.errors import InvalidInputError
+from mmhash.evaluation import mean_average_precision
+from mmhash.hashers.rp import RandomProjectionHasher
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n=600, dims=(30, 20), n_labels=6, latent_dim=8, noise=0.3,
+                          random_state=3)
+
+
+def _matrices(views, reg):
+    """The paper's (regularised) L' and D blocks, rebuilt independently of the implementation."""
+    Xs = list(views.values())
+    Z = np.hstack([X - X.mean(axis=0) for X in Xs])
+    C = Z.T @ Z / len(Z)
+    K, edges = len(Xs), np.cumsum([0] + [X.shape[1] for X in Xs])
+    B = np.zeros_like(C)
+    for a, b in zip(edges[:-1], edges[1:]):
+        B[a:b, a:b] = C[a:b, a:b] + reg * np.trace(C[a:b, a:b]) / (b - a) * np.eye(b - a)
+    L = (K - 1) * B - (C - np.where(B != 0, C, 0.0))
+    return L, B
+
+
+def _W(h, n_views):
+    return np.vstack([getattr(h, f"proj{k}_") for k in range(n_views)])
+
+
+@pytest.mark.parametrize("n_views", [2, 3])
+def test_solution_satisfies_generalised_eigen_equation(data, n_views):
+    dims = (30, 20, 12)[:n_views]
+    ds = make_synthetic(n=400, dims=dims, random_state=1)
+    views, _ = ds.part("train")
+    h = CVH(n_bits=16, reg=1e-3).fit(views)
+    L, B = _matrices(views, 1e-3)
+    W = _W(h, n_views)
+    # X L' X^T a = lambda X D X^T a, with the paper's constraint A^T X D X^T A = I.
+    np.testing.assert_allclose(L @ W, B @ W * h.eigenvalues_, atol=1e-8)
+    np.testing.assert_allclose(W.T @ B @ W, np.eye(16), atol=1e-8)
+
+
+def test_keeps_the_smallest_eigenvalues_and_equals_cca(data):
+    views, _ = data.part("train")
+    h = CVH(n_bits=16, reg=1e-3).fit(views)
+    L, B = _matrices(views, 1e-3)
+    full = np.sort(np.linalg.eigvals(np.linalg.solve(B, L)).real)
+    np.testing.assert_allclose(h.eigenvalues_, full[:16], atol=1e-8)
+    assert np.all(np.diff(h.eigenvalues_) >= -1e-12)
+    # Two views: lambda = 1 - rho, rho the canonical correlations (SVD of the whitened C_xy).
+    X, Y = (V - V.mean(axis=0) for V in views.values())
+    n = len(X)
+    Bx, By = B[:30, :30], B[30:, 30:]
+    wx = np.linalg.inv(np.linalg.cholesky(Bx))
+    wy = np.linalg.inv(np.linalg.cholesky(By))
+    rho = np.linalg.svd(wx @ (X.T @ Y / n) @ wy.T, compute_uv=False)
+    np.testing.assert_allclose(1 - h.eigenvalues_[:16], rho[:16], atol=1e-8)
+
+
+def test_bits_beyond_shared_directions_are_constant_not_noise():
+    # Text with 4 dims correlates along at most 4 directions; at 16 bits the other 12 text
+    # directions are exactly zero (constant bits), not the sign of round-off.
+    ds = make_synthetic(n=300, dims=(40, 4), random_state=2)
+    views, _ = ds.part("train")
+    h = CVH(n_bits=16).fit(views)
+    zero_cols = np.all(h.proj1_ == 0, axis=0)
+    assert zero_cols.sum() >= 12
+    codes = h.encode(views["text"], "text")
+    assert np.all(codes[:, zero_cols] == 1)
+
+
+def test_refuses_sizes_it_cannot_handle(data):
+    views, _ = data.part("train")
+    with pytest.raises(InvalidInputError, match="max_features"):
+        CVH(n_bits=16, max_features=40).fit(views)
+    with pytest.raises(InvalidInputError, match="n_bits=56 exceeds"):
+        CVH(n_bits=56).fit(views)
+    with pytest.raises(InvalidInputError, match="reg"):
+        CVH(n_bits=16, reg=0).fit(views)
+
+
+def test_cross_modal_retrieval_beats_random_projection(data):
+    train, _ = data.part("train")
+    query, lq = data.part("query")
+    _, lr = data.part("retrieval")
+
+    def scores(h):
+        h.fit(train)
+        return [mean_average_precision(h.encode(query[a], a), h.encode(train[b], b), lq, lr)
+                for a, b in (("image", "text"), ("text", "image"))]
+
+    cvh = scores(CVH(n_bits=16))
+    rp = scores(RandomProjectionHasher(n_bits=16))
+    assert min(cvh) > max(rp) + 0.05, (cvh, rp)
