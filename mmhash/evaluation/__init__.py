@@ -1,0 +1,74 @@
+"""Exact evaluation of Hamming retrieval: mAP, mAP@K, P@K and PR curves under explicit tie rules.
+
+This is the reference implementation (numpy, blocks of queries); a faster engine must reproduce
+its numbers. The conventions, exactly:
+
+Inputs
+    Codes are 2-D integer arrays with values in {-1, +1} only (``(Q, n_bits)`` queries,
+    ``(N, n_bits)`` retrieval items, same ``n_bits``); {0, 1} bits are refused, not guessed.
+    Labels are 2-D multi-hot 0/1 arrays ``(n, C)`` (any int/bool dtype; floats holding 0/1 are
+    accepted too), or -- for both sides together -- 1-D integer class-id vectors ``(n,)``, which
+    are turned into one-hot over the union of the ids (so "share a label" means "same id").
+
+Relevance and ranking
+    Item ``x`` is relevant to query ``q`` iff they share at least one label
+    (``Lq @ Lr.T > 0``). Items are ranked by Hamming distance, ascending. Distances take only
+    ``n_bits + 1`` values, so ties are the rule.
+
+Tie policies (``TIE_POLICIES``)
+    ``expected`` (default)
+        The exact expectation of the metric when each group of equal distance is put in a
+        uniformly random order (McSherry & Najork, ECIR 2008). Computed in closed form from the
+        per-query counts of items and relevant items at each distance; it does not depend on the
+        order of the retrieval set. See :mod:`mmhash.evaluation.ties` for the formulas.
+    ``optimistic`` / ``pessimistic``
+        Relevant items first / last inside every tie group. For mAP and P@K these bound
+        ``expected`` from above / below. For mAP@K they are just these two orders: with the
+        "normalise by relevant items in the top K" convention, pulling one more relevant item
+        into the top K at a low precision can *lower* AP@K, so there they need not bound it.
+    ``index``
+        Ties broken by position in the retrieval set (a stable sort by distance), which is what
+        most published evaluation scripts do implicitly; use it only to compare with papers.
+
+Metrics
+    ``map``: mean over *all* queries of average precision, AP = (1/R) * sum over relevant items
+    of the precision at their rank, R the number of relevant items; a query with R = 0 has AP 0
+    and still counts in the mean.
+    ``map@K``: the ranking is truncated at K positions (K > N means N) and AP is normalised by
+    the number of relevant items within the top K (the DJSRH-family convention); 0 if there are
+    none. Under ``expected`` the tie group straddling position K makes that number random; the
+    exact expectation conditions on it (hypergeometric).
+    ``p@K``: relevant items among the first K positions divided by K, with K clipped to N.
+    PR curve: for radius r = 0..n_bits the items at distance <= r are retrieved (whole tie
+    groups, so no policy is needed); precision is averaged over the queries that retrieve at
+    least one item at that radius (it is undefined for the others), recall over the queries with
+    at least one relevant item.
+
+Memory
+    Queries are processed in blocks of about ``hamming.BLOCK_ELEMENTS`` query-item pairs; no
+    Q x N matrix is built except by :func:`hamming_distance` and :func:`relevance`, whose result
+    is that matrix.
+"""
+
+from mmhash.evaluation.hamming import hamming_distance, relevance
+from mmhash.evaluation.metrics import (
+    PRCurve,
+    average_precision,
+    evaluate,
+    mean_average_precision,
+    pr_curve,
+    precision_at_k,
+)
+from mmhash.evaluation.ties import TIE_POLICIES
+
+__all__ = [
+    "TIE_POLICIES",
+    "PRCurve",
+    "average_precision",
+    "evaluate",
+    "hamming_distance",
+    "mean_average_precision",
+    "pr_curve",
+    "precision_at_k",
+    "relevance",
+]
