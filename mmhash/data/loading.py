@@ -1,0 +1,300 @@
+"""``load_dataset`` and ``list_datasets``: registered datasets from their cards, or a user's file.
+
+A registered dataset's files are looked up under the data directory (the ``data_dir`` argument,
+else the ``MMHASH_DATA`` environment variable, else ``./data``; relative paths are resolved
+against the current directory), whose layout mirrors the staged ``datasets`` folder
+(``wikipedia/``, ``cub10/``, ``uci_mfeat/csv/``). Each file is checked against the sha256 in the
+card, the split comes from the package's stored index file, and the parsed arrays are cached in
+the process (keyed by the files' path, mtime and size), so a second load costs a copy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmhash.data.cards import Card, all_cards, get_card
+from mmhash.data.checksum import file_key, sha256, verify
+from mmhash.data.dataset import PARTS, Dataset, Split
+from mmhash.data.formats import READERS, RawData, detect_format
+from mmhash.data.formats.keyed import triple_paths
+from mmhash.data.splits import (
+    GENERATED_SEED,
+    QUERY_FRACTION,
+    generated_split,
+    split_from_parts,
+    stored_split,
+)
+from mmhash.data.synthetic import make_synthetic
+from mmhash.errors import DataError, UnknownNameError
+
+ENV = "MMHASH_DATA"
+DEFAULT_DIR = "data"
+_CACHE_SIZE = 8
+# (kind, identifier) -> (file versions read, RawData). Entries are checked against the files'
+# current versions before use, and callers only ever get copies of the arrays.
+_parsed: OrderedDict[tuple[str, str], tuple[tuple, RawData]] = OrderedDict()
+
+
+def data_root(data_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """The data directory (absolute) and where the choice came from, for error messages."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser().resolve(), "the data_dir argument"
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV]).expanduser().resolve(), f"${ENV}"
+    return Path(DEFAULT_DIR).resolve(), f"the default ./{DEFAULT_DIR} ({ENV} is not set)"
+
+
+def _file_paths(card: Card, root: Path) -> dict[str, Path]:
+    return {f["role"]: root / f["path"] for f in card.files}
+
+
+def _missing_message(card: Card, root: Path, origin: str, missing: list[str]) -> str:
+    first = missing[0]
+    more = f" (and {len(missing) - 1} more file(s))" if len(missing) > 1 else ""
+    where = "does not exist" if not root.is_dir() else "lacks it"
+    folder = card.folder or Path(first).parts[0]
+    return (
+        f"dataset {card.name!r} needs {first}{more}, expected at {root / first}; the data "
+        f"directory {root} (from {origin}) {where}. Put the files there, or point {ENV} (or "
+        f"data_dir=) at the folder that holds {folder}/"
+    )
+
+
+def _cached_read(kind: str, ident: str, read: Any) -> RawData:
+    """``read()`` once per version of the files it reads; later calls reuse the arrays."""
+    key = (kind, ident)
+    if key in _parsed:
+        versions, raw = _parsed[key]
+        try:
+            if tuple(file_key(p) for p in raw.files) == versions:
+                _parsed.move_to_end(key)
+                return raw
+        except OSError:
+            pass  # a file vanished: read again, which reports it
+    raw = read()
+    for X in raw.views.values():  # the cache must never be modified through a caller
+        X.setflags(write=False)
+    raw.labels.setflags(write=False)
+    _parsed[key] = (tuple(file_key(p) for p in raw.files), raw)
+    while len(_parsed) > _CACHE_SIZE:
+        _parsed.popitem(last=False)
+    return raw
+
+
+def _read_registered(card: Card, paths: dict[str, Path]) -> RawData:
+    view_names = list(card.views)
+    if card.reader == "svcl":
+        return READERS["svcl"](
+            paths["features"], paths["train_list"], paths["test_list"], views=view_names
+        )
+    if card.reader == "cell":
+        return READERS["cell"](paths["data"], view_names=view_names)
+    if card.reader == "mfeat":
+        return READERS["mfeat"]({v: paths[v] for v in view_names}, views=view_names)
+    if card.reader == "triple":
+        return READERS["triple"](paths["train"])
+    if card.reader in READERS:
+        return READERS[card.reader](paths["data"])
+    raise DataError(f"dataset card {card.name!r} names an unknown reader {card.reader!r}")
+
+
+def _check_against_card(card: Card, raw: RawData, split: Split) -> None:
+    dims = {v: int(X.shape[1]) for v, X in raw.views.items()}
+    if dims != card.dims or raw.n != card.n or raw.labels.shape[1] != card.classes:
+        raise DataError(
+            f"dataset {card.name!r}: the files hold n={raw.n}, views {dims}, "
+            f"{raw.labels.shape[1]} classes; the card says n={card.n}, views {card.dims}, "
+            f"{card.classes} classes"
+        )
+    sizes = {p: len(getattr(split, p)) for p in PARTS}
+    expected = {p: int(card.split[p]) for p in PARTS}
+    if sizes != expected:
+        raise DataError(f"dataset {card.name!r}: stored split sizes {sizes}, card says {expected}")
+    if card.split.get("source") == "original":
+        # The stored indices must be exactly the release's own train/test rows.
+        if not (np.array_equal(split.query, raw.parts.get("test", []))
+                and np.array_equal(split.train, raw.parts.get("train", []))):
+            raise DataError(
+                f"dataset {card.name!r}: the stored split is not the original train/test split "
+                f"of the files"
+            )
+
+
+def _load_synthetic(card: Card) -> Dataset:
+    ds = make_synthetic(**card.params, name=card.name)
+    ds.info.update({"card": card.name, "reader": "synthetic", "source_files": [],
+                    "split": {"source": "generator", "definition": card.split.get("definition")},
+                    "split_generated": True})
+    return ds
+
+
+def _load_registered(card: Card, data_dir: str | os.PathLike | None) -> Dataset:
+    if card.synthetic:
+        return _load_synthetic(card)
+    root, origin = data_root(data_dir)
+    paths = _file_paths(card, root)
+    missing = [f["path"] for f in card.files if not paths[f["role"]].is_file()]
+    if missing:
+        raise DataError(_missing_message(card, root, origin, missing))
+    digests = [
+        {"path": str(paths[f["role"]]), "sha256": verify(paths[f["role"]], f["sha256"], card.name)}
+        for f in card.files
+    ]
+    raw = _cached_read("card", f"{card.name}\0{root}", lambda: _read_registered(card, paths))
+    split = stored_split(card.split["file"])
+    _check_against_card(card, raw, split)
+    info = {
+        "description": card.description,
+        "card": card.name,
+        "reader": raw.reader,
+        "data_dir": str(root),
+        "source_files": digests,
+        "split": {k: card.split[k] for k in ("file", "source", "definition") if k in card.split},
+        "split_generated": False,
+        "reader_notes": dict(raw.notes),
+    }
+    return _dataset(card.name, raw, split, info)
+
+
+def _dataset(name: str, raw: RawData, split: Split, info: dict[str, Any]) -> Dataset:
+    views = {v: np.array(X) for v, X in raw.views.items()}  # writable copies for the caller
+    return Dataset(name, views, np.array(raw.labels), split, synthetic=False, info=info)
+
+
+def _user_name(reader: str, target: Path) -> str:
+    if reader == "mfeat":
+        return target.name
+    if reader == "svcl":
+        return target.parent.name
+    if reader == "triple":
+        return triple_paths(target)["train"].stem.removesuffix("_train")
+    return target.stem
+
+
+def _load_path(path: Path) -> Dataset:
+    reader, target = detect_format(path)
+    raw = _cached_read("path", f"{reader}\0{target.resolve()}", lambda: READERS[reader](target))
+    carried = split_from_parts(raw.parts)
+    if carried is not None:
+        split, definition = carried
+        split_info = {"source": "file", "definition": definition}
+    else:
+        split = generated_split(raw.n)
+        split_info = {
+            "source": "generated",
+            "definition": (
+                f"generated: {QUERY_FRACTION:.0%} of the rows drawn as queries with "
+                f"default_rng({GENERATED_SEED}), the rest train = retrieval, 10% of train as "
+                f"validation (the file carries no split)"
+            ),
+        }
+    info = {
+        "description": f"user data {path} read by the {reader!r} reader",
+        "path": str(path),
+        "reader": reader,
+        "source_files": [{"path": str(p), "sha256": sha256(p)} for p in raw.files],
+        "split": split_info,
+        "split_generated": carried is None,
+        "reader_notes": dict(raw.notes),
+    }
+    split.check(raw.n, str(path))
+    return _dataset(_user_name(reader, target), raw, split, info)
+
+
+def _looks_like_path(name: str) -> bool:
+    return (
+        os.sep in name
+        or "/" in name
+        or (os.altsep is not None and os.altsep in name)
+        or Path(name).suffix.lower() in (".mat", ".npz", ".csv", ".h5", ".hdf5")
+        or Path(name).exists()
+    )
+
+
+def load_dataset(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None
+                 ) -> Dataset:
+    """Load a registered dataset by name, or a user's file or folder by path.
+
+    Parameters
+    ----------
+    name_or_path : a registered name (see :func:`list_datasets`: ``synthetic``, ``synthetic3``,
+        ``wiki``, ``wiki3``, ``cub10``, ``mfeat``), or a path (``os.PathLike``, or a string with
+        a path separator, a known extension, or naming an existing file) to a file in one of the
+        formats of :mod:`mmhash.data.formats`. A registered name wins over a file of the same
+        name in the current directory; write ``./wiki`` for the file.
+    data_dir : where registered datasets' files are; default ``$MMHASH_DATA``, else ``./data``.
+
+    Returns
+    -------
+    Dataset with float64 views (fresh, writable copies), uint8 multi-hot labels and a fixed
+    split. ``info`` records the source files and their sha256, the reader, the split's origin
+    (``split_generated`` is True when a user's file carried no split), and for a user's file its
+    path.
+
+    Raises
+    ------
+    UnknownNameError : a name that is neither registered nor a path (with a did-you-mean).
+    DataError : a missing, corrupt or altered file, or a layout no reader knows.
+    """
+    if isinstance(name_or_path, os.PathLike):
+        return _load_path(Path(name_or_path))
+    if not isinstance(name_or_path, str):
+        raise UnknownNameError("dataset", repr(name_or_path), all_cards())
+    cards = all_cards()
+    if name_or_path in cards:
+        return _load_registered(cards[name_or_path], data_dir)
+    if _looks_like_path(name_or_path):
+        return _load_path(Path(name_or_path))
+    raise UnknownNameError("dataset", name_or_path, cards)
+
+
+def _entry(card: Card, root: Path) -> dict[str, Any]:
+    if card.synthetic:
+        present, path, missing = True, "(generated)", []
+    else:
+        paths = _file_paths(card, root)
+        missing = [str(paths[f["role"]]) for f in card.files if not paths[f["role"]].is_file()]
+        present = not missing
+        path = str(root / card.folder) if card.folder else str(root)
+    return {
+        "name": card.name,
+        "present": present,
+        "path": path,
+        "n": card.n if present else None,
+        "views": card.dims if present else None,
+        "classes": card.classes if present else None,
+        "description": card.description,
+        "synthetic": card.synthetic,
+        "multi_label": card.multi_label,
+        "reader": card.reader,
+        **{p: int(card.split[p]) for p in PARTS},
+        "split": card.split.get("source", ""),
+        "files": [f["path"] for f in card.files],
+        "missing": missing,
+        "declared": {"n": card.n, "views": card.dims, "classes": card.classes},
+    }
+
+
+def list_datasets(*, data_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Every registered dataset and whether its files are in the data directory.
+
+    Returns one dict per dataset, sorted by name: ``name``, ``present`` (bool: all files
+    exist; hashes are checked at load), ``path`` (the dataset's folder, or ``(generated)``),
+    ``n``, ``views`` (dict view -> dim), ``classes`` (these three are None when absent; the
+    card's values are always under ``declared``), ``description``, ``synthetic``,
+    ``multi_label``, ``reader``, the split sizes ``query``/``retrieval``/``train``/
+    ``validation``, ``split`` (its source), ``files`` (relative paths) and ``missing``
+    (absolute paths of absent files).
+    """
+    root, _ = data_root(data_dir)
+    return [_entry(card, root) for card in all_cards().values()]
+
+
+def dataset_card(name: str) -> dict[str, Any]:
+    """The full card of a registered dataset, as parsed from its TOML file."""
+    return dict(get_card(name).raw)
