@@ -108,11 +108,17 @@ def _describe(dataset) -> str:
 @click.option("--export", "export_path", default=None, type=click.Path(dir_okay=False),
               help="Also write this run's cells as a tidy .csv or .json table.")
 @click.option("--resume", is_flag=True, help="Skip cells already stored as done.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Local worker processes (spawned; BLAS/torch threads = cores // jobs).")
+@click.option("--executor", "executor_kind", default="local", show_default=True,
+              type=click.Choice(["local", "dask"]), help="Where cells run.")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Dask scheduler address for --executor dask.")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Directory of the real datasets (default $MMHASH_DATA, else ./data).")
 @_errors_as_one_line
 def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, suite, store,
-          export_path, resume, data_dir) -> None:
+          export_path, resume, jobs, executor_kind, scheduler, data_dir) -> None:
     """Run methods x bits x seeds on fixed splits, store every cell, print comparison tables."""
     from mmhash.bench.grid import expand, parse_bits, parse_list, parse_seeds
     from mmhash.bench.report import export, tables
@@ -154,30 +160,38 @@ def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, sui
     config = {"datasets": dataset_names, "methods": method_names, "bits": bit_list,
               "seeds": seed_list, "metrics": metric_list, "ties": tie_list, "params": params,
               "views": views, "suite": spec.name if spec else None}
+    from mmhash.bench.executors import make_executor
+
+    executor = make_executor(executor_kind, jobs=jobs, scheduler=scheduler)
     failed = []
-    with ResultStore(store) as results:
-        run_id = results.start_run(config, command=" ".join(sys.argv))
-        total = sum(len(cells) for _, cells in grids)
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn())
-        with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
-            task = bar.add_task("bench", total=total)
+    try:
+        with ResultStore(store) as results:
+            run_id = results.start_run(config, command=" ".join(sys.argv))
+            total = sum(len(cells) for _, cells in grids)
+            columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+                       MofNCompleteColumn(), TimeElapsedColumn())
+            with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
+                task = bar.add_task("bench", total=total)
+                offset = 0
+                for data, cells in grids:
+                    def step(label, finished, count, offset=offset):
+                        bar.update(task, description=label, completed=offset + finished)
 
-            def step(cell, index, count):
-                bar.update(task, description=cell.label())
-                if index:
-                    bar.advance(task)
-
-            for data, cells in grids:
-                summary = run_grid(data, cells, results, run_id, metrics=metric_list,
-                                   ties=tie_list, resume=resume, progress=step)
-                bar.advance(task)
-                failed.extend(summary.failed)
-        results.finish_run(run_id)
-        rows = results.results(run_id=run_id)
-        if resume:  # show the whole grid, including cells finished by earlier runs
-            rows = [r for d, _ in grids for r in results.results(dataset=d.name,
-                                                                 methods=method_names)]
+                    summary = run_grid(data, cells, results, run_id, metrics=metric_list,
+                                       ties=tie_list, resume=resume, executor=executor,
+                                       progress=step)
+                    offset += len(cells)
+                    failed.extend(summary.failed)
+            results.finish_run(run_id)
+            if resume:  # show the whole grid, including cells finished by earlier runs
+                keys = {cell.key for _, cells in grids for cell in cells}
+                rows = [r for r in results.results(methods=method_names)
+                        if (r["dataset"], r["method"], r["params"], r["bits"], r["seed"],
+                            r["views"]) in keys]
+            else:
+                rows = results.results(run_id=run_id)
+    finally:
+        executor.close()
 
     describe = {d.name: _describe(d) for d, _ in grids}
     for table in tables(rows, method_order=method_names, describe=describe):
@@ -189,8 +203,8 @@ def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, sui
     if failed:
         err = _console(stderr=True)
         err.print(f"[bold red]{len(failed)} cell(s) failed[/] (stored with their errors):")
-        for cell, error in failed:
-            err.print(f"  {cell.label()}: {error}", soft_wrap=True)
+        for label, error in failed:
+            err.print(f"  {label}: {error}", soft_wrap=True)
         sys.exit(EXIT_FAILED_CELLS)
 
 
@@ -222,8 +236,11 @@ def list_command() -> None:
     from mmhash.registry import list_hashers
 
     table = RichTable(title="Registered hashers (entry-point group mmhash.hashers)")
-    for col in ("name", "status", "views", "distribution", "description"):
+    table.add_column("name", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    for col in ("views", "distribution"):
         table.add_column(col)
+    table.add_column("description", overflow="fold")
     for info in list_hashers():
         if info.available:
             lo, hi = info.supported_views
@@ -246,8 +263,10 @@ def datasets_command(data_dir) -> None:
     from mmhash.data import list_datasets
 
     table = RichTable(title="Registered datasets")
-    for col in ("name", "present", "n", "views (dim)", "classes", "description"):
+    table.add_column("name", no_wrap=True)
+    for col in ("present", "n", "views (dim)", "classes"):
         table.add_column(col)
+    table.add_column("description", overflow="fold")
     for d in list_datasets(data_dir=data_dir):
         views = ", ".join(f"{v} ({dim})" for v, dim in (d.get("views") or {}).items())
         present = "[green]yes[/]" if d["present"] else f"[red]no[/] ({d.get('path', '')})"

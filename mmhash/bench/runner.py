@@ -31,7 +31,7 @@ def dataset_fingerprint(dataset: Dataset) -> str:
 def run_cell(dataset: Dataset, cell: Cell, metrics: Sequence[str] = DEFAULT_METRICS,
              ties: Sequence[str] = DEFAULT_TIES) -> CellRecord:
     """Fit and evaluate one cell; exceptions propagate (the grid decides what to do)."""
-    from mmhash.evaluation import evaluate
+    from mmhash.evaluation import evaluate, pr_curve, precision_at_k
     from mmhash.registry import get_hasher
 
     hasher = get_hasher(cell.method, n_bits=cell.bits, random_state=cell.seed, **dict(cell.params))
@@ -46,16 +46,37 @@ def run_cell(dataset: Dataset, cell: Cell, metrics: Sequence[str] = DEFAULT_METR
     r_codes = {v: hasher.encode(items[v], v) for v in cell.views}
     encode_seconds = time.perf_counter() - start
 
-    rows = []
+    rows, curves = [], []
+    ks = pk_grid(len(r_labels))
     for query_view, retrieval_view in tasks(cell.views):
+        task = task_name(query_view, retrieval_view)
+        qc, rc = q_codes[query_view], r_codes[retrieval_view]
+        pr = pr_curve(qc, rc, q_labels, r_labels)
+        curves.append((task, "pr", "none", pr.radius.tolist(), pr.precision.tolist(),
+                       pr.recall.tolist()))
         for tie in ties:
-            values = evaluate(q_codes[query_view], r_codes[retrieval_view], q_labels, r_labels,
-                              metrics=tuple(metrics), tie=tie)
-            rows.extend((task_name(query_view, retrieval_view), metric, tie, float(value))
-                        for metric, value in values.items())
+            values = evaluate(qc, rc, q_labels, r_labels, metrics=tuple(metrics), tie=tie)
+            rows.extend((task, metric, tie, float(value)) for metric, value in values.items())
+            pk = precision_at_k(qc, rc, q_labels, r_labels, ks, tie=tie)
+            curves.append((task, "p@k", tie, list(ks), pk.tolist(), None))
     return CellRecord(dataset.name, dataset_fingerprint(dataset), cell.method, cell.params_json,
                       cell.bits, cell.seed, ",".join(cell.views), "done", None, train_seconds,
-                      encode_seconds, rows)
+                      encode_seconds, rows, curves)
+
+
+def pk_grid(n_items: int) -> list[int]:
+    """Cut-offs of the stored P@K curve: 1, 2, 5, 10, 20, 50, ... below ``n_items``, then it."""
+    ks, scale = [], 1
+    while scale < n_items:
+        ks.extend(k for k in (scale, 2 * scale, 5 * scale) if k < n_items)
+        scale *= 10
+    return [*ks, n_items]
+
+
+def failed_record(dataset: Dataset, cell: Cell, error: str) -> CellRecord:
+    """The record of a cell that raised: stored with its error, no results."""
+    return CellRecord(dataset.name, dataset_fingerprint(dataset), cell.method, cell.params_json,
+                      cell.bits, cell.seed, ",".join(cell.views), "failed", error, None, None, ())
 
 
 @dataclass
@@ -65,37 +86,38 @@ class GridSummary:
     run_id: int
     ran: int = 0
     skipped: int = 0
-    failed: list[tuple[Cell, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (cell label, error)
 
 
 def run_grid(dataset: Dataset, cells: Sequence[Cell], store: ResultStore, run_id: int, *,
              metrics: Sequence[str] = DEFAULT_METRICS, ties: Sequence[str] = DEFAULT_TIES,
-             resume: bool = False,
-             progress: Callable[[Cell, int, int], None] | None = None) -> GridSummary:
-    """Run cells one after another, storing each as soon as it finishes.
+             resume: bool = False, executor=None,
+             progress: Callable[[str, int, int], None] | None = None) -> GridSummary:
+    """Run cells on ``executor`` (default: serially here), storing each as soon as it finishes.
 
     With ``resume``, cells already stored as done (same dataset, method, params, bits, seed,
     views) are skipped. A cell that raises is stored as failed with its error and the grid goes
-    on. ``progress(cell, index, total)`` is called before each cell.
+    on. ``progress(label, finished, total)`` is called after each stored cell.
     """
+    from mmhash.bench.executors import SerialExecutor
+
     summary = GridSummary(run_id)
     done = store.finished_keys() if resume else set()
-    for index, cell in enumerate(cells):
-        if progress is not None:
-            progress(cell, index, len(cells))
-        if cell.key in done:
-            summary.skipped += 1
-            continue
-        try:
-            record = run_cell(dataset, cell, metrics, ties)
-        except Exception as exc:  # one broken cell must not lose the rest of the grid
-            log.exception("cell failed: %s", cell.label())
-            error = f"{type(exc).__name__}: {exc}"
-            record = CellRecord(dataset.name, dataset_fingerprint(dataset), cell.method,
-                                cell.params_json, cell.bits, cell.seed, ",".join(cell.views),
-                                "failed", error, None, None, ())
-            summary.failed.append((cell, error))
+    todo = [cell for cell in cells if cell.key not in done]
+    summary.skipped = len(cells) - len(todo)
+    executor = executor or SerialExecutor()
+    by_key = {cell.key: cell for cell in todo}
+    finished = summary.skipped
+    for record in executor.map(dataset, todo, metrics, ties):
+        store.add_cell(run_id, record)
+        label = by_key[(record.dataset, record.method, record.params, record.bits, record.seed,
+                        record.views)].label()
+        if record.status == "failed":
+            log.error("cell failed: %s: %s", label, record.error)
+            summary.failed.append((label, record.error or ""))
         else:
             summary.ran += 1
-        store.add_cell(run_id, record)
+        finished += 1
+        if progress is not None:
+            progress(label, finished, len(cells))
     return summary

@@ -1,11 +1,15 @@
 """Result storage in one SQLite file (stdlib sqlite3, WAL, one transaction per cell).
 
-Schema (version 1):
+Schema (version 2):
 
 * ``runs``: one row per ``mmhash bench`` invocation — config, versions, git revision, machine;
 * ``cells``: one row per finished (or failed) cell of a run — dataset (+ sha256 of its files),
   method, params, bits, seed, views, status, error, train/encode seconds;
-* ``results``: the metric values of a cell — task, metric, tie policy, value.
+* ``results``: the metric values of a cell — task, metric, tie policy, value;
+* ``curves`` (added in version 2): per cell and task, the PR curve by Hamming radius and the
+  P@K curve, as JSON arrays.
+
+Opening a file of an older version migrates it in place, in one transaction (:data:`MIGRATIONS`).
 
 A cell and its results are written in one transaction, so a run killed at any point loses only
 the cell in flight, and earlier runs are never modified. Reports read the newest finished cell of
@@ -26,7 +30,7 @@ from typing import Any
 
 from mmhash.errors import DataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_STORE = "mmhash-results.sqlite"
 
 _SCHEMA = """
@@ -68,6 +72,22 @@ CREATE TABLE IF NOT EXISTS results (
 );
 """
 
+_CURVES = """
+CREATE TABLE IF NOT EXISTS curves (
+    cell_id INTEGER NOT NULL REFERENCES cells(cell_id),
+    task TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('pr', 'p@k')),
+    tie TEXT NOT NULL,
+    x TEXT NOT NULL,
+    precision TEXT NOT NULL,
+    recall TEXT,
+    PRIMARY KEY (cell_id, task, kind, tie)
+)
+"""
+
+#: version -> statements that bring a store of that version to the next one.
+MIGRATIONS: dict[int, list[str]] = {1: [_CURVES]}
+
 RESULT_COLUMNS = ("dataset", "method", "bits", "seed", "task", "metric", "tie", "value")
 
 
@@ -87,6 +107,8 @@ class CellRecord:
     train_seconds: float | None
     encode_seconds: float | None
     results: Sequence[tuple[str, str, str, float]]  # (task, metric, tie, value)
+    # (task, kind "pr" | "p@k", tie, x, precision, recall or None); x = radius or K
+    curves: Sequence[tuple[str, str, str, list, list, list | None]] = ()
 
 
 def _now() -> str:
@@ -111,18 +133,28 @@ class ResultStore:
     # ---- schema -----------------------------------------------------------------------------
     def _migrate(self) -> None:
         with self._transaction():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
+            has_meta = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+            row = has_meta and self._db.execute(
+                "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if not row:  # a new file: the current schema at once
+                for statement in [*_SCHEMA.split(";"), _CURVES]:
+                    if statement.strip():
+                        self._db.execute(statement)
                 self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
                                  (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
+                return
+            version = int(row[0])
+            if version > SCHEMA_VERSION:
                 raise DataError(
-                    f"{self.path} has schema version {row[0]}, newer than this mmhash "
+                    f"{self.path} has schema version {version}, newer than this mmhash "
                     f"({SCHEMA_VERSION}); upgrade mmhash to read it"
                 )
+            while version < SCHEMA_VERSION:
+                for statement in MIGRATIONS[version]:
+                    self._db.execute(statement)
+                version += 1
+            self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
 
     def _transaction(self):
         db = self._db
@@ -169,6 +201,13 @@ class ResultStore:
                 "INSERT INTO results (cell_id, task, metric, tie, value) VALUES (?, ?, ?, ?, ?)",
                 [(cell_id, *row) for row in record.results],
             )
+            self._db.executemany(
+                "INSERT INTO curves (cell_id, task, kind, tie, x, precision, recall) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(cell_id, task, kind, tie, json.dumps(list(x)), json.dumps(list(p)),
+                  None if r is None else json.dumps(list(r)))
+                 for task, kind, tie, x, p, r in record.curves],
+            )
         return cell_id
 
     # ---- reading ----------------------------------------------------------------------------
@@ -211,6 +250,34 @@ class ResultStore:
         names = ("dataset", "method", "params", "bits", "seed", "views", "task", "metric", "tie",
                  "value", "train_seconds", "encode_seconds", "run_id")
         return [dict(zip(names, row)) for row in self._db.execute(sql, args)]
+
+    def curves(self, *, dataset: str | None = None, kind: str | None = None,
+               run_id: int | None = None) -> list[dict[str, Any]]:
+        """Stored curves of the newest finished cell per key: dicts with dataset, method, bits,
+        seed, task, kind, tie and the arrays x, precision, recall (lists; recall None for p@k)."""
+        where, args = ["c.status='done'"], []
+        for column, value in (("c.dataset", dataset), ("k.kind", kind), ("c.run_id", run_id)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        sql = f"""
+            SELECT c.dataset, c.method, c.params, c.bits, c.seed, c.views, k.task, k.kind, k.tie,
+                   k.x, k.precision, k.recall
+            FROM cells c JOIN curves k ON k.cell_id = c.cell_id
+            WHERE {' AND '.join(where)} AND c.cell_id = (
+                SELECT MAX(c2.cell_id) FROM cells c2
+                WHERE c2.status='done' AND c2.dataset=c.dataset AND c2.method=c.method
+                  AND c2.params=c.params AND c2.bits=c.bits AND c2.seed=c.seed
+                  AND c2.views=c.views)
+            ORDER BY c.dataset, c.method, c.bits, c.seed, k.task
+        """
+        out = []
+        for row in self._db.execute(sql, args):
+            *head, x, p, r = row
+            names = ("dataset", "method", "params", "bits", "seed", "views", "task", "kind", "tie")
+            out.append({**dict(zip(names, head)), "x": json.loads(x), "precision": json.loads(p),
+                        "recall": None if r is None else json.loads(r)})
+        return out
 
     def failures(self, run_id: int) -> list[dict[str, Any]]:
         rows = self._db.execute(

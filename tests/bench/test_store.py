@@ -71,3 +71,32 @@ def test_newer_schema_and_corrupt_file_are_clear_errors(tmp_path):
     junk.write_bytes(b"this is not a database" * 100)
     with pytest.raises(DataError, match="not a usable mmhash result store"):
         ResultStore(junk)
+
+
+def test_version_1_store_is_migrated_in_place(tmp_path):
+    from mmhash.bench import store as store_module
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    for statement in store_module._SCHEMA.split(";"):  # exactly the version-1 schema
+        if statement.strip():
+            db.execute(statement)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO runs (started, config, versions, machine) "
+               "VALUES ('t', '{}', '{}', '{}')")
+    db.execute("INSERT INTO cells (run_id, dataset, method, params, bits, seed, views, status, "
+               "finished) VALUES (1, 'synthetic', 'rp', '{}', 16, 0, 'image,text', 'done', 't')")
+    db.execute("INSERT INTO results VALUES (1, 'image->text', 'map', 'expected', 0.25)")
+    db.commit()
+    db.close()
+    with ResultStore(path) as store:
+        version = store._db.execute("SELECT value FROM meta").fetchone()[0]
+        assert int(version) == SCHEMA_VERSION
+        assert [r["value"] for r in store.results()] == [0.25]  # old results intact
+        run = store.start_run({})
+        curve = ("image->text", "pr", "none", [0, 1], [1.0, 0.5], [0.2, 1.0])
+        store.add_cell(run, CellRecord("synthetic", "x", "rp", "{}", 16, 1, "image,text", "done",
+                                       None, 0.1, 0.1, [("image->text", "map", "expected", 0.3)],
+                                       [curve]))
+        got = store.curves(kind="pr")
+        assert got[0]["precision"] == [1.0, 0.5] and got[0]["recall"] == [0.2, 1.0]

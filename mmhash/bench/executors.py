@@ -1,0 +1,156 @@
+"""Where cells run: in this process, in a local process pool, or on a Dask cluster.
+
+Every executor takes the same picklable task (:func:`run_cell_safely`) and yields finished
+:class:`~mmhash.bench.store.CellRecord` objects as they complete; only the driver writes the store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from mmhash.bench.grid import Cell
+from mmhash.bench.store import CellRecord
+from mmhash.data.dataset import Dataset
+from mmhash.errors import InvalidInputError
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def run_cell_safely(dataset: Dataset, cell: Cell, metrics: Sequence[str], ties: Sequence[str],
+                    threads: int | None = None) -> CellRecord:
+    """Run one cell; any exception becomes a failed record (the grid goes on)."""
+    from mmhash.bench.runner import failed_record, run_cell
+
+    if threads:
+        _limit_threads(threads)
+    try:
+        return run_cell(dataset, cell, metrics, ties)
+    except Exception as exc:  # one broken cell must not lose the rest of the grid
+        return failed_record(dataset, cell, f"{type(exc).__name__}: {exc}")
+
+
+def _limit_threads(threads: int) -> None:
+    """Cap BLAS/OpenMP and torch threads in a worker, so N workers use N x threads cores."""
+    import sys
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _init_worker(threads: int) -> None:
+    # Set before torch or BLAS are imported in the worker, so they start with this many threads.
+    for var in _THREAD_VARS:
+        os.environ[var] = str(threads)
+
+
+class Executor(Protocol):
+    def map(self, dataset: Dataset, cells: Sequence[Cell], metrics: Sequence[str],
+            ties: Sequence[str]) -> Iterator[CellRecord]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Run cells one after another in this process (the default for ``--jobs 1``)."""
+
+    def map(self, dataset, cells, metrics, ties):
+        for cell in cells:
+            yield run_cell_safely(dataset, cell, metrics, ties)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor:
+    """A local process pool (spawn, not fork: torch and BLAS threads are not fork-safe).
+
+    Each of the ``jobs`` workers gets ``threads`` threads (default: cores // jobs, at least 1).
+    """
+
+    def __init__(self, jobs: int, threads: int | None = None):
+        if jobs < 1:
+            raise InvalidInputError(f"--jobs must be a positive integer, got {jobs}")
+        self.jobs = jobs
+        self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        self._pool = None
+
+    def map(self, dataset, cells, metrics, ties):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(self.threads,))
+        futures = [self._pool.submit(run_cell_safely, dataset, cell, tuple(metrics), tuple(ties),
+                                     self.threads) for cell in cells]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor:
+    """The same grid on a Dask distributed cluster; results come back to the driver.
+
+    ``scheduler`` is an address (``tcp://host:8786``) or an existing ``distributed.Client``.
+    """
+
+    def __init__(self, scheduler, threads: int | None = 1):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise InvalidInputError(
+                "--executor dask needs dask.distributed: pip install 'mmhash[dist]'"
+            ) from None
+        if isinstance(scheduler, Client):
+            self.client, self._owns = scheduler, False
+        else:
+            if not scheduler:
+                raise InvalidInputError("--executor dask needs --scheduler tcp://HOST:PORT")
+            try:
+                self.client, self._owns = Client(scheduler, timeout="20s"), True
+            except OSError as exc:
+                raise InvalidInputError(
+                    f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        self.threads = threads
+
+    def map(self, dataset, cells, metrics, ties):
+        from distributed import as_completed
+
+        remote = self.client.scatter(dataset, broadcast=True)  # ship the arrays once per worker
+        futures = [self.client.submit(run_cell_safely, remote, cell, tuple(metrics), tuple(ties),
+                                      self.threads, pure=False) for cell in cells]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            self.client.cancel(futures)
+
+    def close(self) -> None:
+        if self._owns:
+            self.client.close()
+
+
+def make_executor(kind: str = "local", *, jobs: int = 1, scheduler=None,
+                  threads: int | None = None) -> Executor:
+    """``local`` (serial for jobs=1, else a spawn process pool) or ``dask``."""
+    if kind == "local":
+        return SerialExecutor() if jobs == 1 else ProcessExecutor(jobs, threads)
+    if kind == "dask":
+        return DaskExecutor(scheduler, threads or 1)
+    from mmhash.errors import UnknownNameError
+
+    raise UnknownNameError("executor", kind, ["local", "dask"])

@@ -1,0 +1,81 @@
+"""Executors: serial, spawned process pool and a real Dask LocalCluster give the same cells."""
+
+from __future__ import annotations
+
+import pytest
+
+import mmhash
+from mmhash.bench.executors import DaskExecutor, ProcessExecutor, SerialExecutor, make_executor
+from mmhash.bench.grid import expand
+from mmhash.bench.runner import run_grid
+from mmhash.bench.store import ResultStore
+from mmhash.data.synthetic import make_synthetic
+from mmhash.errors import InvalidInputError, UnknownNameError
+from mmhash.hashers.rp import RandomProjectionHasher
+
+
+@pytest.fixture(scope="module")
+def small():
+    data = make_synthetic(n=300, dims=(16, 12), n_labels=5, random_state=1)
+    return data, expand(data.name, data.view_names, ["rp"], [8, 16], [0, 1])
+
+
+def _values(records):
+    return sorted((r.method, r.bits, r.seed, task, metric, tie, value)
+                  for r in records for task, metric, tie, value in r.results)
+
+
+def test_process_pool_matches_serial(small):
+    data, cells = small
+    serial = _values(SerialExecutor().map(data, cells, ["map", "p@10"], ["expected"]))
+    pool = ProcessExecutor(jobs=2, threads=1)
+    try:
+        parallel = _values(pool.map(data, cells, ["map", "p@10"], ["expected"]))
+    finally:
+        pool.close()
+    assert parallel == serial and len(serial) == len(cells) * 2 * 2
+
+
+def test_dask_local_cluster_matches_serial(small):
+    distributed = pytest.importorskip("distributed")
+    data, cells = small
+    serial = _values(SerialExecutor().map(data, cells, ["map"], ["expected"]))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        executor = DaskExecutor(cluster.scheduler_address)
+        try:
+            remote = _values(executor.map(data, cells, ["map"], ["expected"]))
+        finally:
+            executor.close()
+    assert remote == serial
+
+
+def test_failing_cell_is_stored_and_grid_goes_on(small, tmp_path):
+    @mmhash.register
+    class Explodes(RandomProjectionHasher):
+        name = "explodes"
+
+        def _fit(self, views):
+            raise FloatingPointError("diverged")
+
+    try:
+        data, _ = small
+        cells = expand(data.name, data.view_names, ["explodes", "rp"], [8], [0])
+        with ResultStore(tmp_path / "s.sqlite") as store:
+            run = store.start_run({})
+            summary = run_grid(data, cells, store, run)
+            assert summary.ran == 1 and len(summary.failed) == 1
+            assert "FloatingPointError: diverged" in summary.failed[0][1]
+            assert store.failures(run)[0]["method"] == "explodes"
+            assert {r["method"] for r in store.results()} == {"rp"}
+    finally:
+        mmhash.registry.unregister("explodes")
+
+
+def test_executor_options_are_validated():
+    with pytest.raises(UnknownNameError, match="executor"):
+        make_executor("slurm")
+    with pytest.raises(InvalidInputError, match="--jobs"):
+        ProcessExecutor(jobs=0)
+    with pytest.raises(InvalidInputError, match="--scheduler"):
+        make_executor("dask")
