@@ -229,9 +229,11 @@ def _expected_ap_at_boundary(S_b, n_g, r_g, N_b, R_b, m) -> np.ndarray:
         j = j_lo[q, None] + np.arange(width)[None, :]
         p = hypergeom.pmf(j, n_g[q, None], r_g[q, None], m[q, None])
         p = np.where(j <= j_hi[q, None], p, 0.0)
-        # A single-point support (the whole group fits, or it is all (ir)relevant) has P = 1
-        # exactly; do not let the pmf's rounding show there.
-        p[:, 0] = np.where(j_lo[q] == j_hi[q], 1.0, p[:, 0])
+        # The grid covers the whole support, so the weights sum to 1 exactly in theory. Dividing
+        # by their computed sum removes the pmf's common rounding bias (~1e-11 relative for
+        # groups of ~1e5 items), gives P = 1 exactly for a single-point support, and keeps the
+        # result a proper weighted mean of the conditional APs.
+        p /= p.sum(axis=1, keepdims=True)
         cond = _expected_sum(m[q, None], j, R_b[q, None], N_b[q, None])
         hits = R_b[q, None] + j
         ratio = np.divide(S_b[q, None] + cond, hits, out=np.zeros(j.shape), where=hits > 0)

@@ -120,3 +120,32 @@ def test_expected_ap_at_k_at_scale_matches_explicit_conditioning():
         cond = _expected_group_sum_fsum(m, j, 10, 30)
         want += hypergeom.pmf(j, 5_000, 900, m) * (S_b + cond) / (10 + j)
     assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_expected_ap_at_k_matches_high_precision_arithmetic():
+    # The same conditioning done in 30-digit arithmetic with exact binomial weights: checks the
+    # float pipeline (harmonic differences, hypergeometric weights) to ~1e-15.
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 30
+    n, r, k = np.array([[10, 600, 300]]), np.array([[3, 230, 10]]), 10 + 250
+
+    def esum(size, rel, R_b, N_b):
+        if rel == 0:
+            return mpmath.mpf(0)
+        c = mpmath.mpf(rel - 1) / (size - 1) if size > 1 else 0
+        terms = (
+            mpmath.mpf(rel) / size * (R_b + 1 + (i - 1) * c) / (N_b + i) for i in range(1, size + 1)
+        )
+        return mpmath.fsum(terms)
+
+    S_b, m = esum(10, 3, 0, 0), 250
+    want = mpmath.fsum(
+        mpmath.binomial(230, j)
+        * mpmath.binomial(370, m - j)
+        / mpmath.binomial(600, m)
+        * (S_b + esum(m, j, 3, 10))
+        / (3 + j)
+        for j in range(0, 231)
+    )
+    got = average_precision_at_k_from_counts(n, r, k, "expected")[0]
+    assert got == pytest.approx(float(want), rel=1e-14)
