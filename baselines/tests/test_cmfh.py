@@ -1,0 +1,119 @@
+"""CMFH: exact block updates, monotone objective, refusals, cross-modal accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mmhash_baselines.cmfh import (
+    CMFH,
+    objective_value,
+    projection_factor,
+    update_basis,
+    update_latent,
+    update_projection,
+)
+from scipy.optimize import minimize
+
+from mmhash.data.synthetic import make_synthetic
+from mmhash.errors import InvalidInputError
+from mmhash.evaluation import mean_average_precision
+from mmhash.hashers.rp import RandomProjectionHasher
+
+LAM, MU, GAMMA = 0.3, 2.0, 0.1
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n=600, dims=(30, 20), n_labels=6, latent_dim=8, noise=0.3,
+                          random_state=3)
+
+
+@pytest.fixture
+def tiny():
+    rng = np.random.default_rng(0)
+    k, n = 3, 7
+    blocks = {
+        "X1": rng.standard_normal((4, n)), "X2": rng.standard_normal((5, n)),
+        "U1": rng.standard_normal((4, k)), "U2": rng.standard_normal((5, k)),
+        "V": rng.standard_normal((k, n)),
+        "P1": rng.standard_normal((k, 4)), "P2": rng.standard_normal((k, 5)),
+    }
+    return blocks
+
+
+def _G(b):
+    return objective_value(b["X1"], b["X2"], b["U1"], b["U2"], b["V"], b["P1"], b["P2"],
+                           LAM, MU, GAMMA)
+
+
+def _numeric_argmin(b, key):
+    """Minimise G over one block numerically (BFGS), the others fixed."""
+    shape = b[key].shape
+
+    def f(z):
+        return _G({**b, key: z.reshape(shape)})
+
+    res = minimize(f, np.zeros(np.prod(shape)), method="BFGS", options={"gtol": 1e-10})
+    return res.x.reshape(shape)
+
+
+@pytest.mark.parametrize("key", ["U1", "U2", "V", "P1", "P2"])
+def test_closed_form_update_equals_numeric_minimiser(tiny, key):
+    b = tiny
+    if key == "U1":
+        closed = update_basis(b["X1"], b["V"], GAMMA / LAM)
+    elif key == "U2":
+        closed = update_basis(b["X2"], b["V"], GAMMA / (1 - LAM))
+    elif key == "V":
+        closed = update_latent(b["X1"], b["X2"], b["U1"], b["U2"], b["P1"], b["P2"],
+                               LAM, MU, GAMMA)
+    else:
+        X = b["X1"] if key == "P1" else b["X2"]
+        closed = update_projection(X, b["V"], projection_factor(X, GAMMA / MU))
+    np.testing.assert_allclose(closed, _numeric_argmin(b, key), atol=1e-5)
+
+
+def test_objective_never_increases(data):
+    views, _ = data.part("train")
+    h = CMFH(n_bits=16, max_iter=40, tol=0, random_state=1).fit(views)
+    obj = np.asarray(h.objective_)
+    assert len(obj) == 40 == h.n_iter_
+    assert np.all(np.diff(obj) <= 1e-9 * obj[:-1]), np.diff(obj).max()
+    assert obj[-1] < 0.5 * obj[0]
+
+
+def test_stops_at_tolerance_and_is_seeded(data):
+    views, _ = data.part("train")
+    h = CMFH(n_bits=16, tol=0.05).fit(views)
+    rel = -np.diff(h.objective_) / np.asarray(h.objective_[:-1])
+    assert h.n_iter_ < 100 and rel[-1] < 0.05 <= rel[:-1].min()
+    a = CMFH(n_bits=16, random_state=5).fit(views).encode(views["text"], "text")
+    b = CMFH(n_bits=16, random_state=5).fit(views).encode(views["text"], "text")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_refuses_bad_parameters_and_sizes(data):
+    views, _ = data.part("train")
+    with pytest.raises(InvalidInputError, match="max_features"):
+        CMFH(n_bits=16, max_features=25).fit(views)
+    with pytest.raises(InvalidInputError, match="lam must lie strictly between 0 and 1"):
+        CMFH(n_bits=16, lam=1.0).fit(views)
+    with pytest.raises(InvalidInputError, match="mu and gamma"):
+        CMFH(n_bits=16, gamma=0).fit(views)
+    with pytest.raises(InvalidInputError, match="max_iter"):
+        CMFH(n_bits=16, max_iter=0).fit(views)
+
+
+def test_cross_modal_retrieval_beats_random_projection(data):
+    train, _ = data.part("train")
+    query, lq = data.part("query")
+    _, lr = data.part("retrieval")
+
+    def scores(h):
+        h.fit(train)
+        return [mean_average_precision(h.encode(query[a], a), h.encode(train[b], b), lq, lr)
+                for a, b in (("image", "text"), ("text", "image"))]
+
+    cmfh = scores(CMFH(n_bits=16))
+    rp = scores(RandomProjectionHasher(n_bits=16))
+    assert min(cmfh) > max(rp) + 0.05, (cmfh, rp)
