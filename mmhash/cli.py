@@ -18,7 +18,6 @@ from mmhash.errors import InvalidInputError, MMHashError
 
 EXIT_USAGE = 2
 EXIT_FAILED_CELLS = 1
-DEFAULT_METHODS = "rp,cvh"
 
 
 def _console(stderr: bool = False):
@@ -68,18 +67,6 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _check_metrics(metrics: list[str], ties: list[str]) -> None:
-    """Validate metric tokens and tie policies before any work (same parser as the evaluation)."""
-    import numpy as np
-
-    from mmhash.evaluation import evaluate
-
-    codes = np.ones((2, 8), dtype=np.int8)
-    labels = np.eye(2, dtype=np.uint8)
-    for tie in ties:
-        evaluate(codes, codes, labels, labels, metrics=tuple(metrics), tie=tie)
-
-
 def _describe(dataset) -> str:
     s = dataset.split
     kind = "synthetic, generated; " if dataset.synthetic else ""
@@ -92,7 +79,7 @@ def _describe(dataset) -> str:
               help="Registered dataset name(s), comma-separated, or a path to a data file. "
                    "Default: synthetic (embedded, no download).")
 @click.option("--methods", default=None,
-              help=f"Comma-separated hashers (default {DEFAULT_METHODS}).")
+              help="Comma-separated hashers (default rp,cvh).")
 @click.option("--bits", default=None, help="Code lengths, multiples of 8 (default 16,32,64,128).")
 @click.option("--seeds", default=None, help="Comma-separated integer seeds (default 0).")
 @click.option("--metrics", default=None, help="map, map@K, p@K, comma-separated (default map).")
@@ -120,86 +107,65 @@ def _describe(dataset) -> str:
 def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, suite, store,
           export_path, resume, jobs, executor_kind, scheduler, data_dir) -> None:
     """Run methods x bits x seeds on fixed splits, store every cell, print comparison tables."""
-    from mmhash.bench.grid import expand, parse_bits, parse_list, parse_seeds
-    from mmhash.bench.report import export, tables
-    from mmhash.bench.runner import run_grid
-    from mmhash.bench.store import ResultStore
-    from mmhash.bench.suite import load_suite
-    from mmhash.data import load_dataset
-    from mmhash.registry import get_hasher_class
+    from mmhash.bench.plan import make_plan
+    from mmhash.bench.report import export
 
-    spec = load_suite(suite) if suite else None
-    dataset_names = parse_list(datasets, "--dataset") if datasets else (
-        spec.datasets if spec else ["synthetic"])
-    method_names = parse_list(methods, "--methods") if methods else (
-        spec.methods if spec else parse_list(DEFAULT_METHODS, "--methods"))
-    bit_list = parse_bits(bits) if bits else (spec.bits if spec else [16, 32, 64, 128])
-    seed_list = parse_seeds(seeds) if seeds else (spec.seeds if spec else [0])
-    metric_list = parse_list(metrics, "--metrics") if metrics else (
-        spec.metrics if spec else ["map"])
-    tie_list = parse_list(ties, "--tie") if ties else (spec.ties if spec else ["expected"])
-    params = {**(spec.params if spec else {}), **_parse_params(param_items)}
     if export_path and not export_path.lower().endswith((".csv", ".json")):
         raise InvalidInputError(f"--export {export_path!r}: use a .csv or .json file name")
-
-    # Validate everything before the first fit, so a typo never costs a run or touches the store.
-    for name in method_names:
-        get_hasher_class(name)
-    _check_metrics(metric_list, tie_list)
-    grids = []
-    for name in dataset_names:
-        data = load_dataset(name, data_dir=data_dir)
-        if views:
-            data = data.select_views(parse_list(views, "--views"))
-        grids.append((data, expand(data.name, data.view_names, method_names, bit_list,
-                                   seed_list, params)))
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    plan = make_plan(datasets=datasets, methods=methods, bits=bits, seeds=seeds,
+                     metrics=metrics, ties=ties, views=views,
+                     params=_parse_params(param_items), suite=suite, data_dir=data_dir)
+    outcome = _run_with_progress(plan, store, resume=resume, executor_kind=executor_kind,
+                                 jobs=jobs, scheduler=scheduler)
     out = _console()
-    config = {"datasets": dataset_names, "methods": method_names, "bits": bit_list,
-              "seeds": seed_list, "metrics": metric_list, "ties": tie_list, "params": params,
-              "views": views, "suite": spec.name if spec else None}
+    _print_tables(out, plan, outcome.rows)
+    if export_path:
+        export(outcome.rows, export_path)
+        out.print(f"exported {len(outcome.rows)} values to {export_path}")
+    out.print(f"stored run {outcome.run_id} in {store}")
+    _exit_on_failures(outcome.failed)
+
+
+def _run_with_progress(plan, store, *, resume=False, executor_kind="local", jobs=1,
+                       scheduler=None):
+    """Execute a plan under a rich progress bar (on stderr, cleared when done)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from mmhash.bench.executors import make_executor
+    from mmhash.bench.plan import execute_plan
+    from mmhash.bench.store import ResultStore
 
     executor = make_executor(executor_kind, jobs=jobs, scheduler=scheduler)
-    failed = []
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
     try:
-        with ResultStore(store) as results:
-            run_id = results.start_run(config, command=" ".join(sys.argv))
-            total = sum(len(cells) for _, cells in grids)
-            columns = (TextColumn("[bold]{task.description}"), BarColumn(),
-                       MofNCompleteColumn(), TimeElapsedColumn())
-            with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
-                task = bar.add_task("bench", total=total)
-                offset = 0
-                for data, cells in grids:
-                    def step(label, finished, count, offset=offset):
-                        bar.update(task, description=label, completed=offset + finished)
+        with ResultStore(store) as results, \
+                Progress(*columns, console=_console(stderr=True), transient=True) as bar:
+            task = bar.add_task("bench", total=plan.n_cells)
 
-                    summary = run_grid(data, cells, results, run_id, metrics=metric_list,
-                                       ties=tie_list, resume=resume, executor=executor,
-                                       progress=step)
-                    offset += len(cells)
-                    failed.extend(summary.failed)
-            results.finish_run(run_id)
-            if resume:  # show the whole grid, including cells finished by earlier runs
-                keys = {cell.key for _, cells in grids for cell in cells}
-                rows = [r for r in results.results(methods=method_names)
-                        if (r["dataset"], r["method"], r["params"], r["bits"], r["seed"],
-                            r["views"]) in keys]
-            else:
-                rows = results.results(run_id=run_id)
+            def step(label, finished, total):
+                bar.update(task, description=label, completed=finished)
+
+            return execute_plan(plan, results, resume=resume, executor=executor, progress=step)
     finally:
         executor.close()
 
-    describe = {d.name: _describe(d) for d, _ in grids}
-    for table in tables(rows, method_order=method_names, describe=describe):
+
+def _print_tables(out, plan, rows) -> None:
+    from mmhash.bench.report import tables
+
+    describe = {d.name: _describe(d) for d, _ in plan.grids}
+    for table in tables(rows, method_order=plan.methods, describe=describe):
         out.print(_rich_table(table))
-    if export_path:
-        export(rows, export_path)
-        out.print(f"exported {len(rows)} values to {export_path}")
-    out.print(f"stored run {run_id} in {store}")
+
+
+def _exit_on_failures(failed) -> None:
     if failed:
         err = _console(stderr=True)
         err.print(f"[bold red]{len(failed)} cell(s) failed[/] (stored with their errors):")
@@ -216,14 +182,144 @@ def _rich_table(table):
     for t in table.tasks:
         for b in table.bits:
             rich.add_column(f"{t}\n{b} bits", justify="right")
-    columns = [(t, b) for t in table.tasks for b in table.bits]
-    best = {col: table.best(*col) for col in columns}
-    _, body = table.text_rows()
-    for method, *values in body:
-        marked = [f"[bold green]{v}[/]" if best[col] == method and len(table.methods) > 1 else v
-                  for col, v in zip(columns, values)]
-        rich.add_row(method, *marked)
+    _, body = table.marked_rows(3, lambda v: f"[bold green]{v}[/]")
+    for row in body:
+        rich.add_row(*row)
     return rich
+
+
+# ---- report / regress ----------------------------------------------------------------------
+@main.command()
+@click.option("--store", default="mmhash-results.sqlite", show_default=True,
+              type=click.Path(dir_okay=False), help="SQLite result file to read.")
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option("--methods", default=None, help="Only these methods (comma-separated), in order.")
+@click.option("--run", "run_id", default=None, type=int, help="Only cells of this run id.")
+@click.option("--format", "fmt", default="markdown", show_default=True,
+              type=click.Choice(["markdown", "latex", "csv"]), help="Table format.")
+@click.option("--output", default=None, type=click.Path(dir_okay=False),
+              help="Write the report to this file instead of the terminal.")
+@click.option("--plot", "plot_dir", default=None, type=click.Path(file_okay=False),
+              help="Also write PR and P@K curves as PNG files into this directory.")
+@_errors_as_one_line
+def report(store, dataset, methods, run_id, fmt, output, plot_dir) -> None:
+    """Render stored results: mean ± std over seeds, best per column in bold."""
+    from pathlib import Path
+
+    from mmhash.bench.grid import parse_list
+    from mmhash.bench.report import export, tables
+    from mmhash.bench.store import ResultStore
+    from mmhash.errors import DataError
+
+    if not Path(store).is_file():
+        raise DataError(f"no result store at {store} (run `mmhash bench` first or pass --store)")
+    method_list = parse_list(methods, "--methods") if methods else None
+    with ResultStore(store) as results:
+        rows = results.results(run_id=run_id, dataset=dataset, methods=method_list)
+        curves = results.curves(dataset=dataset, run_id=run_id) if plot_dir else []
+    if method_list:
+        curves = [c for c in curves if c["method"] in method_list]
+    if not rows:
+        raise DataError(f"{store} holds no finished cells matching the filters")
+    if fmt == "csv":
+        target = output or "-"
+        if target == "-":
+            import pandas as pd
+
+            from mmhash.bench.store import RESULT_COLUMNS
+
+            click.echo(pd.DataFrame(rows)[list(RESULT_COLUMNS)].to_csv(index=False), nl=False)
+        else:
+            export(rows, target)
+    else:
+        rendered = [t.markdown() if fmt == "markdown" else t.latex()
+                    for t in tables(rows, method_order=method_list)]
+        text = "\n\n".join(rendered) + "\n"
+        if output:
+            Path(output).write_text(text)
+        else:
+            click.echo(text, nl=False)
+    if plot_dir:
+        from mmhash.bench.plots import plot_curves
+
+        paths = plot_curves(curves, plot_dir)
+        click.echo(f"wrote {len(paths)} figure(s) to {plot_dir}", err=True)
+
+
+@main.command()
+@click.option("--suite", required=True, help="Suite name (benchmarks/suites/NAME.toml).")
+@click.option("--tolerance", default=0.01, show_default=True, type=click.FloatRange(min=0),
+              help="Allowed drop in mAP points (absolute) before a cell counts as a regression.")
+@click.option("--reference", default=None, type=click.Path(dir_okay=False),
+              help="Reference file (default benchmarks/reference/SUITE.json).")
+@click.option("--store", default=None, type=click.Path(dir_okay=False),
+              help="Keep the rerun in this SQLite file (default: a temporary file).")
+@click.option("--accept", is_flag=True, help="Write the rerun's values as the new reference.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Local worker processes.")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help="Directory of the real datasets (default $MMHASH_DATA, else ./data).")
+@_errors_as_one_line
+def regress(suite, tolerance, reference, store, accept, jobs, data_dir) -> None:
+    """Rerun a suite and compare its mean mAP per cell with the accepted reference values."""
+    import tempfile
+    from pathlib import Path
+
+    from mmhash.bench.plan import make_plan
+    from mmhash.bench.regress import (
+        compare,
+        load_reference,
+        means,
+        reference_path,
+        write_reference,
+    )
+    from mmhash.bench.suite import load_suite
+
+    spec = load_suite(suite)
+    ref_path = Path(reference) if reference else reference_path(spec.path)
+    reference_cells = None if accept else load_reference(ref_path)
+    plan = make_plan(suite=suite, data_dir=data_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        outcome = _run_with_progress(plan, store or str(Path(tmp) / "regress.sqlite"), jobs=jobs)
+    current = means(outcome.rows)
+    out = _console()
+    if accept:
+        write_reference(ref_path, spec.name, current)
+        out.print(f"accepted {len(current)} reference values into {ref_path}")
+        _exit_on_failures(outcome.failed)
+        return
+    result = compare(current, reference_cells, tolerance)
+    _print_comparison(out, result)
+    if result.improved:
+        out.print(f"{len(result.improved)} cell(s) improved beyond {tolerance}; accept them with:"
+                  f" mmhash regress --suite {spec.name} --accept")
+    out.print(f"{len(result.dropped)} dropped, {len(result.missing)} missing, "
+              f"{len(result.improved)} improved, {len(result.unchanged)} unchanged "
+              f"(tolerance {tolerance})")
+    _exit_on_failures(outcome.failed)
+    if result.failed:
+        sys.exit(EXIT_FAILED_CELLS)
+
+
+def _print_comparison(out, result) -> None:
+    from rich.table import Table as RichTable
+
+    for title, cells, style in (("Dropped below reference", result.dropped, "red"),
+                                ("Missing from the rerun", result.missing, "red"),
+                                ("Improved", result.improved, "green")):
+        if not cells:
+            continue
+        table = RichTable(title=f"[{style}]{title}[/] (mean over seeds)", title_justify="left")
+        for col in ("dataset", "method", "task", "metric", "tie", "bits", "reference", "now",
+                    "delta"):
+            numeric = col in ("reference", "now", "delta", "bits")
+            table.add_column(col, justify="right" if numeric else "left", overflow="fold")
+        for c in cells:
+            now = "-" if c["value"] is None else f"{c['value']:.4f}"
+            delta = "-" if c["value"] is None else f"{c['value'] - c['reference']:+.4f}"
+            table.add_row(c["dataset"], c["method"], c["task"], c["metric"], c["tie"],
+                          str(c["bits"]), f"{c['reference']:.4f}", now, delta)
+        out.print(table)
 
 
 # ---- list / datasets / check -----------------------------------------------------------------

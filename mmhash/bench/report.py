@@ -77,11 +77,53 @@ class Table:
             body.append(row)
         return headers, body
 
+    def marked_rows(self, digits: int, mark) -> tuple[list[str], list[list[str]]]:
+        """text_rows with the best value of each column passed through ``mark``."""
+        headers, body = self.text_rows(digits)
+        columns = [(t, b) for t in self.tasks for b in self.bits]
+        best = {col: self.best(*col) for col in columns}
+        marked = []
+        for method, *values in body:
+            marked.append([method] + [mark(v) if best[col] == method and len(self.methods) > 1
+                                      else v for col, v in zip(columns, values)])
+        return headers, marked
+
     def markdown(self, digits: int = 3) -> str:
+        """GitHub Markdown, best mean per column in bold, caption above."""
         from tabulate import tabulate
 
-        headers, body = self.text_rows(digits)
+        headers, body = self.marked_rows(digits, lambda v: f"**{v}**")
         return f"{self.caption}\n\n" + tabulate(body, headers, tablefmt="github")
+
+    def latex(self, digits: int = 3) -> str:
+        """A booktabs table as in the papers: task column groups, bits below, best in bold."""
+        _, body = self.marked_rows(digits, lambda v: f"\\textbf{{{v}}}")
+        n = len(self.bits)
+        spec = "l" + "c" * (n * len(self.tasks))
+        groups = " & ".join(f"\\multicolumn{{{n}}}{{c}}{{{_latex_escape(t)}}}"
+                            for t in self.tasks)
+        rules = " ".join(f"\\cmidrule(lr){{{2 + i * n}-{1 + (i + 1) * n}}}"
+                         for i in range(len(self.tasks)))
+        bits = " & ".join(str(b) for _ in self.tasks for b in self.bits)
+        lines = [
+            "\\begin{table}[t]", "\\centering",
+            f"\\caption{{{_latex_escape(self.caption)}}}",
+            f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
+            f" & {groups} \\\\", rules, f"Method & {bits} \\\\", "\\midrule",
+        ]
+        for method, *values in body:
+            cells = [v.replace("±", "$\\pm$") for v in values]
+            lines.append(" & ".join([_latex_escape(method).upper(), *cells]) + " \\\\")
+        lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+        return "\n".join(lines)
+
+
+def _latex_escape(text: str) -> str:
+    out = text
+    for char, repl in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"),
+                       ("_", r"\_"), ("#", r"\#"), ("->", r"$\to$")):
+        out = out.replace(char, repl)
+    return out
 
 
 def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None = None,

@@ -1,0 +1,133 @@
+"""From what the user asked (options or a suite) to a validated plan, and running that plan.
+
+:func:`make_plan` does every check before any work: a typo never costs a run or touches the
+store. :func:`execute_plan` runs the cells on an executor and returns the tidy rows of the grid.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmhash.bench.grid import Cell, expand, parse_bits, parse_list, parse_seeds
+from mmhash.bench.store import ResultStore
+from mmhash.data.dataset import Dataset
+
+DEFAULT_DATASET = "synthetic"
+DEFAULT_METHODS = ("rp", "cvh")
+DEFAULT_BITS = (16, 32, 64, 128)
+
+
+@dataclass
+class Plan:
+    grids: list[tuple[Dataset, list[Cell]]]
+    methods: list[str]
+    metrics: list[str]
+    ties: list[str]
+    config: dict[str, Any]
+    suite: str | None = None
+
+    @property
+    def n_cells(self) -> int:
+        return sum(len(cells) for _, cells in self.grids)
+
+    def keys(self) -> set[tuple]:
+        return {cell.key for _, cells in self.grids for cell in cells}
+
+
+@dataclass
+class Outcome:
+    run_id: int
+    rows: list[dict[str, Any]]
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_metrics(metrics: Sequence[str], ties: Sequence[str]) -> None:
+    """Validate metric tokens and tie policies with the evaluation's own parser."""
+    import numpy as np
+
+    from mmhash.evaluation import evaluate
+
+    codes = np.ones((2, 8), dtype=np.int8)
+    labels = np.eye(2, dtype=np.uint8)
+    for tie in ties:
+        evaluate(codes, codes, labels, labels, metrics=tuple(metrics), tie=tie)
+
+
+def make_plan(*, datasets=None, methods=None, bits=None, seeds=None, metrics=None, ties=None,
+              views=None, params: dict[str, dict[str, Any]] | None = None, suite=None,
+              data_dir=None) -> Plan:
+    """Resolve options over a suite's values over the defaults, and validate all of it.
+
+    Each option is a comma-separated string or a list; ``None`` means "the suite's value, else
+    the default". Raises an :class:`~mmhash.errors.MMHashError` naming the first problem.
+    """
+    from mmhash.bench.suite import load_suite
+    from mmhash.data import load_dataset
+    from mmhash.registry import get_hasher_class
+
+    spec = load_suite(suite) if suite else None
+
+    def pick(value, parse, from_suite, default):
+        if value is not None:
+            return parse(value)
+        return from_suite if spec else list(default)
+
+    dataset_names = pick(datasets, lambda v: parse_list(v, "--dataset"),
+                         spec and spec.datasets, [DEFAULT_DATASET])
+    method_names = pick(methods, lambda v: parse_list(v, "--methods"),
+                        spec and spec.methods, DEFAULT_METHODS)
+    bit_list = pick(bits, parse_bits, spec and spec.bits, DEFAULT_BITS)
+    seed_list = pick(seeds, parse_seeds, spec and spec.seeds, [0])
+    metric_list = pick(metrics, lambda v: parse_list(v, "--metrics"), spec and spec.metrics,
+                       ["map"])
+    tie_list = pick(ties, lambda v: parse_list(v, "--tie"), spec and spec.ties, ["expected"])
+    all_params = {**(spec.params if spec else {}), **(params or {})}
+
+    for name in method_names:
+        get_hasher_class(name)
+    check_metrics(metric_list, tie_list)
+    grids = []
+    for name in dataset_names:
+        data = load_dataset(name, data_dir=data_dir)
+        if views:
+            data = data.select_views(parse_list(views, "--views"))
+        grids.append((data, expand(data.name, data.view_names, method_names, bit_list,
+                                   seed_list, all_params)))
+    config = {"datasets": dataset_names, "methods": method_names, "bits": bit_list,
+              "seeds": seed_list, "metrics": metric_list, "ties": tie_list,
+              "params": all_params, "views": views, "suite": spec.name if spec else None}
+    return Plan(grids, method_names, metric_list, tie_list, config, spec.name if spec else None)
+
+
+def execute_plan(plan: Plan, store: ResultStore, *, resume: bool = False, executor=None,
+                 progress: Callable[[str, int, int], None] | None = None) -> Outcome:
+    """Run every cell of the plan (skipping stored ones with ``resume``) and read back the grid.
+
+    ``progress(label, finished, total)`` counts over the whole plan.
+    """
+    from mmhash.bench.runner import run_grid
+
+    run_id = store.start_run(plan.config, command=" ".join(sys.argv))
+    failed: list[tuple[str, str]] = []
+    offset = 0
+    for data, cells in plan.grids:
+        def step(label, finished, count, offset=offset):
+            if progress is not None:
+                progress(label, offset + finished, plan.n_cells)
+
+        summary = run_grid(data, cells, store, run_id, metrics=plan.metrics, ties=plan.ties,
+                           resume=resume, executor=executor, progress=step)
+        offset += len(cells)
+        failed.extend(summary.failed)
+    store.finish_run(run_id)
+    # Without resume, show only this run's cells (a cell that failed now must not show an old
+    # value); with resume, the grid's cells wherever they were finished.
+    keys = plan.keys()
+    stored = store.results(methods=plan.methods, run_id=None if resume else run_id)
+    rows = [r for r in stored
+            if (r["dataset"], r["method"], r["params"], r["bits"], r["seed"], r["views"]) in keys
+            and r["metric"] in plan.metrics and r["tie"] in plan.ties]
+    return Outcome(run_id, rows, failed)
