@@ -75,7 +75,9 @@ def check_array(X: Any, what: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{what} must be a numeric array ({exc})") from None
     if arr.ndim != 2:
-        raise InvalidInputError(f"{what} must be 2-D (n_samples, n_features), got shape {arr.shape}")
+        raise InvalidInputError(
+            f"{what} must be 2-D (n_samples, n_features), got shape {arr.shape}"
+        )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InvalidInputError(f"{what} is empty (shape {arr.shape})")
     if not np.isfinite(arr).all():

@@ -38,7 +38,9 @@ class Split:
         for part in PARTS:
             idx = getattr(self, part)
             if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
-                raise DataError(f"dataset {name!r}: split part {part!r} has indices outside 0..{n-1}")
+                raise DataError(
+                    f"dataset {name!r}: split part {part!r} has indices outside 0..{n - 1}"
+                )
             if len(np.unique(idx)) != len(idx):
                 raise DataError(f"dataset {name!r}: split part {part!r} repeats indices")
         if len(self.query) == 0 or len(self.train) == 0 or len(self.retrieval) == 0:
