@@ -46,7 +46,7 @@ def data_root(data_dir: str | os.PathLike | None = None) -> tuple[Path, str]:
         return Path(data_dir).expanduser().resolve(), "the data_dir argument"
     if os.environ.get(ENV):
         return Path(os.environ[ENV]).expanduser().resolve(), f"${ENV}"
-    return Path(DEFAULT_DIR).resolve(), f"the default ./{DEFAULT_DIR} ({ENV} is not set)"
+    return Path(DEFAULT_DIR).resolve(), f"the default ./{DEFAULT_DIR}; {ENV} is not set"
 
 
 def _file_paths(card: Card, root: Path) -> dict[str, Path]:
@@ -57,7 +57,7 @@ def _missing_message(card: Card, root: Path, origin: str, missing: list[str]) ->
     first = missing[0]
     more = f" (and {len(missing) - 1} more file(s))" if len(missing) > 1 else ""
     where = "does not exist" if not root.is_dir() else "lacks it"
-    folder = card.folder or Path(first).parts[0]
+    folder = Path(card.folder or first).parts[0]
     return (
         f"dataset {card.name!r} needs {first}{more}, expected at {root / first}; the data "
         f"directory {root} (from {origin}) {where}. Put the files there, or point {ENV} (or "

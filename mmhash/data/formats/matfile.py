@@ -85,18 +85,15 @@ def _why(e: BaseException) -> str:
 class _Mat5(KeyedFile):
     format = "mat-v5"
 
-    def __init__(self, path: Path, names: list[str]):
+    def __init__(self, path: Path, data: dict[str, Any]):
         super().__init__(path)
-        self._names = names
+        self._data = data
 
     def keys(self) -> list[str]:
-        return self._names
+        return list(self._data)
 
     def _read(self, keys: list[str]) -> dict[str, Any]:
-        from scipy.io import loadmat
-
-        data = loadmat(self.path, variable_names=keys)
-        return {k: data[k] for k in keys}
+        return {k: self._data[k] for k in keys}
 
 
 class _Mat73(KeyedFile):
@@ -150,22 +147,26 @@ def open_keyed(path: Path) -> KeyedFile:
         raise
     except Exception as e:
         kind = "NumPy .npz" if path.suffix.lower() == ".npz" else "MATLAB"
-        raise DataError(f"{path}: not a readable {kind} file ({_why(e)})") from e
+        raise DataError(
+            f"{path}: not a readable {kind} file; is it corrupt or truncated? ({_why(e)})"
+        ) from e
 
 
 def _open_mat(path: Path) -> KeyedFile:
     import h5py
-    from scipy.io import whosmat
+    from scipy.io import loadmat
 
+    # The whole file is parsed up front: a truncated v5 file then fails here, instead of
+    # looking like a complete file with fewer variables (scipy stops listing at the cut).
     try:
-        names = [name for name, _, _ in whosmat(path)]
+        data = loadmat(path)
     except NotImplementedError:
         return _Mat73(path)  # scipy's answer for a v7.3 file
     except Exception:
         if h5py.is_hdf5(path):  # plain HDF5 without MATLAB's header, in MATLAB's layout
             return _Mat73(path)
         raise
-    return _Mat5(path, names)
+    return _Mat5(path, {k: v for k, v in data.items() if not k.startswith("__")})
 
 
 def _attr(obj: Any, name: str, default: Any = None) -> Any:
