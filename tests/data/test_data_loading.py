@@ -242,3 +242,26 @@ def test_path_object_is_always_a_path(tmp_path):
 def test_non_string_name():
     with pytest.raises(UnknownNameError):
         load_dataset(42)  # type: ignore[arg-type]
+
+
+def test_user_mfeat_folder(tmp_path):
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    y = np.repeat(np.arange(4), 5)
+    for v, d in (("fou", 3), ("pix", 4)):
+        rows = [",".join(str(i) for i in range(d)) + ",0"]
+        rows += [",".join(f"{x:.5f}" for x in RNG.random(d)) + f",{t}" for t in y]
+        (folder / f"mfeat-{v}.csv").write_text("\n".join(rows) + "\n")
+    ds = load_dataset(folder)
+    assert ds.name == "digits" and ds.view_names == ["fou", "pix"]
+    assert ds.info["reader"] == "mfeat" and ds.info["split_generated"] is True
+    assert len(ds.info["source_files"]) == 2
+
+
+def test_user_triple_by_prefix(tmp_path, write_mat5):
+    for part, s, n in (("train", "tr", 6), ("query", "te", 2), ("database", "db", 6)):
+        write_mat5(tmp_path / f"coco_{part}.mat", {
+            f"I_{s}": RNG.random((n, 3)), f"T_{s}": RNG.random((n, 2)),
+            f"L_{s}": (RNG.random((n, 4)) < 0.5).astype(np.uint8)})
+    ds = load_dataset(str(tmp_path / "coco"))
+    assert ds.name == "coco" and len(ds.split.query) == 2 and len(ds.split.retrieval) == 6

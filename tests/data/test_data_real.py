@@ -220,3 +220,13 @@ def test_intact_copy_loads_like_the_original(real_data, need, tmp_path):
     a, b = load_dataset("wiki", data_dir=root), load_dataset("wiki", data_dir=real_data)
     np.testing.assert_array_equal(a.views["image"], b.views["image"])
     assert a.info["data_dir"] == str(root)
+
+
+def test_wikipedia_folder_as_a_user_path(real_data, need):
+    need(*WIKI)
+    ds = load_dataset(real_data / "wikipedia")
+    assert ds.info["reader"] == "svcl" and ds.info["split_generated"] is False
+    assert ds.view_names == ["image", "text", "tfidf"]
+    stored = stored_split("wiki.npz")
+    for part in PARTS:
+        np.testing.assert_array_equal(getattr(ds.split, part), getattr(stored, part))
