@@ -23,7 +23,11 @@ EXIT_FAILED_CELLS = 1
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        # Piped or captured output has no width to fit: keep wide tables on one line per row.
+        console = Console(stderr=stderr, highlight=False, width=240)
+    return console
 
 
 def _errors_as_one_line(func):
