@@ -64,7 +64,9 @@ class CMSSH(BaseHasher):
     random_state : int
         Seed of the negative pairs.
     n_negatives : int
-        Dissimilar partners drawn per training item (>= 1).
+        Dissimilar partners drawn per training item (>= 1). Default 10: on a validation split
+        carved from the Wikipedia *training* pairs (1,700 / 473), 3 to 20 gave mAP within
+        about 0.01 of each other and 1 was 0.01-0.02 lower.
     n_threshold_rounds : int
         Maximum rounds of the alternating exact threshold search per bit.
 
