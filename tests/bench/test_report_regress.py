@@ -1,4 +1,4 @@
-"""mmhash report (Markdown, LaTeX, CSV, PNG) and mmhash regress on a deliberately worsened method."""
+"""mmhash report (Markdown, LaTeX, CSV, PNG) and mmhash regress on a worsened method."""
 
 from __future__ import annotations
 
