@@ -1,0 +1,341 @@
+"""UJSAH: Unsupervised Joint-Semantics Autoencoder Hashing (Chen, Long, Li, Wu, Yang, 2023).
+
+Needs PyTorch (``pip install 'mmhash[deep]'``). The method, for views ``m = 1..M`` (``M = 2``:
+``v`` = image, ``t`` = text) of a mini-batch of ``n`` paired rows ``X^m`` (Algorithm 1 builds
+everything per mini-batch):
+
+Similarity (Eq. 1-2)
+    ``S^m = Xn^m Xn^m^T`` with ``Xn^m`` the L2-normalised rows (cosine similarities), mapped to
+    ``2 S^m - 1`` when ``rescale_similarity`` (see below). ``S~ = mu S^v + (1 - mu) S^t`` (Eq. 1)
+    and the joint-semantics matrix ``S = (1 - eta) S~ + eta S^v S^t^T / n`` (Eq. 2), with ``n``
+    the rows of *this* batch.
+
+    **M views.** ``S~ = sum_m mu_m S^m`` with weights ``mu_m >= 0`` summing to 1, and
+    ``S = (1 - eta) S~ + eta / (P n) * sum_{u<w} S^u S^w^T`` over the ``P = M(M-1)/2`` pairs of
+    views taken in view order (``u`` before ``w``). For ``M = 2`` there is one pair, ``(v, t)``,
+    and this is Eq. 2 exactly. ``mu`` is either the list of the ``M`` weights or one number: the
+    weight of the first view, the rest ``(1 - mu) / (M - 1)`` each (for ``M = 2``: ``mu, 1 - mu``).
+
+Networks (Eq. 3-5), one set per view
+    encoder ``E_m``: ``d_m -> width -> ReLU -> n_bits -> tanh`` giving ``Z^m``, and
+    ``B^m = sign(Z^m)`` (Eq. 3); training uses ``Z^m`` itself (the tanh relaxation).
+    predictor ``P_m``: ``n_bits -> predictor_width -> ReLU -> n_bits -> tanh``, predicting view
+    ``m``'s code from the other views' codes: ``Zp^m = P_m(mean_{u != m} Z^u)`` -- for ``M = 2``
+    the paper's dual prediction, text->image ``P_v(Z^t)`` and image->text ``P_t(Z^v)`` (Eq. 4).
+    decoder ``D_m``: ``n_bits -> width x depth (ReLU) -> d_m``, fed the *predicted* code,
+    ``Xh^m = D_m(Zp^m)`` (Eq. 5). The first view gets the paper's image sizes (``image_width``
+    4096, ``image_decoder_depth`` 2: ``k->4096->4096->d_v``), every other view the text sizes
+    (``text_width`` 2048, ``text_decoder_depth`` 3: ``k->2048->2048->2048->d_t``).
+
+Objective (Eq. 8; its M-view form, Eq. 9)
+    ``L = alpha sum_{u<w} ||S - Zn^u Zn^w^T||^2 + beta sum_m ||S - Zn^m Zn^m^T||^2
+    + gamma sum_{u<w} ||Zn^u - Zn^w||^2 + delta sum_m ||Xh^m - X^m||^2``,
+    with ``Zn`` the L2-normalised codes. For ``M = 2`` this is Eq. 8 term by term. The cross term
+    runs over the pairs in view order, like ``S``'s joint part: ``S`` is not symmetric
+    (``S^v S^t^T`` is not), so summing over both orders of a pair would fit only its symmetric part
+    and would not reduce to Eq. 8.
+    Per-batch scaling: every squared norm is a *mean* over its entries (``||S - .||^2 / n^2``,
+    ``||Zn^u - Zn^w||^2 / (n k)``, ``||Xh^m - X^m||^2 / (n d_m)``), so the loss does not grow with
+    the batch size and the weights keep the scale on which the authors set them.
+
+Out of sample (Eq. 10): ``b = sign(E_m(x))`` for a new item seen through view ``m`` -- only the
+encoders are kept after fit (and saved); predictors and decoders serve training only.
+
+Choices taken from the authors' public code (YunfeiChenMY/UJSAH) where the paper leaves the
+scale open, so that the paper's weights mean what they meant there:
+
+* ``B B^T`` is read as the cosine of the codes (rows L2-normalised; ``B B^T / k`` for binary
+  codes), on the same ``[-1, 1]`` scale as ``S``; the consistency term uses the normalised
+  codes too.
+* ``rescale_similarity=True`` maps each cosine matrix to ``2 S^m - 1``: raw cosines of the
+  non-negative features common here (bag of words, topic proportions) lie in ``[0, 1]`` and
+  would ask every pair of codes to agree. ``False`` is the literal cosine.
+* Reconstruction compares L2-normalised ``Xh^m`` and ``X^m`` (scale-free across feature types).
+* Defaults ``mu=0.8, eta=0.3`` are the values of the authors' MIRFlickr script; SGD with
+  learning rate 1e-3, momentum 0.9, weight decay 5e-4, batch 32 and 50 epochs are the authors'
+  training setting. ``dropout`` (before the last encoder layer) is 0.3 in their code, 0 here
+  (the paper's architecture has none).
+
+Not adopted from the authors' code (the paper is followed): their constant batch divisor in
+Eq. 2 (here: the actual rows of the batch), the factor 10 inside the text tanh, the N(0, 1)
+initialisation of the last encoder layer (here: PyTorch's default), and their wiring in which the
+image decoder receives ``Img2Txt(Z^v)`` (here, as in the paper's Eq. 4-5, the image decoder
+receives the image code predicted from the text code). Weights were chosen on the test queries
+in the authors' code; mmhash never does that (see ``validation_fraction``, and the bench's model
+selection on the validation split).
+
+Ablations (paper, Table 2): ``joint_semantics=False`` is UJSAH-1 (``S = S~``, Eq. 1 only);
+``decode_from="own"`` is UJSAH-2 (decoders fed the encoders' own codes ``Z^m`` instead of the
+predicted ones).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ImportError as exc:  # the registry lists ujsah as unavailable with this message
+    raise ImportError(
+        "UJSAH needs PyTorch, which is not installed: pip install 'mmhash[deep]'"
+    ) from exc
+
+from mmhash.errors import InvalidInputError, UnknownNameError
+from mmhash.hashers._torch import TorchHasher
+
+DECODE_FROM = ("own", "predicted")
+
+
+# ---- joint-semantics similarity (Eq. 1, Eq. 2 and its M-view form) ---------------------------
+def similarity_matrices(views: Sequence[torch.Tensor], rescale: bool = True) -> list[torch.Tensor]:
+    """Cosine similarity ``(n, n)`` of each view's rows; ``2 cos - 1`` when ``rescale``.
+
+    Rows are L2-normalised first (an all-zero row has similarity 0 to everything before
+    rescaling).
+    """
+    out = []
+    for X in views:
+        Xn = F.normalize(X, dim=1)
+        C = Xn @ Xn.T
+        out.append(2.0 * C - 1.0 if rescale else C)
+    return out
+
+
+def view_weights(mu: float | Sequence[float], n_views: int) -> list[float]:
+    """The weights ``mu_m`` of Eq. 1 for ``n_views`` views (see the module docstring)."""
+    if isinstance(mu, (int, float, np.floating, np.integer)) and not isinstance(mu, bool):
+        mu = float(mu)
+        if not (math.isfinite(mu) and 0.0 <= mu <= 1.0):
+            raise InvalidInputError(f"mu must be in [0, 1], got {mu!r}")
+        return [mu] + [(1.0 - mu) / (n_views - 1)] * (n_views - 1)
+    try:
+        weights = [float(w) for w in mu]
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"mu must be a number in [0, 1] or a list of one weight per view, got {mu!r}"
+        ) from None
+    if len(weights) != n_views:
+        raise InvalidInputError(f"mu has {len(weights)} weights for {n_views} views")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
+        raise InvalidInputError(f"mu weights must be >= 0 and sum to 1, got {weights}")
+    return weights
+
+
+def joint_semantics(sims: Sequence[torch.Tensor], weights: Sequence[float], eta: float,
+                    joint: bool = True) -> torch.Tensor:
+    """The batch similarity ``S`` (Eq. 2 and its M-view form) from per-view matrices ``sims``.
+
+    ``S~ = sum_m weights[m] sims[m]``; with ``joint``,
+    ``S = (1 - eta) S~ + eta / (P n) sum_{u<w} sims[u] sims[w]^T`` over the ``P`` pairs of views
+    in order; without (UJSAH-1), ``S = S~``. Shape ``(n, n)``, same dtype as ``sims``.
+    """
+    s_tilde = sum(w * S for w, S in zip(weights, sims))
+    if not joint:
+        return s_tilde
+    n = sims[0].shape[0]
+    pairs = list(itertools.combinations(range(len(sims)), 2))
+    cross = sum(sims[u] @ sims[w].T for u, w in pairs) / (len(pairs) * n)
+    return (1.0 - eta) * s_tilde + eta * cross
+
+
+# ---- the network -----------------------------------------------------------------------------
+def _encoder(d: int, width: int, n_bits: int, dropout: float) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(d, width), nn.ReLU()]
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Linear(width, n_bits), nn.Tanh())
+
+
+def _decoder(n_bits: int, width: int, depth: int, d: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    size = n_bits
+    for _ in range(depth):
+        layers += [nn.Linear(size, width), nn.ReLU()]
+        size = width
+    return nn.Sequential(*layers, nn.Linear(size, d))
+
+
+class UJSAHNet(nn.Module):
+    """Encoders, predictors and decoders of UJSAH, one of each per view (``ModuleList``s).
+
+    View 0 uses the image sizes, the others the text sizes (see the module docstring).
+    """
+
+    def __init__(self, dims: Sequence[int], n_bits: int, *, image_width: int, text_width: int,
+                 predictor_width: int, image_decoder_depth: int, text_decoder_depth: int,
+                 dropout: float = 0.0):
+        super().__init__()
+        widths = [image_width] + [text_width] * (len(dims) - 1)
+        depths = [image_decoder_depth] + [text_decoder_depth] * (len(dims) - 1)
+        self.encoders = nn.ModuleList(
+            _encoder(d, w, n_bits, dropout) for d, w in zip(dims, widths))
+        self.predictors = nn.ModuleList(
+            nn.Sequential(nn.Linear(n_bits, predictor_width), nn.ReLU(),
+                          nn.Linear(predictor_width, n_bits), nn.Tanh())
+            for _ in dims)
+        self.decoders = nn.ModuleList(
+            _decoder(n_bits, w, depth, d) for d, w, depth in zip(dims, widths, depths))
+
+    def predict(self, codes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``Zp^m = P_m(mean of the other views' codes)`` for every view (Eq. 4)."""
+        # The others' mean is summed afresh per view (not total - own): for M = 2 the input is
+        # then exactly the other view's code, as in Eq. 4.
+        return [P(torch.stack([Z for u, Z in enumerate(codes) if u != m]).mean(dim=0))
+                for m, P in enumerate(self.predictors)]
+
+
+def ujsah_loss(net: UJSAHNet, batch: Sequence[torch.Tensor], *, alpha: float, beta: float,
+               gamma: float, delta: float, weights: Sequence[float], eta: float,
+               joint: bool = True, decode_from: str = "predicted", rescale: bool = True
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The UJSAH objective (Eq. 8 / Eq. 9) on one mini-batch of paired rows.
+
+    ``batch`` holds one float tensor ``(n, d_m)`` per view. Returns the weighted sum (a scalar
+    tensor with gradients) and the four unweighted terms by name: ``cross``, ``intra``,
+    ``consistency``, ``reconstruction`` (each a sum over view pairs / views of entry means).
+    """
+    with torch.no_grad():  # S depends on the input features only
+        S = joint_semantics(similarity_matrices(batch, rescale), weights, eta, joint)
+    codes = [E(X) for E, X in zip(net.encoders, batch)]
+    unit = [F.normalize(Z, dim=1) for Z in codes]
+    pairs = list(itertools.combinations(range(len(batch)), 2))
+    cross = sum(F.mse_loss(unit[u] @ unit[w].T, S) for u, w in pairs)
+    intra = sum(F.mse_loss(Zn @ Zn.T, S) for Zn in unit)
+    consistency = sum(F.mse_loss(unit[u], unit[w]) for u, w in pairs)
+    inputs = net.predict(codes) if decode_from == "predicted" else codes
+    reconstruction = sum(
+        F.mse_loss(F.normalize(D(Zin), dim=1), F.normalize(X, dim=1))
+        for D, Zin, X in zip(net.decoders, inputs, batch))
+    total = alpha * cross + beta * intra + gamma * consistency + delta * reconstruction
+    parts = {"cross": cross, "intra": intra, "consistency": consistency,
+             "reconstruction": reconstruction}
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+# ---- the hasher ------------------------------------------------------------------------------
+class UJSAH(TorchHasher):
+    """UJSAH: joint-semantics autoencoder hashing for any number of views (Chen et al., 2023).
+
+    See the module docstring for the equations, the M-view form and the choices made where the
+    paper is silent. Cost per epoch: O(n (sum_m d_m w_m + depth w^2 + n k)) with ``w`` the layer
+    widths; at the paper's widths (4096 / 2048) the decoders dominate.
+
+    Parameters
+    ----------
+    n_bits : code length (multiple of 8).
+    alpha, beta, gamma, delta : weights of the cross-view, within-view, code-consistency and
+        reconstruction terms of Eq. 8 (paper's MIRFlickr setting: .08, 18, 200, .12).
+    mu : weight of the first view in Eq. 1 (others share ``1 - mu``), or one weight per view.
+    eta : weight of the joint term ``S^v S^t^T / n`` in Eq. 2.
+    joint_semantics : False gives the ablation UJSAH-1 (``S`` = Eq. 1 only).
+    decode_from : ``"predicted"`` (the paper) or ``"own"`` (ablation UJSAH-2).
+    rescale_similarity : map cosines to ``2 cos - 1`` (authors' code) or keep them.
+    image_width, text_width : hidden width of the encoder and decoder of the first view / of
+        every other view.
+    predictor_width : hidden width of the prediction networks.
+    image_decoder_depth, text_decoder_depth : hidden layers of the decoders.
+    dropout : dropout rate before the last encoder layer (training only).
+    n_epochs, batch_size : training length (fixed number of epochs, as in the paper) and rows
+        per mini-batch.
+    optimizer : ``"sgd"`` (with ``momentum``) or ``"adam"``; ``learning_rate``, ``weight_decay``.
+    validation_fraction : 0 (default) trains on every row for ``n_epochs`` epochs. A fraction in
+        (0, 1) holds out that share of the training rows (chosen with ``random_state``), computes
+        the UJSAH loss on them after every epoch and keeps the encoders of the epoch with the
+        lowest held-out loss -- an unsupervised criterion: no labels, no queries.
+    n_threads : torch threads while training (None: every available core); restored after fit.
+    random_state : seeds the initialisation, dropout, the shuffling and the held-out rows; the
+        same value gives identical codes on CPU (for the same ``n_threads``).
+    """
+
+    name = "ujsah"
+    supported_views = (2, None)
+    conformance_params: ClassVar[dict[str, Any]] = {
+        "image_width": 64, "text_width": 64, "predictor_width": 32,
+        "image_decoder_depth": 1, "text_decoder_depth": 1,
+        "n_epochs": 8, "batch_size": 64, "optimizer": "adam", "learning_rate": 3e-3,
+        "n_threads": 1,
+    }
+
+    def __init__(self, *, n_bits: int = 32, alpha: float = 0.08, beta: float = 18.0,
+                 gamma: float = 200.0, delta: float = 0.12, mu: float | Sequence[float] = 0.8,
+                 eta: float = 0.3, joint_semantics: bool = True, decode_from: str = "predicted",
+                 rescale_similarity: bool = True, image_width: int = 4096,
+                 text_width: int = 2048, predictor_width: int = 1024,
+                 image_decoder_depth: int = 2, text_decoder_depth: int = 3,
+                 dropout: float = 0.0, n_epochs: int = 50, batch_size: int = 32,
+                 optimizer: str = "sgd", learning_rate: float = 1e-3, momentum: float = 0.9,
+                 weight_decay: float = 5e-4, validation_fraction: float = 0.0,
+                 n_threads: int | None = None, random_state: int = 0):
+        self.n_bits = n_bits
+        self.alpha = alpha
+        self.beta = beta
+        self.gamma = gamma
+        self.delta = delta
+        self.mu = mu
+        self.eta = eta
+        self.joint_semantics = joint_semantics
+        self.decode_from = decode_from
+        self.rescale_similarity = rescale_similarity
+        self.image_width = image_width
+        self.text_width = text_width
+        self.predictor_width = predictor_width
+        self.image_decoder_depth = image_decoder_depth
+        self.text_decoder_depth = text_decoder_depth
+        self.dropout = dropout
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        ranges = {"alpha": "[0, inf)", "beta": "[0, inf)", "gamma": "[0, inf)",
+                  "delta": "[0, inf)", "eta": "[0, 1]", "dropout": "[0, 1)"}
+        for key, allowed in ranges.items():
+            value = getattr(self, key)
+            ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
+                  and math.isfinite(value) and value >= 0
+                  and (key not in ("eta", "dropout") or value <= 1)
+                  and (key != "dropout" or value < 1))
+            if not ok:
+                raise InvalidInputError(f"{key} must be a number in {allowed}, got {value!r}")
+        for key in ("joint_semantics", "rescale_similarity"):
+            if not isinstance(getattr(self, key), (bool, np.bool_)):
+                raise InvalidInputError(f"{key} must be True or False, got {getattr(self, key)!r}")
+        if self.decode_from not in DECODE_FROM:
+            raise UnknownNameError("decode_from", self.decode_from, DECODE_FROM)
+        for key in ("image_width", "text_width", "predictor_width", "image_decoder_depth",
+                    "text_decoder_depth"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InvalidInputError(f"{key} must be a positive integer, got {value!r}")
+
+    def _fit(self, views: dict[str, np.ndarray]) -> None:
+        self._weights = view_weights(self.mu, len(views))  # checks mu against the view count
+        super()._fit(views)
+
+    def _build_model(self, dims: list[int]) -> UJSAHNet:
+        return UJSAHNet(dims, int(self.n_bits), image_width=int(self.image_width),
+                        text_width=int(self.text_width), predictor_width=int(self.predictor_width),
+                        image_decoder_depth=int(self.image_decoder_depth),
+                        text_decoder_depth=int(self.text_decoder_depth),
+                        dropout=float(self.dropout))
+
+    def _loss(self, model: UJSAHNet, batch: list[torch.Tensor]
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+        return ujsah_loss(model, batch, alpha=self.alpha, beta=self.beta, gamma=self.gamma,
+                          delta=self.delta, weights=self._weights, eta=self.eta,
+                          joint=bool(self.joint_semantics), decode_from=self.decode_from,
+                          rescale=bool(self.rescale_similarity))

@@ -1,0 +1,161 @@
+"""The shared PyTorch machinery: seeding, threads, batching, the loop, state without pickle."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mmhash.errors import DataError, InvalidInputError, UnknownNameError  # noqa: E402
+from mmhash.hashers._torch import (  # noqa: E402
+    arrays_to_module,
+    holdout_split,
+    iter_batches,
+    make_optimizer,
+    module_to_arrays,
+    torch_session,
+    train_loop,
+)
+
+
+def test_session_seeds_forked_rng_and_restores_global_state():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with torch_session(7, n_threads=1):
+        a = torch.rand(4)
+    after = torch.rand(3)
+    assert torch.equal(after, expected), "the session changed the caller's torch RNG stream"
+    with torch_session(7, n_threads=1):
+        b = torch.rand(4)
+    with torch_session(8, n_threads=1):
+        c = torch.rand(4)
+    assert torch.equal(a, b), "same seed, different numbers"
+    assert not torch.equal(a, c), "different seeds, same numbers"
+
+
+def test_session_sets_and_restores_thread_count():
+    before = torch.get_num_threads()
+    with torch_session(0, n_threads=1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(InvalidInputError, match="n_threads"):
+        with torch_session(0, n_threads=0):
+            pass
+    with pytest.raises(InvalidInputError, match="random_state"):
+        with torch_session(-1):
+            pass
+
+
+def test_batches_cover_every_row_once_and_merge_a_single_leftover():
+    rng = np.random.default_rng(0)
+    batches = iter_batches(65, 32, rng)
+    assert [len(b) for b in batches] == [32, 33], "a 1-row batch must be merged"
+    assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(65))
+    again = iter_batches(65, 32, np.random.default_rng(0))
+    assert all(np.array_equal(x, y) for x, y in zip(batches, again)), "shuffle not seeded"
+    fixed = iter_batches(10, 4, None)
+    assert np.array_equal(np.concatenate(fixed), np.arange(10)), "rng=None must keep order"
+
+
+def test_holdout_split_is_seeded_disjoint_and_validated():
+    fit, val = holdout_split(100, 0.2, np.random.default_rng(3))
+    assert len(val) == 20 and len(fit) == 80
+    assert not np.intersect1d(fit, val).size
+    assert np.array_equal(np.sort(np.concatenate([fit, val])), np.arange(100))
+    fit2, val2 = holdout_split(100, 0.2, np.random.default_rng(3))
+    assert np.array_equal(val, val2)
+    fit0, val0 = holdout_split(10, 0.0, np.random.default_rng(0))
+    assert len(val0) == 0 and np.array_equal(fit0, np.arange(10))
+    for bad in (1.0, -0.1, "0.2", True):
+        with pytest.raises(InvalidInputError, match="validation_fraction"):
+            holdout_split(100, bad, np.random.default_rng(0))
+    with pytest.raises(InvalidInputError, match="leaves 1 of 5 rows"):
+        holdout_split(5, 0.8, np.random.default_rng(0))
+
+
+def test_make_optimizer_by_name():
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    assert isinstance(make_optimizer("sgd", params, learning_rate=0.1, momentum=0.9),
+                      torch.optim.SGD)
+    assert isinstance(make_optimizer("adam", params, learning_rate=0.1), torch.optim.Adam)
+    with pytest.raises(UnknownNameError, match="adam, sgd"):
+        make_optimizer("rmsprop", params, learning_rate=0.1)
+
+
+class _Scalar(torch.nn.Module):
+    """One parameter w; loss = mean((w - x)^2) over a batch of scalars x."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def loss(self, batch):
+        value = ((self.w - batch[0][:, 0]) ** 2).mean()
+        return value, {"mse": float(value.detach())}
+
+
+def test_loop_reports_progress_logs_and_lowers_the_loss(caplog):
+    model = _Scalar()
+    data = [torch.full((20, 1), 3.0)]
+    calls = []
+    opt = make_optimizer("sgd", model.parameters(), learning_rate=0.05)
+    with caplog.at_level(logging.INFO, logger="mmhash.hashers._torch"):
+        result = train_loop(model, model.loss, data, opt, n_epochs=4, batch_size=8,
+                            rng=np.random.default_rng(0),
+                            progress=lambda e, n, m: calls.append((e, n, dict(m))), name="toy")
+    assert [(e, n) for e, n, _ in calls] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert all(set(m) == {"loss"} for _, _, m in calls)
+    losses = [m["loss"] for _, _, m in calls]
+    assert losses == sorted(losses, reverse=True) and losses[-1] < losses[0] / 2
+    assert [r["loss"] for r in result.history] == losses
+    assert result.best_epoch == 4, "without held-out rows the last epoch is kept"
+    assert sum("toy epoch" in r.getMessage() for r in caplog.records) == 4
+
+
+def test_loop_keeps_the_epoch_with_the_lowest_held_out_loss():
+    # Training pulls w from 0 towards 5; the held-out rows sit at 1, so the held-out loss falls,
+    # then rises once w passes 1: the loop must hand back w from the best epoch, not the last.
+    model = _Scalar()
+    seen = []
+    opt = make_optimizer("sgd", model.parameters(), learning_rate=0.005)
+    result = train_loop(model, model.loss, [torch.full((16, 1), 5.0)], opt, n_epochs=12,
+                        batch_size=4, rng=np.random.default_rng(0),
+                        validation=[torch.full((6, 1), 1.0)],
+                        progress=lambda e, n, m: seen.append(model.w.item()))
+    val = [r["val_loss"] for r in result.history]
+    best = int(np.argmin(val)) + 1
+    assert 1 < best < 12, f"the held-out minimum should be inside the run, got epoch {best}"
+    assert result.best_epoch == best
+    assert model.w.item() == pytest.approx(seen[best - 1]), "parameters of the best epoch"
+    assert model.w.item() != pytest.approx(seen[-1])
+
+
+def test_loop_stops_with_a_clear_error_when_the_loss_diverges():
+    model = _Scalar()
+    data = [torch.full((8, 1), float("nan"))]
+    opt = make_optimizer("sgd", model.parameters(), learning_rate=0.1)
+    with pytest.raises(InvalidInputError, match="diverged at epoch 1.*learning_rate"):
+        train_loop(model, model.loss, data, opt, n_epochs=2, batch_size=4,
+                   rng=np.random.default_rng(0))
+
+
+def test_module_state_round_trips_through_numpy_arrays():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    arrays = module_to_arrays(net, "p__")
+    assert set(arrays) == {"p__0.weight", "p__0.bias", "p__2.weight", "p__2.bias"}
+    assert all(isinstance(a, np.ndarray) for a in arrays.values())
+    with torch.device("meta"):
+        fresh = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+    arrays_to_module(fresh, arrays, "p__")
+    x = torch.randn(6, 5)
+    assert torch.equal(fresh(x), net(x))
+    with pytest.raises(DataError, match="missing"):
+        arrays_to_module(fresh, {k: v for k, v in arrays.items() if "2.bias" not in k}, "p__")
+    bad = dict(arrays, **{"p__0.bias": np.zeros(7, dtype=np.float32)})
+    with pytest.raises(DataError, match="shape"):
+        arrays_to_module(fresh, bad, "p__")
