@@ -1,9 +1,11 @@
-"""mAP, mAP@K, P@K and the PR curve by Hamming radius (reference engine).
+"""mAP, mAP@K, P@K and the PR curve by Hamming radius, on the packed engine.
 
 The conventions are stated once, in the docstring of :mod:`mmhash.evaluation`. All metrics of one
-call come from one pass over blocks of queries; each block yields per-query distance histograms
-(:func:`mmhash.evaluation.hamming.histograms`) from which :mod:`mmhash.evaluation.ties` computes
-the count-based policies exactly; only ``tie="index"`` sorts (a stable O(N) radix sort per query).
+call come from one pass of the engine (:mod:`mmhash.evaluation.engine`): per-query counts of
+items and relevant items at each distance, from which :mod:`mmhash.evaluation.ties` computes the
+count-based policies exactly; ``tie="index"`` adds one walk in index order per query that places
+every relevant item in the stable ranking without sorting. The first, numpy implementation is
+kept as the test oracle in :mod:`mmhash.evaluation.reference`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 
 from mmhash.errors import InvalidInputError, UnknownNameError
 from mmhash.evaluation._validate import check_k, check_tie
-from mmhash.evaluation.hamming import Prepared, histograms, iter_blocks, prepare
+from mmhash.evaluation.engine import PackedEval, index_metrics, iter_histograms, prepare
 from mmhash.evaluation.ties import (
     average_precision_at_k_from_counts,
     average_precision_from_counts,
@@ -139,8 +141,7 @@ def pr_curve(query_codes, retrieval_codes, query_labels, retrieval_labels) -> PR
     precision_count = np.zeros(width, dtype=np.int64)
     recall_sum = np.zeros(width)
     recall_count = 0
-    for _, distances, relevant in iter_blocks(data):
-        n, r = histograms(distances, relevant, data.n_bits)
+    for _, n, r in iter_histograms(data):
         retrieved = np.cumsum(n, axis=1)
         hits = np.cumsum(r, axis=1)
         total = r.sum(axis=1)
@@ -217,15 +218,13 @@ def _check_ks(ks) -> list[int]:
     return [check_k(k, "each K in ks") for k in k_list]
 
 
-def _per_query(data: Prepared, specs: list[_Spec], tie: str) -> dict[_Spec, np.ndarray]:
+def _per_query(data: PackedEval, specs: list[_Spec], tie: str) -> dict[_Spec, np.ndarray]:
     """Every metric of ``specs`` for every query: dict spec -> float64 (Q,)."""
+    if tie == "index":
+        return _index_values(data, specs)
     out = {spec: np.empty(data.n_queries) for spec in specs}
-    for rows, distances, relevant in iter_blocks(data):
-        if tie == "index":
-            values = _index_block(distances, relevant, specs)
-        else:
-            n, r = histograms(distances, relevant, data.n_bits)
-            values = _count_block(n, r, specs, tie)
+    for rows, n, r in iter_histograms(data):
+        values = _count_block(n, r, specs, tie)
         for spec in specs:
             out[spec][rows] = values[spec]
     return out
@@ -246,26 +245,17 @@ def _count_block(n: np.ndarray, r: np.ndarray, specs: list[_Spec], tie: str) -> 
     return values
 
 
-def _index_block(distances: np.ndarray, relevant: np.ndarray, specs: list[_Spec]) -> dict:
-    """Metrics of one block with ties broken by retrieval index (a stable sort by distance).
-
-    ``distances``: int (b, N); ``relevant``: bool (b, N).
-    """
-    n_items = distances.shape[1]
-    # numpy's stable sort of <= 16-bit integers is a radix sort: O(N) per query.
-    key = distances.astype(np.int16) if distances.max() < 2**15 else distances
-    order = np.argsort(key, axis=1, kind="stable")
-    ranked = np.take_along_axis(relevant, order, axis=1)  # relevance in rank order
-    hits = np.cumsum(ranked, axis=1)  # relevant items at or before each position
-    precision_at_hit = np.where(ranked, hits / np.arange(1, n_items + 1), 0.0)
-    total = hits[:, -1]
+def _index_values(data: PackedEval, specs: list[_Spec]) -> dict[_Spec, np.ndarray]:
+    """Metrics with ties broken by retrieval index (the stable sort by distance)."""
+    n_items = data.n_items
+    cuts = [min(k, n_items) for _, k in specs if k is not None]
+    found = index_metrics(data, cuts)
     values = {}
     for kind, k in specs:
-        k_eff = n_items if k is None else min(k, n_items)
-        if kind == "map":
-            found = total if k is None else hits[:, k_eff - 1]
-            sums = precision_at_hit[:, :k_eff].sum(axis=1)
-            values[(kind, k)] = np.divide(sums, found, out=np.zeros(len(sums)), where=found > 0)
+        if k is None:
+            values[(kind, k)] = found["ap"]
+        elif kind == "map":
+            values[(kind, k)] = found[("ap", min(k, n_items))]
         else:
-            values[(kind, k)] = hits[:, k_eff - 1] / k_eff
+            values[(kind, k)] = found[("hits", min(k, n_items))] / min(k, n_items)
     return values
