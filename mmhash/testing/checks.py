@@ -52,6 +52,21 @@ def _fitted(cls: type, params: dict[str, Any], **override: Any):
     return _make(cls, params, **override).fit(_readonly_train(_min_views(cls)))
 
 
+_SHARED: dict[tuple, Any] = {}
+
+
+def _shared_fit(cls: type, params: dict[str, Any], **override: Any):
+    """A fitted hasher reused by the checks that only read it (encode, save), so a slow method
+    is fitted once per parameter set instead of once per check. Checks about fitting itself
+    (fit returns self, read-only inputs, determinism's second fit) always fit afresh."""
+    key = (cls, repr(sorted({**params, **override}.items())))
+    if key not in _SHARED:
+        if len(_SHARED) > 8:
+            _SHARED.clear()
+        _SHARED[key] = _fitted(cls, params, **override)
+    return _SHARED[key]
+
+
 def _queries(cls: type) -> dict[str, np.ndarray]:
     return _data(_min_views(cls)).part("query")[0]
 
@@ -97,7 +112,7 @@ def check_encode_before_fit_raises(cls: type, params: dict[str, Any]) -> None:
 def check_code_format(cls: type, params: dict[str, Any]) -> None:
     """Codes of every view are int8, shape (n, n_bits), values in {-1, +1}."""
     for n_bits in (8, 24):
-        hasher = _fitted(cls, params, n_bits=n_bits)
+        hasher = _shared_fit(cls, params, n_bits=n_bits)
         for modality, X in _queries(cls).items():
             codes = hasher.encode(X, modality)
             assert isinstance(codes, np.ndarray), f"{modality}: codes are {type(codes).__name__}"
@@ -149,7 +164,7 @@ def check_deterministic(cls: type, params: dict[str, Any]) -> None:
 
 def check_no_batch_dependence(cls: type, params: dict[str, Any]) -> None:
     """encode(X)[i] equals encode(X[i:i+1]): a code depends only on its own item."""
-    hasher = _fitted(cls, params)
+    hasher = _shared_fit(cls, params)
     for modality, X in _queries(cls).items():
         full = hasher.encode(X, modality)
         for i in (0, 1, len(X) // 2, len(X) - 1):
@@ -163,7 +178,7 @@ def check_save_load_roundtrip(cls: type, params: dict[str, Any]) -> None:
     """save then mmhash.load_hasher gives the same params and identical codes."""
     from mmhash.registry import get_hasher_class, load_hasher
 
-    hasher = _fitted(cls, params)
+    hasher = _shared_fit(cls, params)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "hasher.npz"
         hasher.save(path)
@@ -258,7 +273,7 @@ def check_beats_random_floor(cls: type, params: dict[str, Any]) -> None:
     n_bits = params.get("n_bits", N_BITS)
     floor = RandomProjectionHasher(n_bits=n_bits, random_state=0).fit(_readonly_train(n_views))
     floor_map = _cross_modal_map(floor, n_views)
-    got = _cross_modal_map(_fitted(cls, params), n_views)
+    got = _cross_modal_map(_shared_fit(cls, params), n_views)
     assert got > floor_map + 0.05, (
         f"cross-modal mAP {got:.3f} does not beat the rp floor {floor_map:.3f} by 0.05"
     )
