@@ -38,10 +38,13 @@ class CVH(BaseHasher):
       ``X D X^T`` is positive definite (needed e.g. for topic-proportion text features, whose
       centred rows sum to zero). Relative, so it does not depend on the feature scale.
     * Only ``min(d_k)`` directions carry cross-view correlation. Longer codes take the next
-      eigenvectors, as the paper's eigen-solution does; eigenvalue ``K-1`` (zero correlation)
-      directions often lie in one view only, and the other view's block of such a vector is
-      zero up to round-off. Blocks below ``1e-9`` of the vector's norm are set exactly to zero
-      so those bits are a constant +1 for that view instead of the sign of round-off noise.
+      eigenvectors, as the paper's eigen-solution does. For eigenvalue ``K-1`` (zero
+      correlation) a view's block is often zero, or lies where the view's training data have no
+      variance (e.g. the all-ones direction of topic proportions, whose centred rows sum to
+      zero); projecting on it gives round-off, whose sign would be noise that changes with the
+      BLAS. A block whose projected training variance ``a^T C_kk a`` is below
+      ``1e-14 * ||w||^2 * trace(C_kk)`` (``w`` the whole eigenvector) is set exactly to zero, so
+      that bit is a constant +1 for that view.
     * Codes are ``sgn(A_k^T (x - mean_k))`` with the training mean of each view.
 
     Cost: covariances O(n D^2) time, eigenproblem O(D^3) with ``D = sum_k d_k``; memory
@@ -120,13 +123,15 @@ class CVH(BaseHasher):
         self.eigenvalues_ = (len(Xs) - 1) - rho
 
         # Fix each vector's sign (eigh's is arbitrary) so the codes are reproducible.
-        col_norm = np.linalg.norm(W, axis=0)
+        col_sq = np.einsum("ij,ij->j", W, W)
         pivot = np.argmax(np.abs(W), axis=0)
         W = W * np.where(W[pivot, np.arange(W.shape[1])] < 0, -1.0, 1.0)
         # Per-view arrays go into attributes named after the view index: state stays plain arrays.
         for k, s in enumerate(blocks):
             A = W[s].copy()
-            A[:, np.linalg.norm(A, axis=0) < 1e-9 * col_norm] = 0.0
+            Ckk = C[s, s]
+            variance = np.einsum("ij,ij->j", A, Ckk @ A)
+            A[:, variance <= 1e-14 * col_sq * np.trace(Ckk)] = 0.0
             setattr(self, f"mean{k}_", means[k])
             setattr(self, f"proj{k}_", A)
 

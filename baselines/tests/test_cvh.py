@@ -77,6 +77,20 @@ def test_bits_beyond_shared_directions_are_constant_not_noise():
     assert np.all(codes[:, zero_cols] == 1)
 
 
+def test_directions_without_training_variance_give_constant_bits():
+    # Topic proportions (rows sum to 1, as Wikipedia's LDA text): the all-ones direction has no
+    # variance after centring, so bits that project on it alone must not be round-off signs.
+    ds = make_synthetic(n=300, dims=(40, 6), random_state=4)
+    views, _ = ds.part("train")
+    topics = np.exp(views["text"])
+    topics /= topics.sum(axis=1, keepdims=True)
+    views = {"image": views["image"], "text": topics}
+    h = CVH(n_bits=24).fit(views)
+    informative = np.abs(h.proj1_).sum(axis=0) > 0
+    assert informative.sum() <= 5  # rank of the centred 6-topic text
+    np.testing.assert_array_equal(h.encode(topics, "text")[:, ~informative], 1)
+
+
 def test_refuses_sizes_it_cannot_handle(data):
     views, _ = data.part("train")
     with pytest.raises(InvalidInputError, match="max_features"):
