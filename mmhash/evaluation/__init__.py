@@ -1,7 +1,13 @@
 """Exact evaluation of Hamming retrieval: mAP, mAP@K, P@K and PR curves under explicit tie rules.
 
-This is the reference implementation (numpy, blocks of queries); a faster engine must reproduce
-its numbers. The conventions, exactly:
+Every function runs on the packed engine (:mod:`mmhash.evaluation.engine`): codes packed into
+64-bit words, Hamming distances by XOR + popcount in numba kernels that directly produce, per
+query, the counts of items and of relevant items at each distance -- from which every metric
+below is exact -- multi-threaded over queries, with O(n_bits) state per query, so memory does not
+grow with Q x N. The first implementation (numpy, float matrix products) is kept unchanged in
+:mod:`mmhash.evaluation.reference` as the test oracle: both give the same counts exactly and the
+same metrics to 1e-12. :class:`HammingIndex` offers the same kernels as an exact search index.
+The conventions, exactly:
 
 Inputs
     Codes are 2-D integer arrays with values in {-1, +1} only (``(Q, n_bits)`` queries,
@@ -44,13 +50,15 @@ Metrics
     least one item at that radius (it is undefined for the others), recall over the queries with
     at least one relevant item.
 
-Memory
-    Queries are processed in blocks of about ``hamming.BLOCK_ELEMENTS`` query-item pairs; no
-    Q x N matrix is built except by :func:`hamming_distance` and :func:`relevance`, whose result
-    is that matrix.
+Memory and threads
+    No Q x N matrix is built except by :func:`hamming_distance` and :func:`relevance`, whose
+    result is that matrix: the kernels stream the retrieval set in tiles and keep per-query
+    histograms (queries go to the kernels in blocks of ``engine.QUERY_BLOCK``). Threads are
+    numba's (``NUMBA_NUM_THREADS``, default: all cores).
 """
 
 from mmhash.evaluation.hamming import hamming_distance, relevance
+from mmhash.evaluation.index import HammingIndex
 from mmhash.evaluation.metrics import (
     PRCurve,
     average_precision,
@@ -59,16 +67,20 @@ from mmhash.evaluation.metrics import (
     pr_curve,
     precision_at_k,
 )
+from mmhash.evaluation.packing import pack_codes, unpack_codes
 from mmhash.evaluation.ties import TIE_POLICIES
 
 __all__ = [
     "TIE_POLICIES",
+    "HammingIndex",
     "PRCurve",
     "average_precision",
     "evaluate",
     "hamming_distance",
     "mean_average_precision",
+    "pack_codes",
     "pr_curve",
     "precision_at_k",
     "relevance",
+    "unpack_codes",
 ]

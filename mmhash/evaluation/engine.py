@@ -175,18 +175,24 @@ def relevance(query_labels, retrieval_labels) -> np.ndarray:
     return kernels().relevance_matrix(labels.query, labels.retrieval_t, labels.ids)
 
 
+# Up to this k, search keeps a buffer of candidates (one pass over the items, most tiles skipped
+# on their minimum distance); beyond it, two counting passes whose memory does not grow with k.
+BUFFERED_K = 1024
+
+
 def search(query_words: np.ndarray, db_words_t: np.ndarray, n_bits: int, k: int):
     """Exact k nearest by Hamming distance, ties by index, of packed inputs.
 
     ``query_words`` uint64 (Q, W); ``db_words_t`` uint64 (W, N); ``1 <= k``; k >= N ranks all.
-    Returns int32 (Q, min(k, N)) distances and int64 (Q, min(k, N)) indices.
+    Returns int32 (Q, min(k, N)) distances and int64 (Q, min(k, N)) indices, ascending distance
+    then index.
     """
     kern = kernels()
     n_items = db_words_t.shape[1]
     qb = queries_per_task(len(query_words))
-    if k >= n_items:
-        return kern.full_ranking(query_words, db_words_t, n_bits, qb)
-    return kern.top_k(query_words, db_words_t, n_bits, k, qb)
+    if k <= BUFFERED_K and k < n_items:
+        return kern.top_k(query_words, db_words_t, n_bits, k, qb)
+    return kern.ranking(query_words, db_words_t, n_bits, min(k, n_items), qb)
 
 
 def radius_search(query_words: np.ndarray, db_words_t: np.ndarray, n_bits: int, radius: int):

@@ -321,16 +321,21 @@ def _compact(buf_d, buf_i, size, t, kept, bound, take):
 
 
 @njit(cache=True, parallel=True, boundscheck=False)
-def full_ranking(qc, rct, n_bits, qb):
-    """Every item of every query by distance, then index: counting sort, no comparison sort.
+def ranking(qc, rct, n_bits, k, qb):
+    """The first ``k`` places of every query's ranking by distance, then index (``k <= N``).
 
-    Returns ``(distances, indices)``: int32 (Q, N), int64 (Q, N).
+    A counting sort, no comparison sort: a first pass counts the items at each distance, which
+    gives every distance its first output position; a second pass writes the items in index
+    order, each at the next free position of its distance, skipping positions ``>= k``. Memory
+    beyond the output is O(n_bits) per query, whatever ``k``.
+
+    Returns ``(distances, indices)``: int32 (Q, k), int64 (Q, k).
     """
     n_q = qc.shape[0]
     n_items = rct.shape[1]
     width = n_bits + 1
-    out_d = np.empty((n_q, n_items), np.int32)
-    out_i = np.empty((n_q, n_items), np.int64)
+    out_d = np.empty((n_q, k), np.int32)
+    out_i = np.empty((n_q, k), np.int64)
     for b in prange((n_q + qb - 1) // qb):
         q0 = b * qb
         q1 = min(n_q, q0 + qb)
@@ -343,20 +348,34 @@ def full_ranking(qc, rct, n_bits, qb):
                 h = start[q - q0]
                 for i in range(e - s):
                     h[dist[i] + 1] += 1
+        # start[t, d]: first position of distance d; distances whose block begins at or after k
+        # are not needed, and the scan below stops once no needed distance is left
+        last = np.zeros(q1 - q0, np.int64)
         for t in range(q1 - q0):
             for d in range(1, width + 1):
                 start[t, d] += start[t, d - 1]
+            for d in range(width):
+                if start[t, d] < k:
+                    last[t] = d
+        filled = np.zeros(q1 - q0, np.int64)
         for s in range(0, n_items, TILE):
             e = min(n_items, s + TILE)
             for q in range(q0, q1):
+                t = q - q0
+                if filled[t] == k:  # every position is written: the rest of the items is out
+                    continue
+                h = start[t]
+                lim = last[t]
                 _tile_distances(qc, q, rct, s, e, dist)
-                h = start[q - q0]
                 for i in range(e - s):
                     d = dist[i]
-                    p = h[d]
-                    h[d] = p + 1
-                    out_d[q, p] = d
-                    out_i[q, p] = s + i
+                    if d <= lim:
+                        p = h[d]
+                        if p < k:
+                            out_d[q, p] = d
+                            out_i[q, p] = s + i
+                            filled[t] += 1
+                        h[d] = p + 1
     return out_d, out_i
 
 
