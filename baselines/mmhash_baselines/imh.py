@@ -1,0 +1,294 @@
+"""IMH: Inter-Media Hashing (Song, Yang, Yang, Huang & Shen, SIGMOD 2013)."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+from sklearn.neighbors import NearestNeighbors
+
+from mmhash.base import BaseHasher
+from mmhash.errors import InvalidInputError
+
+AFFINITIES = ("heat", "binary")
+THRESHOLDS = ("median", "zero")
+
+
+def knn_laplacian(X: np.ndarray, k: int, affinity: str = "heat",
+                  sigma: float | None = None) -> tuple[np.ndarray, float]:
+    """Graph Laplacian ``L = D - A`` of the symmetrised kNN graph of the rows of ``X``.
+
+    ``A_pq`` is non-zero when ``q`` is among the ``k`` nearest neighbours of ``p`` (Euclidean,
+    the point itself excluded) or vice versa; ``A = (A + A^T) / 2``. Weights are
+    ``exp(-||x_p - x_q||^2 / sigma^2)`` ("heat") or 1 ("binary").
+
+    Parameters
+    ----------
+    X : float64 (n, d)
+    k : number of neighbours, 1 <= k < n
+    affinity : "heat" or "binary"
+    sigma : heat-kernel width; None = mean distance of the points to their k neighbours
+
+    Returns
+    -------
+    L : float64 (n, n), dense symmetric positive semi-definite with ``L @ 1 = 0``
+    sigma : the width used (1.0 for "binary")
+    """
+    n = X.shape[0]
+    dist, idx = NearestNeighbors(n_neighbors=k).fit(X).kneighbors()  # excludes each point
+    if affinity == "heat":
+        if sigma is None:
+            sigma = float(dist.mean())
+            if not sigma > 0:  # every neighbour a duplicate: any width gives weight 1
+                sigma = 1.0
+        weights = np.exp(-(dist / sigma) ** 2)
+    else:
+        sigma, weights = 1.0, np.ones_like(dist)
+    A = scipy.sparse.csr_matrix((weights.ravel(), (np.repeat(np.arange(n), k), idx.ravel())),
+                                shape=(n, n))
+    A = ((A + A.T) * 0.5).toarray()
+    return np.diag(A.sum(axis=1)) - A, float(sigma)
+
+
+def regression_residual(X: np.ndarray, beta: float) -> np.ndarray:
+    """``B = I - X (X^T X + beta I)^{-1} X^T`` for centred ``X`` (n, d); float64 (n, n).
+
+    ``tr(F^T B F) = min_W ||X W - F||^2 + beta ||W||^2``: the cost of the best ridge-regression
+    hash functions for relaxed codes ``F``, i.e. the paper's linear-hash-function term with W
+    eliminated.
+    """
+    d = X.shape[1]
+    P = scipy.linalg.solve(X.T @ X + beta * np.eye(d), X.T, assume_a="pos")
+    B = -(X @ P)
+    B[np.diag_indices_from(B)] += 1.0
+    return (B + B.T) * 0.5
+
+
+def inter_media_matrix(K1: np.ndarray, K2: np.ndarray, mu: float) -> tuple[np.ndarray, tuple]:
+    """Eliminate ``F2`` from ``tr(F1'K1F1) + tr(F2'K2F2) + mu ||F1 - F2||^2``.
+
+    The minimiser over ``F2`` is ``F2 = mu (K2 + mu I)^{-1} F1``; substituting it leaves
+    ``tr(F1' D F1)`` with ``D = K1 + mu K2 (K2 + mu I)^{-1}`` (symmetric: ``K2`` and
+    ``(K2 + mu I)^{-1}`` commute). Returns ``D`` (n, n) and the Cholesky factor of
+    ``K2 + mu I`` (for :func:`scipy.linalg.cho_solve`) to recover ``F2``.
+    """
+    M = K2.copy()
+    M[np.diag_indices_from(M)] += mu
+    chol = scipy.linalg.cho_factor(M, lower=True, overwrite_a=True)
+    D = K1 + mu * scipy.linalg.cho_solve(chol, K2)
+    return (D + D.T) * 0.5, chol
+
+
+def relaxed_codes(X1: np.ndarray, X2: np.ndarray, *, n_bits: int, k: int, lam: float,
+                  beta: float, mu: float, affinity: str = "heat", sigma: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
+    """Solve IMH's relaxed problem for centred paired views ``X1`` (n, d1), ``X2`` (n, d2).
+
+    Returns ``F1`` (n, n_bits), the eigenvectors of ``D`` with the smallest eigenvalues other
+    than the constant vector (orthonormal, each orthogonal to 1, signs fixed so the largest
+    entry is positive); ``F2 = mu (K2 + mu I)^{-1} F1``; the eigenvalues (ascending); and the
+    heat-kernel widths used for the two views.
+    """
+    Ks, sigmas = [], []
+    for X in (X1, X2):
+        L, used = knn_laplacian(X, k, affinity, sigma)
+        K = regression_residual(X, beta)
+        K += lam * L
+        del L
+        Ks.append(K)
+        sigmas.append(used)
+    D, chol = inter_media_matrix(Ks[0], Ks[1], mu)
+    del Ks
+    n = D.shape[0]
+    # 1 is an exact eigenvector of D (centred features); lift it above the spectrum
+    # (Gershgorin bound) so the smallest eigenpairs are the non-trivial ones.
+    D += (float(np.abs(D).sum(axis=1).max()) + 1.0) / n
+    vals, F1 = scipy.linalg.eigh(D, subset_by_index=[0, n_bits - 1], overwrite_a=True,
+                                 driver="evr")
+    del D
+    pivot = np.argmax(np.abs(F1), axis=0)  # fix eigh's arbitrary signs: reproducible codes
+    F1 *= np.where(F1[pivot, np.arange(F1.shape[1])] < 0, -1.0, 1.0)
+    F2 = mu * scipy.linalg.cho_solve(chol, F1)
+    return F1, F2, vals, (sigmas[0], sigmas[1])
+
+
+class IMH(BaseHasher):
+    """Inter-Media Hashing: spectral codes with inter- and intra-media consistency, linear hashes.
+
+    Paper: J. Song, Y. Yang, Y. Yang, Z. Huang and H. T. Shen, "Inter-Media Hashing for
+    Large-Scale Retrieval from Heterogeneous Data Sources", SIGMOD 2013.
+
+    Objective (Sec. 4). Relaxed codes ``F_g`` (n, n_bits) of each medium ``g`` minimise
+
+    * intra-media consistency ``lam * sum_g tr(F_g^T L_g F_g)``, ``L_g`` the Laplacian of the
+      kNN graph of medium ``g`` (neighbours in one medium get similar codes);
+    * inter-media consistency ``||S_1 F_1 - S_2 F_2||_U^2`` over the paired items (here every
+      item is paired, so the selection matrices are ``I``, and ``U = mu I``);
+    * the linear hash-function term ``sum_g ||X_g W_g + 1 b_g^T - F_g||^2 + beta ||W_g||^2``,
+
+    subject to ``F_1^T F_1 = I``. Eliminating ``W_g, b_g`` (ridge regression) gives
+    ``tr(F_g^T B_g F_g)`` with ``B_g = I - X_g (X_g^T X_g + beta I)^{-1} X_g^T`` for centred
+    ``X_g``; eliminating ``F_2 = mu (K_2 + mu I)^{-1} F_1`` with ``K_g = B_g + lam L_g`` leaves
+    ``min tr(F_1^T D F_1)  s.t.  F_1^T F_1 = I``, ``D = K_1 + mu K_2 (K_2 + mu I)^{-1}``: the
+    ``n_bits`` eigenvectors of ``D`` with the smallest eigenvalues. Then
+    ``W_g = (X_g^T X_g + beta I)^{-1} X_g^T F_g`` and the hash of a new item is
+    ``sgn(W_g^T (x - mean_g) - t_g)``.
+
+    Choices where the paper is silent or which we state explicitly (each a parameter):
+
+    * The constant vector ``1`` is an exact eigenvector of ``D`` (eigenvalue
+      ``1 + mu / (1 + mu)``) because the features are centred. It is the trivial solution the
+      paper's bias term ``b_g`` absorbs (a constant code predicts nothing) and it is excluded;
+      every other eigenvector is orthogonal to ``1``, so all bits have zero training mean and
+      the bias is zero.
+    * ``affinity``: heat-kernel weights ``exp(-d^2 / sigma^2)`` on the kNN graph (the paper),
+      ``sigma`` = mean kNN distance when not given; "binary" = 0/1 weights (the authors' code).
+    * ``threshold``: "median" = the per-bit median of the training projections, learned at fit
+      (balanced bits, as the authors' released code thresholds; the released code takes the
+      median of whatever batch is encoded, which would make codes batch-dependent);
+      "zero" = ``sgn`` of the centred projection (= threshold at the training mean).
+    * ``normalize``: each view is centred and scaled to unit mean squared row norm before
+      anything else (statistics learned at fit), so that ``beta`` and ``lam`` mean the same for
+      topic proportions and for raw CNN features.
+    * ``mu``: the weight ``U = mu I`` of the inter-media term; large values force paired items
+      to (almost) the same relaxed code. Default 1e4.
+
+    Cost: the kNN graphs O(n^2 d) time; ``B_g`` O(n^2 d); the Cholesky solve and the partial
+    eigendecomposition of the dense n x n matrices O(n^3) time and about eight n x n float64
+    matrices of memory. Quadratic memory and cubic time in ``n``: training sets above
+    ``max_samples`` (default 5000: about 1.6 GB and under a minute on two cores) are refused
+    with an :class:`~mmhash.errors.InvalidInputError`; subsample the training set or raise
+    ``max_samples``. Encoding is O(d n_bits) per item.
+
+    Parameters
+    ----------
+    n_bits : int
+        Code length (multiple of 8), less than the number of training items minus one.
+    random_state : int
+        Unused: the solution is deterministic. Kept for the common interface.
+    k : int
+        Neighbours of the kNN graph of each medium (default 10).
+    lam : float
+        Weight of intra-media consistency (default 1, the authors' demo value).
+    beta : float
+        Ridge weight of the linear hash functions (default 1, the authors' demo value).
+    mu : float
+        Weight of inter-media consistency (default 1e4).
+    affinity : {"heat", "binary"}
+        kNN graph weights.
+    sigma : float or None
+        Heat-kernel width in normalised feature units; None = mean kNN distance per medium.
+    threshold : {"median", "zero"}
+        How projections become bits (see above).
+    normalize : bool
+        Centre and scale each view (see above); centring alone when False.
+    max_samples : int
+        Largest training set accepted (dense n x n eigenproblem).
+
+    Attributes
+    ----------
+    mean{g}_ : float64 (d_g,) training mean of the g-th view given to fit
+    scale{g}_ : float, the view's scale divisor (1.0 when ``normalize`` is False)
+    proj{g}_ : float64 (d_g, n_bits), ``W_g``
+    thresh{g}_ : float64 (n_bits,), ``t_g``
+    sigma{g}_ : float, heat-kernel width used for the g-th view
+    eigenvalues_ : float64 (n_bits,), the selected eigenvalues of ``D`` (ascending)
+    objective_ : float, ``tr(F_1^T D F_1)`` at the solution (their sum)
+    """
+
+    name = "imh"
+    supported_views = (2, 2)
+
+    def __init__(self, *, n_bits: int = 32, random_state: int = 0, k: int = 10, lam: float = 1.0,
+                 beta: float = 1.0, mu: float = 1e4, affinity: str = "heat",
+                 sigma: float | None = None, threshold: str = "median", normalize: bool = True,
+                 max_samples: int = 5000):
+        self.n_bits = n_bits
+        self.random_state = random_state
+        self.k = k
+        self.lam = lam
+        self.beta = beta
+        self.mu = mu
+        self.affinity = affinity
+        self.sigma = sigma
+        self.threshold = threshold
+        self.normalize = normalize
+        self.max_samples = max_samples
+
+    def _check_params(self) -> None:
+        def positive(name: str, value, allow_zero: bool = False) -> None:
+            ok = (isinstance(value, (int, float, np.integer, np.floating))
+                  and not isinstance(value, bool) and np.isfinite(value)
+                  and (value >= 0 if allow_zero else value > 0))
+            if not ok:
+                what = "non-negative" if allow_zero else "positive"
+                raise InvalidInputError(f"{name} must be a {what} finite number, got {value!r}")
+
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise InvalidInputError(f"k (kNN graph neighbours) must be an integer >= 1, "
+                                    f"got {self.k!r}")
+        positive("lam", self.lam, allow_zero=True)
+        positive("beta", self.beta)
+        positive("mu", self.mu)
+        if self.sigma is not None:
+            positive("sigma", self.sigma)
+        if self.affinity not in AFFINITIES:
+            raise InvalidInputError(f"affinity must be one of {AFFINITIES}, got {self.affinity!r}")
+        if self.threshold not in THRESHOLDS:
+            raise InvalidInputError(
+                f"threshold must be one of {THRESHOLDS}, got {self.threshold!r}"
+            )
+        if not isinstance(self.normalize, (bool, np.bool_)):
+            raise InvalidInputError(f"normalize must be True or False, got {self.normalize!r}")
+        if (isinstance(self.max_samples, bool)
+                or not isinstance(self.max_samples, (int, np.integer)) or self.max_samples < 2):
+            raise InvalidInputError(
+                f"max_samples must be an integer >= 2, got {self.max_samples!r}"
+            )
+
+    def _fit(self, views: dict[str, np.ndarray]) -> None:
+        X1, X2 = views.values()
+        n = X1.shape[0]
+        if n > self.max_samples:
+            raise InvalidInputError(
+                f"IMH solves a dense {n} x {n} eigenproblem (O(n^2) memory, O(n^3) time); "
+                f"{n} training items exceed max_samples={self.max_samples}. Subsample the "
+                "training set or raise max_samples"
+            )
+        if self.k >= n:
+            raise InvalidInputError(f"k={self.k} neighbours need more than {self.k} training "
+                                    f"items, got {n}; lower k")
+        if self.n_bits > n - 2:
+            raise InvalidInputError(f"n_bits={self.n_bits} needs at least n_bits + 2 training "
+                                    f"items (the constant eigenvector is excluded), got {n}")
+
+        Xc = []
+        for g, X in enumerate((X1, X2)):
+            mean = X.mean(axis=0)
+            C = X - mean
+            scale = float(np.sqrt((C**2).sum(axis=1).mean())) if self.normalize else 1.0
+            if not scale > 0:  # a constant view: nothing to scale
+                scale = 1.0
+            setattr(self, f"mean{g}_", mean)
+            setattr(self, f"scale{g}_", scale)
+            Xc.append(C / scale)
+        F1, F2, vals, sigmas = relaxed_codes(
+            Xc[0], Xc[1], n_bits=self.n_bits, k=int(self.k), lam=float(self.lam),
+            beta=float(self.beta), mu=float(self.mu), affinity=self.affinity, sigma=self.sigma)
+        self.sigma0_, self.sigma1_ = sigmas
+        self.eigenvalues_ = vals
+        self.objective_ = float(vals.sum())
+
+        for g, (C, F) in enumerate(zip(Xc, (F1, F2))):
+            d = C.shape[1]
+            W = scipy.linalg.solve(C.T @ C + float(self.beta) * np.eye(d), C.T @ F,
+                                   assume_a="pos")
+            t = (np.median(C @ W, axis=0) if self.threshold == "median"
+                 else np.zeros(self.n_bits))
+            setattr(self, f"proj{g}_", W)
+            setattr(self, f"thresh{g}_", t)
+
+    def _encode(self, X: np.ndarray, modality: str) -> np.ndarray:
+        g = self.modalities_.index(modality)
+        C = (X - getattr(self, f"mean{g}_")) / getattr(self, f"scale{g}_")
+        return C @ getattr(self, f"proj{g}_") - getattr(self, f"thresh{g}_")
