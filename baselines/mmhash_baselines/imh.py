@@ -118,6 +118,11 @@ class IMH(BaseHasher):
     Paper: J. Song, Y. Yang, Y. Yang, Z. Huang and H. T. Shen, "Inter-Media Hashing for
     Large-Scale Retrieval from Heterogeneous Data Sources", SIGMOD 2013.
 
+    Provenance: the paper's text could not be consulted when this was written (so no equation
+    numbers); the objective and its elimination below match the authors' released MATLAB code
+    (``IMH_learn.m``: the matrices B, E, C and U of the paper, F from the eigenvectors of C with
+    the smallest eigenvalues, ridge-regression hash functions).
+
     Objective (Sec. 4). Relaxed codes ``F_g`` (n, n_bits) of each medium ``g`` minimise
 
     * intra-media consistency ``lam * sum_g tr(F_g^T L_g F_g)``, ``L_g`` the Laplacian of the

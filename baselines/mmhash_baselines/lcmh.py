@@ -63,6 +63,12 @@ class LCMH(BaseHasher):
     Paper: X. Zhu, Z. Huang, H. T. Shen and X. Zhao, "Linear Cross-Modal Hashing for Efficient
     Multimedia Search", ACM Multimedia 2013.
 
+    Provenance: only the paper's abstract could be consulted when this was written (no released
+    code exists), so equation numbers are not given and step 2's exact constraint and
+    regulariser are our reading of "transform the representations into a common subspace in
+    which the codes of all modalities are consistent; the transformation outputs the hash
+    functions of all modalities at once". Check it against the paper before comparing numbers.
+
     Method (Sec. 3).
 
     1. *Intra-similarity.* Each modality ``m`` is partitioned into ``n_anchors`` clusters

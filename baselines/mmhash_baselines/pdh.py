@@ -93,6 +93,13 @@ class PDH(BaseHasher):
     Paper: M. Rastegari, J. Choi, S. Fakhraei, H. Daumé III and L. S. Davis, "Predictable
     Dual-View Hashing", ICML 2013.
 
+    Provenance: the paper's full text (and so its equation numbers) could not be consulted when
+    this was written and no released code exists; the formulation below is our reading of the
+    method (max-margin predictability of the bits from each view, a bit-correlation penalty,
+    CCA initialisation, alternating SVM / code updates). Check it against the paper before
+    comparing numbers with it. The paper evaluates on PASCAL-Sentence and SUN-Attribute, not
+    Wikipedia.
+
     Objective. Training codes ``B`` (n, r) in {-1, +1} and, for each view ``v`` and bit ``k``, a
     hyperplane ``f_vk(x) = w_vk^T x + b_vk``::
 
