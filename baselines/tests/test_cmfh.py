@@ -73,9 +73,10 @@ def test_closed_form_update_equals_numeric_minimiser(tiny, key):
     np.testing.assert_allclose(closed, _numeric_argmin(b, key), atol=1e-5)
 
 
-def test_objective_never_increases(data):
+@pytest.mark.parametrize("init", ["normal", "uniform"])
+def test_objective_never_increases(data, init):
     views, _ = data.part("train")
-    h = CMFH(n_bits=16, max_iter=40, tol=0, random_state=1).fit(views)
+    h = CMFH(n_bits=16, max_iter=40, tol=0, random_state=1, init=init).fit(views)
     obj = np.asarray(h.objective_)
     assert len(obj) == 40 == h.n_iter_
     assert np.all(np.diff(obj) <= 1e-9 * obj[:-1]), np.diff(obj).max()
@@ -102,6 +103,8 @@ def test_refuses_bad_parameters_and_sizes(data):
         CMFH(n_bits=16, gamma=0).fit(views)
     with pytest.raises(InvalidInputError, match="max_iter"):
         CMFH(n_bits=16, max_iter=0).fit(views)
+    with pytest.raises(InvalidInputError, match="normal, uniform"):
+        CMFH(n_bits=16, init="zeros").fit(views)
 
 
 def test_cross_modal_retrieval_beats_random_projection(data):
