@@ -26,11 +26,31 @@ from mmhash.evaluation.packing import PackedLabels, n_words, pack_codes, pack_la
 QUERY_BLOCK = 4096
 
 
+# Below this many query-item pairs a kernel runs on the calling thread alone: the work takes
+# about a millisecond, while waking the other threads can take tens of milliseconds on a busy
+# machine (a worker that is not scheduled holds up the whole parallel region).
+PARALLEL_MIN_PAIRS = 1 << 22
+
+
 def kernels():
     """The numba kernels module, imported on first use (keeps ``import mmhash`` light)."""
     from mmhash.evaluation import kernels as module
 
     return module
+
+
+def _run(kernel, n_pairs: int, *args):
+    """Call ``kernel(*args)``, on one thread if ``n_pairs`` is small (see PARALLEL_MIN_PAIRS)."""
+    if n_pairs >= PARALLEL_MIN_PAIRS:
+        return kernel(*args)
+    from numba import get_num_threads, set_num_threads
+
+    before = get_num_threads()
+    set_num_threads(1)
+    try:
+        return kernel(*args)
+    finally:
+        set_num_threads(before)
 
 
 def queries_per_task(n_queries: int) -> int:
@@ -103,7 +123,9 @@ def iter_histograms(data: PackedEval) -> Iterator[tuple[slice, np.ndarray, np.nd
     k = kernels()
     for rows in _blocks(data.n_queries):
         qc = data.query_codes[rows]
-        counts = k.key_histograms(
+        counts = _run(
+            k.key_histograms,
+            len(qc) * data.n_items,
             qc,
             data.retrieval_codes_t,
             data.labels.query[rows],
@@ -139,7 +161,9 @@ def index_metrics(data: PackedEval, ks: list[int]) -> dict:
         n_before = np.cumsum(n, axis=1) - n
         r_before = np.cumsum(r, axis=1) - r
         qc = data.query_codes[rows]
-        sums, hits = k.index_precision_sums(
+        sums, hits = _run(
+            k.index_precision_sums,
+            len(qc) * data.n_items,
             qc,
             data.retrieval_codes_t,
             data.labels.query[rows],
@@ -166,13 +190,16 @@ def index_metrics(data: PackedEval, ks: list[int]) -> dict:
 def hamming_distance(query_codes, retrieval_codes) -> np.ndarray:
     """int32 (Q, N) Hamming distances of validated ±1 codes (see the public function)."""
     q, rt, _ = pack_code_pair(query_codes, retrieval_codes)
-    return kernels().distance_matrix(q, rt, queries_per_task(len(q)))
+    return _run(kernels().distance_matrix, q.size * rt.shape[1], q, rt, queries_per_task(len(q)))
 
 
 def relevance(query_labels, retrieval_labels) -> np.ndarray:
     """bool (Q, N): shared label (or equal class id), from packed labels."""
     labels = pack_label_pair(query_labels, retrieval_labels)
-    return kernels().relevance_matrix(labels.query, labels.retrieval_t, labels.ids)
+    n_pairs = len(labels.query) * labels.retrieval_t.shape[1]
+    return _run(
+        kernels().relevance_matrix, n_pairs, labels.query, labels.retrieval_t, labels.ids
+    )
 
 
 # Up to this k, search keeps a buffer of candidates (one pass over the items, most tiles skipped
@@ -189,10 +216,11 @@ def search(query_words: np.ndarray, db_words_t: np.ndarray, n_bits: int, k: int)
     """
     kern = kernels()
     n_items = db_words_t.shape[1]
+    n_pairs = len(query_words) * n_items
     qb = queries_per_task(len(query_words))
     if k <= BUFFERED_K and k < n_items:
-        return kern.top_k(query_words, db_words_t, n_bits, k, qb)
-    return kern.ranking(query_words, db_words_t, n_bits, min(k, n_items), qb)
+        return _run(kern.top_k, n_pairs, query_words, db_words_t, n_bits, k, qb)
+    return _run(kern.ranking, n_pairs, query_words, db_words_t, n_bits, min(k, n_items), qb)
 
 
 def radius_search(query_words: np.ndarray, db_words_t: np.ndarray, n_bits: int, radius: int):
@@ -202,16 +230,17 @@ def radius_search(query_words: np.ndarray, db_words_t: np.ndarray, n_bits: int, 
     results of query ``q`` are ``[offsets[q]:offsets[q + 1]]``.
     """
     kern = kernels()
+    n_pairs = len(query_words) * db_words_t.shape[1]
     qb = queries_per_task(len(query_words))
     radius = min(int(radius), n_bits)
-    counts = kern.radius_counts(query_words, db_words_t, n_bits, radius, qb)
+    counts = _run(kern.radius_counts, n_pairs, query_words, db_words_t, n_bits, radius, qb)
     per_query = counts.sum(axis=1)
     offsets = np.zeros(len(query_words) + 1, dtype=np.int64)
     np.cumsum(per_query, out=offsets[1:])
     starts = np.cumsum(counts, axis=1)[:, :-1] + offsets[:-1, None]
     out_d = np.empty(offsets[-1], dtype=np.int32)
     out_i = np.empty(offsets[-1], dtype=np.int64)
-    kern.radius_fill(query_words, db_words_t, radius, qb, starts, out_d, out_i)
+    _run(kern.radius_fill, n_pairs, query_words, db_words_t, radius, qb, starts, out_d, out_i)
     return offsets, out_d, out_i
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmhash.errors import InvalidInputError
 from mmhash.evaluation import (
@@ -158,9 +160,11 @@ def test_blocks_of_queries_do_not_change_results(monkeypatch):
     np.testing.assert_allclose(blocked.recall, curve.recall, rtol=0, atol=1e-15)
 
 
-def test_thread_count_does_not_change_results():
+def test_thread_count_does_not_change_results(monkeypatch):
     numba = pytest.importorskip("numba")
     qc, rc, ql, rl = make_case(10, 40, 2000, 64, 8)
+    # the small case would run on one thread (PARALLEL_MIN_PAIRS): force the parallel path
+    monkeypatch.setattr(engine, "PARALLEL_MIN_PAIRS", 0)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
@@ -170,6 +174,11 @@ def test_thread_count_does_not_change_results():
     finally:
         numba.set_num_threads(before)
     assert one == many
+    for tie in TIE_POLICIES:
+        want = reference.evaluate(qc, rc, ql, rl, metrics=SPECS, tie=tie)
+        assert many[tie] == pytest.approx(want, abs=ATOL, rel=0)
+    np.testing.assert_array_equal(hamming_distance(qc, rc), reference.hamming_distance(qc, rc))
+    np.testing.assert_array_equal(relevance(ql, rl), reference.relevance(ql, rl))
 
 
 # ----------------------------------------------------------------------------- packing
@@ -238,3 +247,34 @@ def test_k_must_be_positive(k):
         average_precision(qc, rc, ql, rl, topk=k)
     with pytest.raises(InvalidInputError, match="positive integer"):
         precision_at_k(qc, rc, ql, rl, [k])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_query=st.integers(1, 6),
+    n_items=st.integers(1, 300),
+    n_bits=st.sampled_from([1, 3, 8, 24, 63, 64, 65, 72, 130]),
+    n_classes=st.integers(1, 130),
+    ids=st.booleans(),
+    k=st.integers(1, 400),
+)
+def test_random_small_cases_equal_the_reference(seed, n_query, n_items, n_bits, n_classes, ids, k):
+    qc, rc, ql, rl = make_case(
+        seed, n_query, n_items, n_bits, n_classes, n_base=3, label_rate=0.3, ids=ids
+    )
+    metrics = ["map", f"map@{k}", f"p@{k}"]
+    for tie in TIE_POLICIES:
+        got = evaluate(qc, rc, ql, rl, metrics=metrics, tie=tie)
+        want = reference.evaluate(qc, rc, ql, rl, metrics=metrics, tie=tie)
+        assert got == pytest.approx(want, abs=ATOL, rel=0), tie
+    prepared = engine.prepare(qc, rc, ql, rl)
+    (_, n, r), = list(engine.iter_histograms(prepared))
+    n0, r0 = (
+        np.concatenate(parts)
+        for parts in zip(*[(b[1], b[2]) for b in reference.iter_histograms(
+            reference.prepare(qc, rc, ql, rl)
+        )])
+    )
+    np.testing.assert_array_equal(n, n0)
+    np.testing.assert_array_equal(r, r0)

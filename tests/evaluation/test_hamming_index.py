@@ -43,6 +43,21 @@ def test_search_equals_a_stable_sort_of_the_distances(n_bits):
         np.testing.assert_array_equal(got_d, want_d[:, :k], err_msg=f"k={k}")
 
 
+def test_parallel_and_single_thread_paths_agree(monkeypatch):
+    db = codes(19, TILE + 500, 72, n_base=5)
+    queries = np.vstack([codes(20, 40, 72), db[:5]])
+    index = HammingIndex(72)
+    index.add(db)
+    single = [index.search(queries, k) for k in (5, 2000, len(db))]
+    single.append(index.radius_search(queries, 30))
+    monkeypatch.setattr(engine, "PARALLEL_MIN_PAIRS", 0)  # small inputs go parallel too
+    parallel = [index.search(queries, k) for k in (5, 2000, len(db))]
+    parallel.append(index.radius_search(queries, 30))
+    for a, b in zip(single, parallel):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
 def test_k_beyond_the_index_returns_everything():
     db = codes(3, 40, 16, n_base=3)
     index = HammingIndex(16)
