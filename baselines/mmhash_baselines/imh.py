@@ -161,7 +161,7 @@ class IMH(BaseHasher):
     Cost: the kNN graphs O(n^2 d) time; ``B_g`` O(n^2 d); the Cholesky solve and the partial
     eigendecomposition of the dense n x n matrices O(n^3) time and about eight n x n float64
     matrices of memory. Quadratic memory and cubic time in ``n``: training sets above
-    ``max_samples`` (default 5000: about 1.6 GB and under a minute on two cores) are refused
+    ``max_samples`` (default 5000: 1.4 GB peak and about 25 s of one core, measured) are refused
     with an :class:`~mmhash.errors.InvalidInputError`; subsample the training set or raise
     ``max_samples``. Encoding is O(d n_bits) per item.
 
