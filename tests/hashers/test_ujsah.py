@@ -237,6 +237,16 @@ def test_three_views_fit_and_encode_every_view():
         UJSAH(**{**TINY, "mu": [0.5, 0.5]}).fit(train)
 
 
+def test_normalize_inputs_makes_the_hash_function_scale_free():
+    train, query = _data()
+    h = UJSAH(**TINY).fit(train)
+    raw = UJSAH(**TINY, normalize_inputs=False).fit(train)
+    X = query["image"]
+    assert np.array_equal(h.encode(3.0 * X, "image"), h.encode(X, "image"))
+    assert not np.array_equal(raw.encode(X, "image"), h.encode(X, "image"))
+    assert not np.array_equal(raw.encode(30.0 * X, "image"), raw.encode(X, "image"))
+
+
 def test_epoch_selection_on_held_out_training_rows():
     train, _ = _data()
     h = UJSAH(**{**TINY, "n_epochs": 4, "validation_fraction": 0.25}).fit(train)
