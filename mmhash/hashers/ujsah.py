@@ -52,6 +52,10 @@ scale open, so that the paper's weights mean what they meant there:
   non-negative features common here (bag of words, topic proportions) lie in ``[0, 1]`` and
   would ask every pair of codes to agree. ``False`` is the literal cosine.
 * Reconstruction compares L2-normalised ``Xh^m`` and ``X^m`` (scale-free across feature types).
+* Defaults ``mu=0.8, eta=0.3`` are the values of the authors' MIRFlickr script; SGD with
+  learning rate 1e-3, momentum 0.9, weight decay 5e-4, batch 32 and 50 epochs are the authors'
+  training setting. ``dropout`` (before the last encoder layer) is 0.3 in their code, 0 here
+  (the paper's architecture has none).
 
 A choice of mmhash's own (the paper does not say what scale the encoders see):
 ``normalize_inputs=True`` makes each encoder's first step the L2 normalisation of its input row,
@@ -61,15 +65,11 @@ the encoder, hence of the out-of-sample hash function too. Without it, features 
 constant across items (the biases dominate) and training stalls: on ``wiki`` at 128 bits
 (widths 1024/512) the training loss went 30.1 -> 28.2 in 15 epochs without it, 9.2 -> 5.6 with
 it. ``False`` feeds the raw features.
-* Defaults ``mu=0.8, eta=0.3`` are the values of the authors' MIRFlickr script; SGD with
-  learning rate 1e-3, momentum 0.9, weight decay 5e-4, batch 32 and 50 epochs are the authors'
-  training setting. ``dropout`` (before the last encoder layer) is 0.3 in their code, 0 here
-  (the paper's architecture has none).
 
 Not adopted from the authors' code (the paper is followed): their constant batch divisor in
 Eq. 2 (here: the actual rows of the batch), the factor 10 inside the text tanh, the N(0, 1)
 initialisation of the last encoder layer (here: PyTorch's default), and their wiring in which the
-image decoder receives ``Img2Txt(Z^v)`` (here, as in the paper's Eq. 4-5, the image decoder
+image decoder receives ``Img2Txt(Z^v)`` (here, as the paper describes Eq. 4-5, the image decoder
 receives the image code predicted from the text code). Weights were chosen on the test queries
 in the authors' code; mmhash never does that (see ``validation_fraction``, and the bench's model
 selection on the validation split).
