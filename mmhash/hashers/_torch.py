@@ -9,7 +9,8 @@ What it provides, so that every deep method trains the same way:
   rows used for epoch selection (never labels, never queries);
 * :func:`make_optimizer` -- SGD (with momentum) or Adam by name;
 * :func:`train_loop` -- epochs of mini-batch steps with a progress callback and ``logging``;
-  optionally keeps the parameters of the epoch with the lowest held-out loss;
+  optionally keeps the parameters of the epoch with the lowest held-out loss, and calls an
+  ``on_epoch_end`` hook (methods that update training-only state from the model use it);
 * :func:`module_to_arrays` / :func:`arrays_to_module` -- a module's tensors as numpy arrays
   (save without pickle) and back;
 * :class:`TorchHasher` -- a :class:`~mmhash.base.BaseHasher` that ties these together: a subclass
@@ -27,7 +28,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -187,6 +188,7 @@ def train_loop(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor],
                optimizer: torch.optim.Optimizer, *, n_epochs: int, batch_size: int,
                rng: np.random.Generator, validation: Sequence[torch.Tensor] | None = None,
                select: nn.Module | None = None, progress: ProgressCallback | None = None,
+               on_epoch_end: Callable[[int], None] | None = None,
                name: str = "model") -> TrainResult:
     """Train ``model`` for ``n_epochs`` epochs of shuffled mini-batches.
 
@@ -202,6 +204,9 @@ def train_loop(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor],
         every epoch and the parameters of ``select`` (default: the whole model) at the epoch with
         the lowest held-out loss are restored at the end -- unsupervised epoch selection.
     progress : called as ``progress(epoch, n_epochs, {"loss": ..., "val_loss": ...})``.
+    on_epoch_end : called as ``on_epoch_end(epoch)`` after the epoch's training steps and before
+        the held-out loss (e.g. to update training-only state from the model); it must leave the
+        model in train mode.
 
     Raises :class:`InvalidInputError` when the loss becomes NaN or infinite (diverged training).
     """
@@ -224,6 +229,8 @@ def train_loop(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor],
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(idx)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
         record = {"epoch": epoch, "loss": total / n}
         if validation is not None:
             record["val_loss"] = evaluate_loss(model, loss_fn, validation, batch_size)
@@ -286,10 +293,14 @@ class TorchHasher(BaseHasher):
       per view, mapping ``(n, d_m)`` features to ``(n, n_bits)`` real scores whose sign is the
       code) and :meth:`_loss` (the mini-batch objective).
 
+    It may set :attr:`with_row_ids` and override :meth:`_begin_training` / :meth:`_end_epoch` to
+    keep training-only state across batches and update it once per epoch.
+
     Fitting runs in :func:`torch_session` (seeded, ``n_threads`` threads), in float32. Only the
     encoders are kept after fit and saved (as numpy arrays): they alone produce out-of-sample
     codes; decoders and other training-only parts are discarded. Encoding runs the encoders in
-    float64, in eval mode, in chunks of rows, so a code depends only on its own item.
+    float64, in eval mode, in chunks of rows, so a code depends only on its own item, with
+    ``n_threads`` torch threads when it is set (None keeps the caller's thread count).
 
     ``fit(views, progress=callback)`` reports each epoch to ``callback`` (see
     :data:`ProgressCallback`). ``history_`` holds the per-epoch losses, ``best_epoch_`` the epoch
@@ -297,6 +308,10 @@ class TorchHasher(BaseHasher):
     """
 
     supported_views = (2, None)
+    #: A subclass that keeps per-row training state (e.g. a similarity matrix over the whole
+    #: training set) sets this: every batch given to :meth:`_loss` then ends with an int64 tensor
+    #: of the rows' positions in the views given to fit, after the view tensors.
+    with_row_ids: ClassVar[bool] = False
 
     def fit(self, views: Mapping[str, np.ndarray], *,
             progress: ProgressCallback | None = None) -> TorchHasher:
@@ -317,6 +332,17 @@ class TorchHasher(BaseHasher):
               ) -> tuple[torch.Tensor, dict[str, float]]:
         """The mini-batch objective: (scalar tensor, {part name: float}) for paired rows."""
         raise NotImplementedError
+
+    def _begin_training(self, model: nn.Module, arrays: list[np.ndarray],
+                        fit_rows: np.ndarray) -> None:
+        """Called once inside the torch session, before the first epoch, with the new model,
+        every training row (fit and held-out) of each view, float64 ``(n, d_m)`` in view order,
+        and the sorted int64 positions of the fit rows. Default: nothing."""
+
+    def _end_epoch(self, model: nn.Module, epoch: int, data: list[torch.Tensor]) -> None:
+        """Called after each epoch's training steps, before the held-out loss, with the fit rows'
+        tensors (row ids last when :attr:`with_row_ids`); must leave ``model`` in train mode.
+        Default: nothing."""
 
     # -- validation ----------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -353,9 +379,14 @@ class TorchHasher(BaseHasher):
         fit_rows, val_rows = holdout_split(len(arrays[0]), self.validation_fraction, rng)
         with torch_session(seed, self.n_threads):
             model = self._build_model(dims)
+            self._begin_training(model, arrays, fit_rows)
             data = [torch.from_numpy(X[fit_rows].astype(np.float32)) for X in arrays]
             validation = ([torch.from_numpy(X[val_rows].astype(np.float32)) for X in arrays]
                           if len(val_rows) else None)
+            if self.with_row_ids:
+                data.append(torch.from_numpy(fit_rows))
+                if validation is not None:
+                    validation.append(torch.from_numpy(val_rows))
             optimizer = make_optimizer(self.optimizer, model.parameters(),
                                        learning_rate=self.learning_rate, momentum=self.momentum,
                                        weight_decay=self.weight_decay)
@@ -363,7 +394,9 @@ class TorchHasher(BaseHasher):
                 model, lambda batch: self._loss(model, batch), data, optimizer,
                 n_epochs=int(self.n_epochs), batch_size=int(self.batch_size), rng=rng,
                 validation=validation, select=model.encoders,
-                progress=getattr(self, "_progress", None), name=type(self).__name__,
+                progress=getattr(self, "_progress", None),
+                on_epoch_end=lambda epoch: self._end_epoch(model, epoch, data),
+                name=type(self).__name__,
             )
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
@@ -380,10 +413,19 @@ class TorchHasher(BaseHasher):
     def _encode(self, X: np.ndarray, modality: str) -> np.ndarray:
         scorer = self._scorers[self.modalities_.index(modality)]
         out = np.empty((X.shape[0], self.n_bits), dtype=np.float64)
-        with torch.no_grad():
-            for start in range(0, X.shape[0], ENCODE_CHUNK):
-                chunk = torch.from_numpy(np.array(X[start:start + ENCODE_CHUNK], dtype=np.float64))
-                out[start:start + ENCODE_CHUNK] = scorer(chunk).numpy()
+        # An explicit n_threads holds for encoding too (tiny batches on a busy machine are far
+        # slower with more threads); None keeps the caller's setting, e.g. a bench worker's cap.
+        previous = torch.get_num_threads()
+        if self.n_threads is not None:
+            torch.set_num_threads(resolve_threads(self.n_threads))
+        try:
+            with torch.no_grad():
+                for start in range(0, X.shape[0], ENCODE_CHUNK):
+                    chunk = torch.from_numpy(
+                        np.array(X[start:start + ENCODE_CHUNK], dtype=np.float64))
+                    out[start:start + ENCODE_CHUNK] = scorer(chunk).numpy()
+        finally:
+            torch.set_num_threads(previous)
         return out
 
     # -- persistence ---------------------------------------------------------------------------
