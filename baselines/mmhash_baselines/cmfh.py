@@ -7,6 +7,7 @@ import scipy.linalg
 
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
+from mmhash.params import check_choice, check_integer, check_number
 
 INITS = ("normal", "uniform")
 
@@ -109,29 +110,17 @@ class CMFH(BaseHasher):
         self.max_features = max_features
 
     def _check_params(self) -> None:
-        def number(value, name):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not np.isfinite(value):
-                raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
-
-        for key in ("lam", "mu", "gamma", "tol"):
-            number(getattr(self, key), key)
-        if not 0 < self.lam < 1:
-            raise InvalidInputError(f"lam must lie strictly between 0 and 1, got {self.lam}")
+        check_number("lam", self.lam, minimum=0, maximum=1, exclusive=True)
+        check_number("mu", self.mu)
+        check_number("gamma", self.gamma)
         if self.mu <= 0 or self.gamma <= 0:
             raise InvalidInputError(
                 f"mu and gamma must be > 0, got mu={self.mu}, gamma={self.gamma}"
             )
-        if self.init not in INITS:
-            raise InvalidInputError(
-                f"init must be one of {', '.join(INITS)}; got {self.init!r}"
-            )
-        if self.tol < 0:
-            raise InvalidInputError(f"tol must be >= 0, got {self.tol}")
-        for key in ("max_iter", "max_features"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InvalidInputError(f"{key} must be a positive integer, got {value!r}")
+        check_number("tol", self.tol, minimum=0)
+        check_choice("init", self.init, INITS)
+        check_integer("max_iter", self.max_iter, minimum=1)
+        check_integer("max_features", self.max_features, minimum=1)
 
     def _fit(self, views: dict[str, np.ndarray]) -> None:
         Xs = list(views.values())

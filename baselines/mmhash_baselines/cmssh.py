@@ -6,13 +6,11 @@ cross-modality metric learning using similarity-sensitive hashing", CVPR 2010.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy.sparse.linalg import svds
 
 from mmhash.base import BaseHasher
-from mmhash.errors import InvalidInputError
+from mmhash.params import check_integer
 
 # Clip of the weighted correlation before alpha = atanh(r): a perfect weak learner (r = 1) would
 # give an infinite weight and zero every other pair's weight.
@@ -101,11 +99,9 @@ class CMSSH(BaseHasher):
         self.n_threshold_rounds = n_threshold_rounds
 
     def _check_params(self) -> None:
-        for name, minimum in (("random_state", 0), ("n_negatives", 1), ("n_threshold_rounds", 1)):
-            value = getattr(self, name)
-            integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            if not integral or value < minimum:
-                raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        check_integer("random_state", self.random_state, minimum=0)
+        check_integer("n_negatives", self.n_negatives, minimum=1)
+        check_integer("n_threshold_rounds", self.n_threshold_rounds, minimum=1)
 
     # ---- fit --------------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray]) -> None:

@@ -7,6 +7,7 @@ import scipy.linalg
 
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
+from mmhash.params import check_integer, check_number
 
 
 class CVH(BaseHasher):
@@ -79,12 +80,8 @@ class CVH(BaseHasher):
         self.max_features = max_features
 
     def _check_params(self) -> None:
-        if not (isinstance(self.reg, (int, float)) and np.isfinite(self.reg) and self.reg > 0):
-            raise InvalidInputError(f"reg must be a positive finite number, got {self.reg!r}")
-        if not isinstance(self.max_features, (int, np.integer)) or self.max_features < 2:
-            raise InvalidInputError(
-                f"max_features must be an integer >= 2, got {self.max_features!r}"
-            )
+        check_number("reg", self.reg, minimum=0, exclusive=True)
+        check_integer("max_features", self.max_features, minimum=2)
 
     def _fit(self, views: dict[str, np.ndarray]) -> None:
         Xs = list(views.values())

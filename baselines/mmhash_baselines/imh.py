@@ -9,6 +9,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
+from mmhash.params import check_bool, check_choice, check_integer, check_number
 
 AFFINITIES = ("heat", "binary")
 THRESHOLDS = ("median", "zero")
@@ -221,35 +222,16 @@ class IMH(BaseHasher):
         self.max_samples = max_samples
 
     def _check_params(self) -> None:
-        def positive(name: str, value, allow_zero: bool = False) -> None:
-            ok = (isinstance(value, (int, float, np.integer, np.floating))
-                  and not isinstance(value, bool) and np.isfinite(value)
-                  and (value >= 0 if allow_zero else value > 0))
-            if not ok:
-                what = "non-negative" if allow_zero else "positive"
-                raise InvalidInputError(f"{name} must be a {what} finite number, got {value!r}")
-
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
-            raise InvalidInputError(f"k (kNN graph neighbours) must be an integer >= 1, "
-                                    f"got {self.k!r}")
-        positive("lam", self.lam, allow_zero=True)
-        positive("beta", self.beta)
-        positive("mu", self.mu)
+        check_integer("k", self.k, minimum=1)
+        check_number("lam", self.lam, minimum=0)
+        check_number("beta", self.beta, minimum=0, exclusive=True)
+        check_number("mu", self.mu, minimum=0, exclusive=True)
         if self.sigma is not None:
-            positive("sigma", self.sigma)
-        if self.affinity not in AFFINITIES:
-            raise InvalidInputError(f"affinity must be one of {AFFINITIES}, got {self.affinity!r}")
-        if self.threshold not in THRESHOLDS:
-            raise InvalidInputError(
-                f"threshold must be one of {THRESHOLDS}, got {self.threshold!r}"
-            )
-        if not isinstance(self.normalize, (bool, np.bool_)):
-            raise InvalidInputError(f"normalize must be True or False, got {self.normalize!r}")
-        if (isinstance(self.max_samples, bool)
-                or not isinstance(self.max_samples, (int, np.integer)) or self.max_samples < 2):
-            raise InvalidInputError(
-                f"max_samples must be an integer >= 2, got {self.max_samples!r}"
-            )
+            check_number("sigma", self.sigma, minimum=0, exclusive=True)
+        check_choice("affinity", self.affinity, AFFINITIES)
+        check_choice("threshold", self.threshold, THRESHOLDS)
+        check_bool("normalize", self.normalize)
+        check_integer("max_samples", self.max_samples, minimum=2)
 
     def _fit(self, views: dict[str, np.ndarray]) -> None:
         X1, X2 = views.values()

@@ -9,6 +9,7 @@ from sklearn.cluster import KMeans
 
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
+from mmhash.params import check_integer, check_number
 
 
 def anchor_representation(X: np.ndarray, anchors: np.ndarray, s: int,
@@ -150,22 +151,14 @@ class LCMH(BaseHasher):
         self.max_anchors = max_anchors
 
     def _check_params(self) -> None:
-        def integer(name: str, value, low: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise InvalidInputError(f"{name} must be an integer >= {low}, got {value!r}")
-
-        integer("n_anchors", self.n_anchors, 2)
-        integer("n_nearest", self.n_nearest, 1)
-        integer("kmeans_n_init", self.kmeans_n_init, 1)
-        integer("kmeans_max_iter", self.kmeans_max_iter, 1)
-        integer("max_anchors", self.max_anchors, 2)
-        if isinstance(self.random_state, bool) or not isinstance(self.random_state,
-                                                                 (int, np.integer)):
-            raise InvalidInputError(f"random_state must be an integer, got {self.random_state!r}")
-        if not (isinstance(self.gamma, (int, float, np.integer, np.floating))
-                and not isinstance(self.gamma, bool) and np.isfinite(self.gamma)
-                and self.gamma > 0):
-            raise InvalidInputError(f"gamma must be a positive finite number, got {self.gamma!r}")
+        check_integer("n_anchors", self.n_anchors, minimum=2)
+        check_integer("n_nearest", self.n_nearest, minimum=1)
+        check_integer("kmeans_n_init", self.kmeans_n_init, minimum=1)
+        check_integer("kmeans_max_iter", self.kmeans_max_iter, minimum=1)
+        check_integer("max_anchors", self.max_anchors, minimum=2)
+        # >= 0: np.random.default_rng refuses negative seeds with its own traceback.
+        check_integer("random_state", self.random_state, minimum=0)
+        check_number("gamma", self.gamma, minimum=0, exclusive=True)
         if self.n_anchors > self.max_anchors:
             raise InvalidInputError(
                 f"n_anchors={self.n_anchors} exceeds max_anchors={self.max_anchors} (dense "

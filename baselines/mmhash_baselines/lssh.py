@@ -12,6 +12,7 @@ from sklearn.linear_model import Lasso
 
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
+from mmhash.params import check_bool, check_choice, check_integer, check_number
 
 THRESHOLDS = ("mean", "median", "zero")
 
@@ -124,20 +125,11 @@ class LSSH(BaseHasher):
     # ---- validation -------------------------------------------------------------------------
     def _check_params(self) -> None:
         for key in ("sparsity", "mu", "gamma"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not np.isfinite(value) or value <= 0:
-                raise InvalidInputError(f"{key} must be a positive finite number, got {value!r}")
+            check_number(key, getattr(self, key), minimum=0, exclusive=True)
         for key in ("dict_size", "max_iter", "max_samples"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InvalidInputError(f"{key} must be a positive integer, got {value!r}")
-        if not isinstance(self.image_pca, (bool, np.bool_)):
-            raise InvalidInputError(f"image_pca must be True or False, got {self.image_pca!r}")
-        if self.threshold not in THRESHOLDS:
-            raise InvalidInputError(
-                f"threshold must be one of {', '.join(THRESHOLDS)}; got {self.threshold!r}"
-            )
+            check_integer(key, getattr(self, key), minimum=1)
+        check_bool("image_pca", self.image_pca)
+        check_choice("threshold", self.threshold, THRESHOLDS)
 
     # ---- fit --------------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray]) -> None:

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 from mmhash.base import BaseHasher
-from mmhash.errors import InvalidInputError
+from mmhash.params import check_bool, check_integer, check_number
 
 
 def hinge(margins: np.ndarray) -> np.ndarray:
@@ -192,26 +192,14 @@ class PDH(BaseHasher):
         self.normalize = normalize
 
     def _check_params(self) -> None:
-        def number(name: str, value, allow_zero: bool = False) -> None:
-            ok = (isinstance(value, (int, float, np.integer, np.floating))
-                  and not isinstance(value, bool) and np.isfinite(value)
-                  and (value >= 0 if allow_zero else value > 0))
-            if not ok:
-                what = "non-negative" if allow_zero else "positive"
-                raise InvalidInputError(f"{name} must be a {what} finite number, got {value!r}")
-
-        number("C", self.C)
-        number("lam", self.lam, allow_zero=True)
-        number("cca_reg", self.cca_reg)
-        number("svm_tol", self.svm_tol)
-        for name in ("max_iter", "random_state"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or (
-                    name == "max_iter" and value < 1):
-                low = " >= 1" if name == "max_iter" else ""
-                raise InvalidInputError(f"{name} must be an integer{low}, got {value!r}")
-        if not isinstance(self.normalize, (bool, np.bool_)):
-            raise InvalidInputError(f"normalize must be True or False, got {self.normalize!r}")
+        check_number("C", self.C, minimum=0, exclusive=True)
+        check_number("lam", self.lam, minimum=0)
+        check_number("cca_reg", self.cca_reg, minimum=0, exclusive=True)
+        check_number("svm_tol", self.svm_tol, minimum=0, exclusive=True)
+        check_integer("max_iter", self.max_iter, minimum=1)
+        # >= 0: np.random.default_rng refuses negative seeds with its own traceback.
+        check_integer("random_state", self.random_state, minimum=0)
+        check_bool("normalize", self.normalize)
 
     # ---- steps -------------------------------------------------------------------------------
     def _initial_codes(self, Xs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:

@@ -9,13 +9,11 @@ the objective wins (noted below).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve
 
 from mmhash.base import BaseHasher
-from mmhash.errors import InvalidInputError
+from mmhash.params import check_integer, check_number
 
 # Added to squared residual norms, as the release does (MATLAB ``eps``): the smoothed l2,1 norm
 # sum_i sqrt(||e_i||^2 + eps) keeps the reweighting finite when a sample is fitted exactly.
@@ -148,13 +146,13 @@ class RFDH(BaseHasher):
 
     # ---- validation -------------------------------------------------------------------------
     def _check_params(self) -> None:
-        _check_int(self.random_state, "random_state", minimum=0)
-        _check_real(self.weight_exponent, "weight_exponent", above=1.0)
-        _check_real(self.gamma, "gamma", above=0.0)
-        _check_real(self.eta, "eta", above=0.0)
-        _check_int(self.n_iter, "n_iter", minimum=1)
-        _check_int(self.n_sweeps, "n_sweeps", minimum=1)
-        _check_int(self.n_hash_iter, "n_hash_iter", minimum=1)
+        check_integer("random_state", self.random_state, minimum=0)
+        check_number("weight_exponent", self.weight_exponent, minimum=1, exclusive=True)
+        check_number("gamma", self.gamma, minimum=0, exclusive=True)
+        check_number("eta", self.eta, minimum=0, exclusive=True)
+        check_integer("n_iter", self.n_iter, minimum=1)
+        check_integer("n_sweeps", self.n_sweeps, minimum=1)
+        check_integer("n_hash_iter", self.n_hash_iter, minimum=1)
 
     # ---- fit --------------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray]) -> None:
@@ -285,17 +283,3 @@ def _residual_norms(X: np.ndarray, F: np.ndarray, Z: np.ndarray) -> np.ndarray:
     E = X - F @ Z
     return np.sqrt(np.einsum("ij,ij->j", E, E) + _EPS)
 
-
-def _check_int(value, name: str, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_real(value, name: str, *, above: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or value <= above
-    ):
-        raise InvalidInputError(f"{name} must be a finite number > {above:g}, got {value!r}")
