@@ -38,7 +38,10 @@ def _errors_as_one_line(func):
         try:
             return func(*args, **kwargs)
         except MMHashError as exc:
-            _console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True,
+            from rich.markup import escape
+
+            # escape: messages hold literal brackets (pip install 'mmhash[plot]')
+            _console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}",
                                         soft_wrap=True)
             sys.exit(EXIT_USAGE)
 
@@ -170,11 +173,13 @@ def _print_tables(out, plan, rows) -> None:
 
 
 def _exit_on_failures(failed) -> None:
+    from rich.markup import escape
+
     if failed:
         err = _console(stderr=True)
         err.print(f"[bold red]{len(failed)} cell(s) failed[/] (stored with their errors):")
         for label, error in failed:
-            err.print(f"  {label}: {error}", soft_wrap=True)
+            err.print(f"  {escape(label)}: {escape(error)}", soft_wrap=True)
         sys.exit(EXIT_FAILED_CELLS)
 
 

@@ -132,3 +132,22 @@ def test_list_and_check_and_datasets():
     assert unknown.exit_code == 2 and "did you mean 'rp'" in unknown.output
     datasets = runner.invoke(main, ["datasets"])
     assert datasets.exit_code == 0 and "synthetic" in datasets.output and "wiki" in datasets.output
+
+
+def test_error_text_with_brackets_is_printed_literally(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("no matplotlib here")
+        return real_import(name, *args, **kwargs)
+
+    store = str(tmp_path / "s.sqlite")
+    runner = CliRunner()
+    assert runner.invoke(main, ["bench", *FAST, "--store", store]).exit_code == 0
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = runner.invoke(main, ["report", "--store", store, "--plot", str(tmp_path / "p")])
+    assert result.exit_code == 2
+    assert "pip install 'mmhash[plot]'" in result.output
