@@ -8,6 +8,7 @@ import scipy.linalg
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_choice, check_integer, check_number
+from mmhash_baselines._common import squared_norm as sq
 
 INITS = ("normal", "uniform")
 
@@ -193,10 +194,6 @@ def update_latent(X1, X2, U1, U2, P1, P2, lam: float, mu: float, gamma: float) -
 
 def objective_value(X1, X2, U1, U2, V, P1, P2, lam: float, mu: float, gamma: float) -> float:
     """G of Eq. 5 with squared Frobenius norms."""
-
-    def sq(M):
-        return float(np.einsum("ij,ij->", M, M))
-
     return (lam * sq(X1 - U1 @ V) + (1 - lam) * sq(X2 - U2 @ V)
             + mu * (sq(V - P1 @ X1) + sq(V - P2 @ X2))
             + gamma * (sq(U1) + sq(U2) + sq(V) + sq(P1) + sq(P2)))

@@ -8,6 +8,7 @@ import scipy.linalg
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_integer, check_number
+from mmhash_baselines._common import add_relative_ridge, column_signs
 
 
 class CVH(BaseHasher):
@@ -107,9 +108,8 @@ class CVH(BaseHasher):
 
         # B = blockdiag(C_kk + r_k I);  M = off-diagonal cross-covariances (the CCA numerator).
         B = np.zeros_like(C)
-        for s, d in zip(blocks, dims):
-            Ckk = C[s, s]
-            B[s, s] = Ckk + (self.reg * np.trace(Ckk) / d + np.finfo(float).tiny) * np.eye(d)
+        for s in blocks:
+            B[s, s] = add_relative_ridge(C[s, s].copy(), self.reg)
         M = C.copy()
         for s in blocks:
             M[s, s] = 0.0
@@ -121,8 +121,7 @@ class CVH(BaseHasher):
 
         # Fix each vector's sign (eigh's is arbitrary) so the codes are reproducible.
         col_sq = np.einsum("ij,ij->j", W, W)
-        pivot = np.argmax(np.abs(W), axis=0)
-        W = W * np.where(W[pivot, np.arange(W.shape[1])] < 0, -1.0, 1.0)
+        W = W * column_signs(W)
         # Per-view arrays go into attributes named after the view index: state stays plain arrays.
         for k, s in enumerate(blocks):
             A = W[s].copy()

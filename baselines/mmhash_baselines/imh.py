@@ -10,6 +10,7 @@ from sklearn.neighbors import NearestNeighbors
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_bool, check_choice, check_integer, check_number
+from mmhash_baselines._common import centre_and_scale, column_signs
 
 AFFINITIES = ("heat", "binary")
 THRESHOLDS = ("median", "zero")
@@ -107,8 +108,7 @@ def relaxed_codes(X1: np.ndarray, X2: np.ndarray, *, n_bits: int, k: int, lam: f
     vals, F1 = scipy.linalg.eigh(D, subset_by_index=[0, n_bits - 1], overwrite_a=True,
                                  driver="evr")
     del D
-    pivot = np.argmax(np.abs(F1), axis=0)  # fix eigh's arbitrary signs: reproducible codes
-    F1 *= np.where(F1[pivot, np.arange(F1.shape[1])] < 0, -1.0, 1.0)
+    F1 *= column_signs(F1)  # fix eigh's arbitrary signs: reproducible codes
     F2 = mu * scipy.linalg.cho_solve(chol, F1)
     return F1, F2, vals, (sigmas[0], sigmas[1])
 
@@ -251,14 +251,10 @@ class IMH(BaseHasher):
 
         Xc = []
         for g, X in enumerate((X1, X2)):
-            mean = X.mean(axis=0)
-            C = X - mean
-            scale = float(np.sqrt((C**2).sum(axis=1).mean())) if self.normalize else 1.0
-            if not scale > 0:  # a constant view: nothing to scale
-                scale = 1.0
+            C, mean, scale = centre_and_scale(X, self.normalize)
             setattr(self, f"mean{g}_", mean)
             setattr(self, f"scale{g}_", scale)
-            Xc.append(C / scale)
+            Xc.append(C)
         F1, F2, vals, sigmas = relaxed_codes(
             Xc[0], Xc[1], n_bits=self.n_bits, k=int(self.k), lam=float(self.lam),
             beta=float(self.beta), mu=float(self.mu), affinity=self.affinity, sigma=self.sigma)

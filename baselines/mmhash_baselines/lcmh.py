@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse
 from sklearn.cluster import KMeans
 
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_integer, check_number
+from mmhash_baselines._common import add_relative_ridge, canonical_pairs
 
 
 def anchor_representation(X: np.ndarray, anchors: np.ndarray, s: int,
@@ -197,25 +197,14 @@ class LCMH(BaseHasher):
             Zs.append(Z)
             means.append(zmean)
 
-        chol = []
-        for Z, zmean in zip(Zs, means):
-            C = centred_gram(Z, Z, zmean, zmean)
-            C[np.diag_indices_from(C)] += float(self.gamma) * np.trace(C) / k + np.finfo(float).tiny
-            chol.append(np.linalg.cholesky(C))
+        Cxx, Cyy = (add_relative_ridge(centred_gram(Z, Z, zmean, zmean), float(self.gamma))
+                    for Z, zmean in zip(Zs, means))
         Cxy = centred_gram(Zs[0], Zs[1], means[0], means[1])
-        # T = Lx^{-1} C_xy Ly^{-T}: the cross-covariance of the whitened representations.
-        T = scipy.linalg.solve_triangular(chol[0], Cxy, lower=True)
-        T = scipy.linalg.solve_triangular(chol[1], T.T, lower=True).T
-        U, S, Vt = np.linalg.svd(T)
-        r = self.n_bits
-        Ux, Vy = U[:, :r], Vt[:r].T
-        # Fix the joint sign of each bit pair (SVD's is arbitrary): reproducible codes.
-        pivot = np.argmax(np.abs(Ux), axis=0)
-        flip = np.where(Ux[pivot, np.arange(r)] < 0, -1.0, 1.0)
-        Wx = scipy.linalg.solve_triangular(chol[0].T, Ux * flip, lower=False)
-        Wy = scipy.linalg.solve_triangular(chol[1].T, Vy * flip, lower=False)
+        # The SVD of Lx^{-1} C_xy Ly^{-T} (the cross-covariance of the whitened representations);
+        # the joint sign of each bit pair is fixed (SVD's is arbitrary): reproducible codes.
+        Wx, Wy, S = canonical_pairs(Cxx, Cyy, Cxy, self.n_bits, fix_signs=True)
         self.proj0_, self.proj1_ = Wx, Wy
-        self.correlations_ = S[:r]
+        self.correlations_ = S
 
     def _encode(self, X: np.ndarray, modality: str) -> np.ndarray:
         m = self.modalities_.index(modality)

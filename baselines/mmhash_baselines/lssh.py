@@ -13,6 +13,8 @@ from sklearn.linear_model import Lasso
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_bool, check_choice, check_integer, check_number
+from mmhash_baselines._common import column_signs
+from mmhash_baselines._common import squared_norm as sq
 
 THRESHOLDS = ("mean", "median", "zero")
 
@@ -181,8 +183,7 @@ class LSSH(BaseHasher):
         # Top-p eigenvectors of the covariance, largest first, with a deterministic sign.
         _, vecs = scipy.linalg.eigh(Xc.T @ Xc, subset_by_index=[d - p, d - 1])
         vecs = vecs[:, ::-1]
-        pivot = np.argmax(np.abs(vecs), axis=0)
-        return vecs * np.where(vecs[pivot, np.arange(p)] < 0, -1.0, 1.0)
+        return vecs * column_signs(vecs)
 
     def _threshold_of(self, Z: np.ndarray) -> np.ndarray:
         if self.threshold == "mean":
@@ -293,9 +294,5 @@ def lssh_objective(X, Y, B, S, U, A, R, lam: float, mu: float, gamma: float) -> 
 
     X (p, n), Y (d2, n), B (p, m), S (m, n), U (d2, k), A (k, n), R (k, m).
     """
-
-    def sq(M):
-        return float(np.einsum("ij,ij->", M, M))
-
     return (sq(X - B @ S) + lam * float(np.abs(S).sum()) + mu * sq(Y - U @ A)
             + gamma * sq(A - R @ S))

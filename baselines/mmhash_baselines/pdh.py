@@ -5,12 +5,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import scipy.linalg
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 from mmhash.base import BaseHasher
 from mmhash.params import check_bool, check_integer, check_number
+from mmhash_baselines._common import add_relative_ridge, canonical_pairs, centre_and_scale
 
 
 def hinge(margins: np.ndarray) -> np.ndarray:
@@ -74,16 +74,8 @@ def update_codes(B: np.ndarray, scores: list[np.ndarray], C: float, lam: float) 
 def _canonical_directions(X1: np.ndarray, X2: np.ndarray, reg: float, m: int):
     """The ``m`` leading CCA direction pairs of centred X1, X2 (ridge relative to the trace)."""
     n = X1.shape[0]
-    chol = []
-    for X in (X1, X2):
-        Cxx = X.T @ X / n
-        Cxx[np.diag_indices_from(Cxx)] += reg * np.trace(Cxx) / X.shape[1] + np.finfo(float).tiny
-        chol.append(np.linalg.cholesky(Cxx))
-    T = scipy.linalg.solve_triangular(chol[0], X1.T @ X2 / n, lower=True)
-    T = scipy.linalg.solve_triangular(chol[1], T.T, lower=True).T
-    U, _, Vt = np.linalg.svd(T, full_matrices=False)
-    P1 = scipy.linalg.solve_triangular(chol[0].T, U[:, :m], lower=False)
-    P2 = scipy.linalg.solve_triangular(chol[1].T, Vt[:m].T, lower=False)
+    C11, C22 = (add_relative_ridge(X.T @ X / n, reg) for X in (X1, X2))
+    P1, P2, _ = canonical_pairs(C11, C22, X1.T @ X2 / n, m)
     return P1, P2
 
 
@@ -240,14 +232,10 @@ class PDH(BaseHasher):
         rng = np.random.default_rng(int(self.random_state))
         Xs = []
         for v, X in enumerate(views.values()):
-            mean = X.mean(axis=0)
-            Xc = X - mean
-            scale = float(np.sqrt((Xc**2).sum(axis=1).mean())) if self.normalize else 1.0
-            if not scale > 0:
-                scale = 1.0
+            Xc, mean, scale = centre_and_scale(X, self.normalize)
             setattr(self, f"mean{v}_", mean)
             setattr(self, f"scale{v}_", scale)
-            Xs.append(Xc / scale)
+            Xs.append(Xc)
         r = self.n_bits
         C, lam = float(self.C), float(self.lam)
 
