@@ -8,14 +8,6 @@ from mmhash_baselines.cvh import CVH
 
 from mmhash.data.synthetic import make_synthetic
 from mmhash.errors import InvalidInputError
-from mmhash.evaluation import mean_average_precision
-from mmhash.hashers.rp import RandomProjectionHasher
-
-
-@pytest.fixture(scope="module")
-def data():
-    return make_synthetic(n=600, dims=(30, 20), n_labels=6, latent_dim=8, noise=0.3,
-                          random_state=3)
 
 
 def _matrices(views, reg):
@@ -101,16 +93,8 @@ def test_refuses_sizes_it_cannot_handle(data):
         CVH(n_bits=16, reg=0).fit(views)
 
 
-def test_cross_modal_retrieval_beats_random_projection(data):
+def test_cross_modal_retrieval_beats_random_projection(data, cross_modal_maps, random_floor):
     train, _ = data.part("train")
-    query, lq = data.part("query")
-    _, lr = data.part("retrieval")
-
-    def scores(h):
-        h.fit(train)
-        return [mean_average_precision(h.encode(query[a], a), h.encode(train[b], b), lq, lr)
-                for a, b in (("image", "text"), ("text", "image"))]
-
-    cvh = scores(CVH(n_bits=16))
-    rp = scores(RandomProjectionHasher(n_bits=16))
+    cvh = cross_modal_maps(CVH(n_bits=16).fit(train), data)
+    rp = random_floor(data)
     assert min(cvh) > max(rp) + 0.05, (cvh, rp)

@@ -9,8 +9,6 @@ from mmhash_baselines.lcmh import LCMH, anchor_representation, centred_gram
 
 from mmhash.data.synthetic import make_synthetic
 from mmhash.errors import InvalidInputError
-from mmhash.evaluation import mean_average_precision
-from mmhash.hashers.rp import RandomProjectionHasher
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +84,7 @@ def test_seed_drives_kmeans_and_the_codes(views):
     assert not np.array_equal(a.anchors0_, c.anchors0_)
 
 
-def test_refuses_sizes_and_parameters_it_cannot_handle(views):
+def test_refuses_sizes_and_parameters_it_cannot_handle(views, assert_refused):
     with pytest.raises(InvalidInputError, match="lower n_anchors"):
         LCMH(n_bits=8, n_anchors=len(views["image"]) + 1).fit(views)
     with pytest.raises(InvalidInputError, match="raise n_anchors"):
@@ -95,19 +93,12 @@ def test_refuses_sizes_and_parameters_it_cannot_handle(views):
         LCMH(n_bits=8, n_anchors=600, max_anchors=500).fit(views)
     for bad in (dict(n_nearest=0), dict(n_nearest=50, n_anchors=40), dict(gamma=0.0),
                 dict(gamma=np.inf), dict(kmeans_n_init=0), dict(random_state=None)):
-        with pytest.raises(InvalidInputError):
-            LCMH(n_bits=8, **bad).fit(views)
+        assert_refused(LCMH, views, **bad)
 
 
-def test_cross_modal_retrieval_beats_the_random_floor():
-    ds = make_synthetic(n=600, dims=(40, 24), n_labels=6, latent_dim=10, noise=0.3,
-                        random_state=3)
-    (train, _), (q, ql), (r, rl) = ds.part("train"), ds.part("query"), ds.part("retrieval")
-
-    def score(h):
-        return np.mean([mean_average_precision(h.encode(q[a], a), h.encode(r[b], b), ql, rl)
-                        for a, b in (("image", "text"), ("text", "image"))])
-
-    floor = score(RandomProjectionHasher(n_bits=16).fit(train))
-    got = score(LCMH(n_bits=16, n_anchors=100).fit(train))
+def test_cross_modal_retrieval_beats_the_random_floor(wide_data, cross_modal_maps,
+                                                       random_floor):
+    train, _ = wide_data.part("train")
+    got = np.mean(cross_modal_maps(LCMH(n_bits=16, n_anchors=100).fit(train), wide_data))
+    floor = np.mean(random_floor(wide_data))
     assert got > floor + 0.05, (got, floor)

@@ -7,18 +7,9 @@ import pytest
 from mmhash_baselines.lssh import LSSH, _lasso, unit_ball_least_squares
 from scipy.optimize import minimize
 
-from mmhash.data.synthetic import make_synthetic
 from mmhash.errors import InvalidInputError
-from mmhash.evaluation import mean_average_precision
-from mmhash.hashers.rp import RandomProjectionHasher
 
 FAST = {"dict_size": 48, "max_iter": 6}
-
-
-@pytest.fixture(scope="module")
-def data():
-    return make_synthetic(n=600, dims=(30, 20), n_labels=6, latent_dim=8, noise=0.3,
-                          random_state=3)
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +98,8 @@ def test_refuses_bad_parameters_and_sizes(data):
         LSSH(n_bits=16, dict_size=0).fit(views)
 
 
-def test_cross_modal_retrieval_beats_random_projection(data, fitted):
-    h, train = fitted
-    query, lq = data.part("query")
-    _, lr = data.part("retrieval")
-
-    def scores(hasher):
-        return [mean_average_precision(hasher.encode(query[a], a), hasher.encode(train[b], b),
-                                       lq, lr)
-                for a, b in (("image", "text"), ("text", "image"))]
-
-    lssh = scores(h)
-    rp = scores(RandomProjectionHasher(n_bits=16).fit(train))
+def test_cross_modal_retrieval_beats_random_projection(data, fitted, cross_modal_maps,
+                                                        random_floor):
+    lssh = cross_modal_maps(fitted[0], data)
+    rp = random_floor(data)
     assert min(lssh) > max(rp) + 0.05, (lssh, rp)

@@ -7,9 +7,6 @@ import pytest
 from mmhash_baselines.pdh import PDH, pdh_objective, update_codes
 
 from mmhash.data.synthetic import make_synthetic
-from mmhash.errors import InvalidInputError
-from mmhash.evaluation import mean_average_precision
-from mmhash.hashers.rp import RandomProjectionHasher
 
 
 @pytest.fixture(scope="module")
@@ -111,22 +108,15 @@ def test_initial_codes_are_signs_of_cca_and_seeded_beyond(views):
     assert not np.array_equal(B[:, 12:], B2[:, 12:])
 
 
-def test_refuses_bad_parameters(views):
+def test_refuses_bad_parameters(views, assert_refused):
     for bad in (dict(C=0.0), dict(lam=-1.0), dict(max_iter=0), dict(cca_reg=np.nan),
                 dict(svm_tol=0.0), dict(normalize="yes"), dict(random_state=1.5)):
-        with pytest.raises(InvalidInputError):
-            PDH(n_bits=8, **bad).fit(views)
+        assert_refused(PDH, views, **bad)
 
 
-def test_cross_modal_retrieval_beats_the_random_floor():
-    ds = make_synthetic(n=600, dims=(40, 24), n_labels=6, latent_dim=10, noise=0.3,
-                        random_state=3)
-    (train, _), (q, ql), (r, rl) = ds.part("train"), ds.part("query"), ds.part("retrieval")
-
-    def score(h):
-        return np.mean([mean_average_precision(h.encode(q[a], a), h.encode(r[b], b), ql, rl)
-                        for a, b in (("image", "text"), ("text", "image"))])
-
-    floor = score(RandomProjectionHasher(n_bits=16).fit(train))
-    got = score(PDH(n_bits=16, max_iter=5).fit(train))
+def test_cross_modal_retrieval_beats_the_random_floor(wide_data, cross_modal_maps,
+                                                       random_floor):
+    train, _ = wide_data.part("train")
+    got = np.mean(cross_modal_maps(PDH(n_bits=16, max_iter=5).fit(train), wide_data))
+    floor = np.mean(random_floor(wide_data))
     assert got > floor + 0.05, (got, floor)

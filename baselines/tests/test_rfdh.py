@@ -10,15 +10,6 @@ from mmhash_baselines.rfdh import RFDH, _dcc_bits, balanced_bit, view_weights
 from scipy.optimize import minimize_scalar
 
 from mmhash.data.synthetic import make_synthetic
-from mmhash.errors import InvalidInputError
-from mmhash.evaluation import mean_average_precision
-from mmhash.hashers.rp import RandomProjectionHasher
-
-
-@pytest.fixture(scope="module")
-def data():
-    return make_synthetic(n=600, dims=(30, 20), n_labels=6, latent_dim=8, noise=0.3,
-                          random_state=3)
 
 
 @pytest.fixture(scope="module")
@@ -126,22 +117,9 @@ def test_deterministic_under_seed(data):
     {"eta": -1.0}, {"n_iter": 0}, {"n_sweeps": 1.5}, {"n_hash_iter": True},
     {"random_state": -1},
 ])
-def test_bad_parameters_are_refused(data, bad):
-    views, _ = data.part("train")
-    name = next(iter(bad))
-    with pytest.raises(InvalidInputError, match=name):
-        RFDH(n_bits=8, **bad).fit(views)
+def test_bad_parameters_are_refused(data, bad, assert_refused):
+    assert_refused(RFDH, data.part("train")[0], **bad)
 
 
-def _cross_modal_map(h, data):
-    (q, ql), (r, rl) = data.part("query"), data.part("retrieval")
-    return np.mean([
-        mean_average_precision(h.encode(q[a], a), h.encode(r[b], b), ql, rl)
-        for a, b in (("image", "text"), ("text", "image"))
-    ])
-
-
-def test_beats_random_projection_floor(data, fitted):
-    views, _ = data.part("train")
-    floor = _cross_modal_map(RandomProjectionHasher(n_bits=16).fit(views), data)
-    assert _cross_modal_map(fitted, data) > floor + 0.1
+def test_beats_random_projection_floor(data, fitted, cross_modal_maps, random_floor):
+    assert np.mean(cross_modal_maps(fitted, data)) > np.mean(random_floor(data)) + 0.1
