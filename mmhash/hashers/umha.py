@@ -16,11 +16,12 @@ Auxiliary similarity matrix ``A0`` (``N x N``, built once from the original feat
     ``A0 = (1 - lambda) J + lambda (2 G - 1)`` (``lambda = neighbour_weight``), ``diag(A0) = 1``.
 
 Hash network (one per view; the "deep" branch)
-    ``x -> Linear(d_m, T h)`` cut into ``T = n_tokens`` tokens of width ``h = token_dim``, plus a
-    learned position embedding; ``n_layers`` pre-norm blocks ``t + MHA(LN(t))``,
-    ``t + FFN(LN(t))`` -- multi-head self-attention (``n_heads``) among the ``T`` tokens of *one*
-    item, so a code never depends on other items; ``LN``, flatten, ``Linear(T h, n_bits)``,
-    ``tanh`` gives ``Z^m``; the code is ``sign(Z^m)``.
+    ``x -> (x - shift) / scale`` (the fit rows' per-feature mean and standard deviation, with
+    ``standardize``) ``-> Linear(d_m, T h)`` cut into ``T = n_tokens`` tokens of width
+    ``h = token_dim``, plus a learned position embedding; ``n_layers`` pre-norm blocks
+    ``t + MHA(LN(t))``, ``t + FFN(LN(t))`` -- multi-head self-attention (``n_heads``) among
+    the ``T`` tokens of *one* item, so a code never depends on other items; ``LN``, flatten,
+    ``Linear(T h, n_bits)``, ``tanh`` gives ``Z^m``; the code is ``sign(Z^m)``.
 
 Objective on a mini-batch ``I`` (``A_I = A[I, I]``, ``Zn`` = L2-normalised rows of ``Z``)
     ``L = alpha sum_{u<w} mean((A_I - Zn^u Zn^w^T)^2) + beta sum_m mean((A_I - Zn^m Zn^m^T)^2)
