@@ -136,12 +136,19 @@ def pr_curve(query_codes, retrieval_codes, query_labels, retrieval_labels) -> PR
     :func:`average_precision`; see :class:`PRCurve` for how queries are averaged.
     """
     data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
-    width = data.n_bits + 1
+    return pr_curve_from_histograms(iter_histograms(data), data.n_bits)
+
+
+def pr_curve_from_histograms(blocks, n_bits: int) -> PRCurve:
+    """The PR curve from per-query histograms, blocks of ``(_, n, r)`` with ``n``, ``r`` of shape
+    ``(block, n_bits + 1)``: items and relevant items at each distance. Shared by the engine and
+    the reference oracle, which differ only in how they count."""
+    width = n_bits + 1
     precision_sum = np.zeros(width)
     precision_count = np.zeros(width, dtype=np.int64)
     recall_sum = np.zeros(width)
     recall_count = 0
-    for _, n, r in iter_histograms(data):
+    for _, n, r in blocks:
         retrieved = np.cumsum(n, axis=1)
         hits = np.cumsum(r, axis=1)
         total = r.sum(axis=1)

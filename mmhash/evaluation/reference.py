@@ -182,28 +182,10 @@ def precision_at_k(
 
 def pr_curve(query_codes, retrieval_codes, query_labels, retrieval_labels):
     """PR curve by Hamming radius; see :func:`mmhash.evaluation.pr_curve`."""
-    from mmhash.evaluation.metrics import PRCurve
+    from mmhash.evaluation.metrics import pr_curve_from_histograms
 
     data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
-    width = data.n_bits + 1
-    precision_sum = np.zeros(width)
-    precision_count = np.zeros(width, dtype=np.int64)
-    recall_sum = np.zeros(width)
-    recall_count = 0
-    for _, n, r in iter_histograms(data):
-        retrieved = np.cumsum(n, axis=1)
-        hits = np.cumsum(r, axis=1)
-        total = r.sum(axis=1)
-        has_any = retrieved > 0
-        precision_sum += np.divide(hits, retrieved, out=np.zeros(hits.shape), where=has_any).sum(0)
-        precision_count += has_any.sum(axis=0)
-        has_rel = total > 0
-        recall_sum += (hits[has_rel] / total[has_rel, None]).sum(axis=0)
-        recall_count += int(has_rel.sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(precision_count > 0, precision_sum / precision_count, np.nan)
-        recall = recall_sum / recall_count if recall_count else np.full(width, np.nan)
-    return PRCurve(np.arange(width), precision, recall)
+    return pr_curve_from_histograms(iter_histograms(data), data.n_bits)
 
 
 def evaluate(
