@@ -68,6 +68,34 @@ def resolve_threads(n_threads: int | None) -> int:
     return int(n_threads)
 
 
+def resolve_device(device: Any) -> torch.device:
+    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``) as a usable ``torch.device``.
+
+    Raises :class:`InvalidInputError` for a malformed name or an accelerator this machine lacks,
+    so a configuration written for a GPU machine fails with one clear line elsewhere.
+    """
+    if not isinstance(device, str):
+        raise InvalidInputError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise InvalidInputError(
+            f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = 0 if resolved.index is None else resolved.index
+        if index >= count:
+            raise InvalidInputError(
+                f"device={device!r}, but this machine has {count} usable CUDA device(s)")
+    elif resolved.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InvalidInputError(f"device={device!r}, but MPS is not available here")
+    elif resolved.type != "cpu":
+        raise InvalidInputError(
+            f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    return resolved
+
+
 def check_seed(random_state: Any) -> int:
     """``random_state`` as a non-negative int (deep hashers need a concrete seed)."""
     if (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
@@ -165,7 +193,7 @@ class TrainResult:
 
 
 def _batch(data: Sequence[torch.Tensor], idx: np.ndarray) -> list[torch.Tensor]:
-    index = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64))
+    index = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64)).to(data[0].device)
     return [X.index_select(0, index) for X in data]
 
 
@@ -287,8 +315,8 @@ class TorchHasher(BaseHasher):
     A subclass must
 
     * take the training hyperparameters ``n_epochs``, ``batch_size``, ``optimizer``,
-      ``learning_rate``, ``momentum``, ``weight_decay``, ``validation_fraction``, ``n_threads``
-      and ``random_state`` in ``__init__`` (stored unchanged, like every parameter);
+      ``learning_rate``, ``momentum``, ``weight_decay``, ``validation_fraction``, ``n_threads``,
+      ``device`` and ``random_state`` in ``__init__`` (stored unchanged, like every parameter);
     * implement :meth:`_build_model` (an ``nn.Module`` with an ``encoders`` ``ModuleList``: one
       per view, mapping ``(n, d_m)`` features to ``(n, n_bits)`` real scores whose sign is the
       code) and :meth:`_loss` (the mini-batch objective).
@@ -296,9 +324,16 @@ class TorchHasher(BaseHasher):
     It may set :attr:`with_row_ids` and override :meth:`_begin_training` / :meth:`_end_epoch` to
     keep training-only state across batches and update it once per epoch.
 
+    Training runs on ``device`` (default ``"cpu"``; ``"cuda"`` trains on a GPU). Parameters are
+    initialised on the CPU from the seed before the model moves there, so the starting point is
+    the same on every device; GPU kernels are not bitwise reproducible, so identical codes for
+    the same seed are guaranteed on the CPU only. Subclasses that create tensors during training
+    put them on :attr:`_device`.
+
     Fitting runs in :func:`torch_session` (seeded, ``n_threads`` threads), in float32. Only the
-    encoders are kept after fit and saved (as numpy arrays): they alone produce out-of-sample
-    codes; decoders and other training-only parts are discarded. Encoding runs the encoders in
+    encoders are kept after fit (on the CPU) and saved (as numpy arrays): they alone produce
+    out-of-sample codes; decoders and other training-only parts are discarded. Encoding runs the
+    encoders on the CPU in
     float64, in eval mode, in chunks of rows, so a code depends only on its own item, with
     ``n_threads`` torch threads when it is set (None keeps the caller's thread count).
 
@@ -312,6 +347,8 @@ class TorchHasher(BaseHasher):
     #: training set) sets this: every batch given to :meth:`_loss` then ends with an int64 tensor
     #: of the rows' positions in the views given to fit, after the view tensors.
     with_row_ids: ClassVar[bool] = False
+    #: Where the current fit trains (set from ``device`` at the start of each fit).
+    _device: torch.device = torch.device("cpu")
 
     def fit(self, views: Mapping[str, np.ndarray], *,
             progress: ProgressCallback | None = None) -> TorchHasher:
@@ -367,6 +404,7 @@ class TorchHasher(BaseHasher):
                                         f"got {value!r}")
         holdout_split(10, self.validation_fraction, np.random.default_rng(0), min_rows=0)
         resolve_threads(self.n_threads)
+        resolve_device(self.device)
         check_seed(self.random_state)
 
     # -- fit / encode ----------------------------------------------------------------------------
@@ -377,16 +415,18 @@ class TorchHasher(BaseHasher):
         # A numpy stream of its own for shuffling and the held-out rows: never the global one.
         rng = np.random.default_rng([seed, 0x5EED])
         fit_rows, val_rows = holdout_split(len(arrays[0]), self.validation_fraction, rng)
+        self._device = device = resolve_device(self.device)
         with torch_session(seed, self.n_threads):
-            model = self._build_model(dims)
+            model = self._build_model(dims)  # initialised on the CPU: same start on any device
             self._begin_training(model, arrays, fit_rows)
-            data = [torch.from_numpy(X[fit_rows].astype(np.float32)) for X in arrays]
-            validation = ([torch.from_numpy(X[val_rows].astype(np.float32)) for X in arrays]
-                          if len(val_rows) else None)
+            model.to(device)
+            data = [torch.from_numpy(X[fit_rows].astype(np.float32)).to(device) for X in arrays]
+            validation = ([torch.from_numpy(X[val_rows].astype(np.float32)).to(device)
+                           for X in arrays] if len(val_rows) else None)
             if self.with_row_ids:
-                data.append(torch.from_numpy(fit_rows))
+                data.append(torch.from_numpy(fit_rows).to(device))
                 if validation is not None:
-                    validation.append(torch.from_numpy(val_rows))
+                    validation.append(torch.from_numpy(val_rows).to(device))
             optimizer = make_optimizer(self.optimizer, model.parameters(),
                                        learning_rate=self.learning_rate, momentum=self.momentum,
                                        weight_decay=self.weight_decay)
@@ -400,7 +440,7 @@ class TorchHasher(BaseHasher):
             )
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
-        self._set_encoders(model.encoders)
+        self._set_encoders(model.encoders.cpu())
 
     def _set_encoders(self, encoders: nn.ModuleList) -> None:
         encoders = encoders.float().eval()

@@ -270,6 +270,8 @@ class UJSAH(TorchHasher):
         the UJSAH loss on them after every epoch and keeps the encoders of the epoch with the
         lowest held-out loss -- an unsupervised criterion: no labels, no queries.
     n_threads : torch threads while training (None: every available core); restored after fit.
+    device : where training runs, ``"cpu"`` (default) or ``"cuda"``/``"cuda:N"``; the kept
+        encoders always encode on the CPU. Identical codes per seed are guaranteed on the CPU.
     random_state : seeds the initialisation, dropout, the shuffling and the held-out rows; the
         same value gives identical codes on CPU (for the same ``n_threads``).
     """
@@ -293,7 +295,7 @@ class UJSAH(TorchHasher):
                  dropout: float = 0.0, n_epochs: int = 50, batch_size: int = 32,
                  optimizer: str = "sgd", learning_rate: float = 1e-3, momentum: float = 0.9,
                  weight_decay: float = 5e-4, validation_fraction: float = 0.0,
-                 n_threads: int | None = None, random_state: int = 0):
+                 n_threads: int | None = None, device: str = "cpu", random_state: int = 0):
         self.n_bits = n_bits
         self.alpha = alpha
         self.beta = beta
@@ -319,6 +321,7 @@ class UJSAH(TorchHasher):
         self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
         self.n_threads = n_threads
+        self.device = device
         self.random_state = random_state
 
     def _check_params(self) -> None:

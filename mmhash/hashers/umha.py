@@ -83,7 +83,7 @@ def knn_agreement(sims: Sequence[torch.Tensor], n_neighbors: int) -> torch.Tenso
     """
     n = sims[0].shape[0]
     agreement = torch.zeros_like(sims[0])
-    eye = torch.eye(n, dtype=torch.bool)
+    eye = torch.eye(n, dtype=torch.bool, device=sims[0].device)
     for S in sims:
         nearest = S.masked_fill(eye, -math.inf).topk(n_neighbors, dim=1).indices
         K = torch.zeros_like(S).scatter_(1, nearest, 1.0)
@@ -205,8 +205,8 @@ def umha_loss(net: UMHANet, views: Sequence[torch.Tensor], A: torch.Tensor, *, a
     pairs = list(itertools.combinations(range(len(unit)), 2))
     cross = sum(F.mse_loss(unit[u] @ unit[w].T, A) for u, w in pairs)
     intra = sum(F.mse_loss(Zn @ Zn.T, A) for Zn in unit)
-    target = torch.arange(A.shape[0])
-    instance = torch.zeros(())
+    target = torch.arange(A.shape[0], device=A.device)
+    instance = torch.zeros((), device=A.device)
     if gamma > 0:
         for u, w in pairs:
             logits = unit[u] @ unit[w].T / tau
@@ -254,6 +254,8 @@ class UMHA(TorchHasher):
         training rows; after every epoch the UMHA loss on them (against their fixed ``A0`` block)
         chooses the epoch whose encoders are kept -- unsupervised: no labels, no queries.
     n_threads : torch threads while training (None: every available core).
+    device : where training runs, ``"cpu"`` (default) or ``"cuda"``/``"cuda:N"``; the kept
+        encoders always encode on the CPU. Identical codes per seed are guaranteed on the CPU.
     random_state : seeds the initialisation, dropout, the shuffling and the held-out rows.
     """
 
@@ -277,7 +279,7 @@ class UMHA(TorchHasher):
                  batch_size: int = 128, optimizer: str = "adam", learning_rate: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 0.0,
                  validation_fraction: float = 0.0, n_threads: int | None = None,
-                 random_state: int = 0):
+                 device: str = "cpu", random_state: int = 0):
         self.n_bits = n_bits
         self.variant = variant
         self.alpha = alpha
@@ -306,6 +308,7 @@ class UMHA(TorchHasher):
         self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
         self.n_threads = n_threads
+        self.device = device
         self.random_state = random_state
 
     # -- parameters ------------------------------------------------------------------------------
@@ -371,7 +374,7 @@ class UMHA(TorchHasher):
         if self.standardize:
             for encoder, X in zip(model.encoders, arrays):
                 set_standardization(encoder, X[fit_rows])
-        tensors = [torch.from_numpy(X.astype(np.float32)) for X in arrays]
+        tensors = [torch.from_numpy(X.astype(np.float32)).to(self._device) for X in arrays]
         self._aux0 = auxiliary_similarity(
             tensors, weights=self._view_weights, eta=float(self.eta),
             n_neighbors=int(self.n_neighbors), neighbour_weight=float(self.neighbour_weight),

@@ -16,6 +16,7 @@ from mmhash.hashers._torch import (  # noqa: E402
     iter_batches,
     make_optimizer,
     module_to_arrays,
+    resolve_device,
     torch_session,
     train_loop,
 )
@@ -48,6 +49,28 @@ def test_session_sets_and_restores_thread_count():
     with pytest.raises(InvalidInputError, match="random_state"):
         with torch_session(-1):
             pass
+
+
+def test_device_names_are_checked_against_this_machine():
+    assert resolve_device("cpu") == torch.device("cpu")
+    for bad in ("gpu", "", 3, None):
+        with pytest.raises(InvalidInputError, match="device"):
+            resolve_device(bad)
+    cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    with pytest.raises(InvalidInputError, match=f"has {cuda_count} usable CUDA"):
+        resolve_device(f"cuda:{cuda_count}")
+
+
+@pytest.mark.parametrize("name", ["ujsah", "umha"])
+def test_deep_hashers_refuse_a_missing_accelerator_before_training(name):
+    from mmhash.data.synthetic import make_synthetic
+    from mmhash.registry import get_hasher
+
+    cuda_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    hasher = get_hasher(name, n_bits=8, device=f"cuda:{cuda_count}")
+    views = make_synthetic(n=60, random_state=0).part("train")[0]
+    with pytest.raises(InvalidInputError, match="usable CUDA device"):
+        hasher.fit(views)
 
 
 def test_batches_cover_every_row_once_and_merge_a_single_leftover():
