@@ -150,15 +150,25 @@ def _run_with_progress(plan, store, *, resume=False, executor_kind="local", jobs
 
     executor = make_executor(executor_kind, jobs=jobs, scheduler=scheduler)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+               TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
     try:
         with ResultStore(store) as results, \
                 Progress(*columns, console=_console(stderr=True), transient=True) as bar:
-            task = bar.add_task("bench", total=plan.n_cells)
+            task = bar.add_task("bench", total=plan.n_cells, loss="")
+            # A second line for hashers that train in epochs (deep methods): epoch and loss.
+            epochs = bar.add_task("", total=1, visible=False, loss="")
 
             def step(label, finished, total):
                 bar.update(task, description=label, completed=finished)
+                bar.update(epochs, visible=False)
 
+            def on_epoch(cell, epoch, n_epochs, metrics):
+                loss = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+                bar.update(epochs, description=f"  {cell.label()} epoch", completed=epoch,
+                           total=n_epochs, loss=loss, visible=True)
+
+            if hasattr(executor, "on_epoch"):
+                executor.on_epoch = on_epoch
             return execute_plan(plan, results, resume=resume, executor=executor, progress=step)
     finally:
         executor.close()

@@ -19,14 +19,14 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def run_cell_safely(dataset: Dataset, cell: Cell, metrics: Sequence[str], ties: Sequence[str],
-                    threads: int | None = None) -> CellRecord:
+                    threads: int | None = None, on_epoch=None) -> CellRecord:
     """Run one cell; any exception becomes a failed record (the grid goes on)."""
     from mmhash.bench.runner import failed_record, run_cell
 
     if threads:
         _limit_threads(threads)
     try:
-        return run_cell(dataset, cell, metrics, ties)
+        return run_cell(dataset, cell, metrics, ties, on_epoch=on_epoch)
     except Exception as exc:  # one broken cell must not lose the rest of the grid
         return failed_record(dataset, cell, f"{type(exc).__name__}: {exc}")
 
@@ -56,11 +56,19 @@ class Executor(Protocol):
 
 
 class SerialExecutor:
-    """Run cells one after another in this process (the default for ``--jobs 1``)."""
+    """Run cells one after another in this process (the default for ``--jobs 1``).
+
+    ``on_epoch`` (see :data:`mmhash.bench.runner.EpochCallback`) receives the per-epoch progress
+    of hashers that train in epochs; only this executor reports it (workers in other processes
+    report finished cells only).
+    """
+
+    def __init__(self, on_epoch=None):
+        self.on_epoch = on_epoch
 
     def map(self, dataset, cells, metrics, ties):
         for cell in cells:
-            yield run_cell_safely(dataset, cell, metrics, ties)
+            yield run_cell_safely(dataset, cell, metrics, ties, on_epoch=self.on_epoch)
 
     def close(self) -> None:
         pass

@@ -6,6 +6,7 @@ Every method sees the same fixed split of the dataset; labels are used only by t
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -28,16 +29,35 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     return hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()
 
 
+#: ``on_epoch(cell, epoch, n_epochs, metrics)``: a hasher that trains in epochs (it takes
+#: ``fit(views, progress=...)``, as the deep hashers do) reports each epoch through this.
+EpochCallback = Callable[[Cell, int, int, dict], None]
+
+
+def _fit(hasher, views: dict, cell: Cell, on_epoch: EpochCallback | None) -> None:
+    """``hasher.fit(views)``, reporting epochs to ``on_epoch`` when the hasher can."""
+    if on_epoch is not None and "progress" in inspect.signature(hasher.fit).parameters:
+        hasher.fit(views, progress=lambda epoch, total, metrics:
+                   on_epoch(cell, epoch, total, metrics))
+    else:
+        hasher.fit(views)
+
+
 def run_cell(dataset: Dataset, cell: Cell, metrics: Sequence[str] = DEFAULT_METRICS,
-             ties: Sequence[str] = DEFAULT_TIES) -> CellRecord:
-    """Fit and evaluate one cell; exceptions propagate (the grid decides what to do)."""
+             ties: Sequence[str] = DEFAULT_TIES, *,
+             on_epoch: EpochCallback | None = None) -> CellRecord:
+    """Fit and evaluate one cell; exceptions propagate (the grid decides what to do).
+
+    ``on_epoch`` receives the training progress of hashers that train in epochs (see
+    :data:`EpochCallback`); others fit without it.
+    """
     from mmhash.evaluation import evaluate, pr_curve, precision_at_k
     from mmhash.registry import get_hasher
 
     hasher = get_hasher(cell.method, n_bits=cell.bits, random_state=cell.seed, **dict(cell.params))
     train, _ = dataset.part("train")
     start = time.perf_counter()
-    hasher.fit({v: train[v] for v in cell.views})
+    _fit(hasher, {v: train[v] for v in cell.views}, cell, on_epoch)
     train_seconds = time.perf_counter() - start
 
     (queries, q_labels), (items, r_labels) = dataset.part("query"), dataset.part("retrieval")
