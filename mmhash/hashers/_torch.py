@@ -166,13 +166,18 @@ def iter_batches(n: int, batch_size: int, rng: np.random.Generator | None) -> li
 
 def make_optimizer(name: str, parameters: Any, *, learning_rate: float, momentum: float = 0.0,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """``"sgd"`` (with ``momentum``) or ``"adam"`` over ``parameters``; L2 ``weight_decay``."""
+    """``"sgd"`` (with ``momentum``) or ``"adam"`` over ``parameters``; L2 ``weight_decay``.
+
+    The fused implementations do the same update in one pass over each parameter; with the
+    paper-width UJSAH networks (26M parameters) the separate passes of the per-tensor version
+    were a third of the step time on two cores.
+    """
     if name not in OPTIMIZERS:
         raise UnknownNameError("optimizer", name, OPTIMIZERS)
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum,
-                               weight_decay=weight_decay, foreach=True)
-    return torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay, foreach=True)
+                               weight_decay=weight_decay, fused=True)
+    return torch.optim.Adam(parameters, lr=learning_rate, weight_decay=weight_decay, fused=True)
 
 
 # ---- the loop --------------------------------------------------------------------------------
