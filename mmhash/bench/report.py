@@ -126,9 +126,15 @@ def _latex_escape(text: str) -> str:
     return out
 
 
+#: Tasks per table: the two directions of one view pair, the papers' layout.
+TASKS_PER_TABLE = 2
+
+
 def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None = None,
            describe: dict[str, str] | None = None) -> list[Table]:
-    """One :class:`Table` per (dataset, metric, tie) found in ``rows``.
+    """One :class:`Table` per (dataset, metric, tie) found in ``rows``; with more than two views,
+    one per view pair (both directions, e.g. ``a->b`` and ``b->a``), so a table stays as wide
+    as the papers' two-view tables.
 
     ``method_order`` fixes the row order (default: order of first appearance); ``describe`` maps a
     dataset name to a short description used in the caption (sizes, split, synthetic or not).
@@ -149,9 +155,27 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
                    f"{seed_text}. Columns: task (query view->retrieval view) x bits.")
         cells = {(r.method, r.task, int(r.bits)): (float(r.mean), float(r.std), int(r.n_seeds))
                  for r in part.itertuples()}
-        out.append(Table(caption, list(dict.fromkeys(part["task"])),
-                         sorted({int(b) for b in part["bits"]}), methods, cells))
+        all_tasks = _pair_up(list(dict.fromkeys(part["task"])))
+        bits = sorted({int(b) for b in part["bits"]})
+        # M views give M(M-1) tasks (30 for mfeat): one table of them all would be hundreds of
+        # columns wide, so they come TASKS_PER_TABLE at a time -- a pair of views per table.
+        chunks = [all_tasks[i:i + TASKS_PER_TABLE]
+                  for i in range(0, len(all_tasks), TASKS_PER_TABLE)]
+        for i, chunk in enumerate(chunks, 1):
+            part_caption = caption if len(chunks) == 1 else \
+                caption.replace(". Columns:", f" (tasks {', '.join(chunk)}; table {i} of "
+                                              f"{len(chunks)}). Columns:")
+            out.append(Table(part_caption, chunk, bits, methods,
+                             {k: v for k, v in cells.items() if k[1] in chunk}))
     return out
+
+
+def _pair_up(tasks: list[str]) -> list[str]:
+    """Tasks reordered so both directions of a view pair are adjacent (first appearance order)."""
+    groups: dict[frozenset, list[str]] = {}
+    for task in tasks:
+        groups.setdefault(frozenset(task.split("->")), []).append(task)
+    return [task for group in groups.values() for task in group]
 
 
 def export(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:

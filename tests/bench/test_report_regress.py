@@ -130,3 +130,20 @@ def test_regress_without_reference_says_how_to_create_it(suites):
     suites(0.0)
     res = CliRunner().invoke(main, ["regress", "--suite", "tiny"])
     assert res.exit_code == 2 and "--accept" in res.output
+
+
+def test_tables_of_many_views_hold_one_view_pair_each():
+    from mmhash.bench.report import tables
+
+    views = ["a", "b", "c"]
+    tasks = [f"{q}->{r}" for q in views for r in views if q != r]  # a->b, a->c, b->a, ...
+    rows = [{"dataset": "d", "method": m, "task": t, "metric": "map", "tie": "expected",
+             "bits": b, "seed": 0, "value": 0.1 * i + 0.01 * j}
+            for i, m in enumerate(["x", "y"]) for j, t in enumerate(tasks) for b in (16, 32)]
+    out = tables(rows)
+    assert [t.tasks for t in out] == [["a->b", "b->a"], ["a->c", "c->a"], ["b->c", "c->b"]]
+    assert all(len(t.cells) == 2 * 2 * 2 for t in out), "each table keeps its own cells only"
+    assert all("table" in t.caption and "of 3" in t.caption for t in out)
+    assert out[0].cells[("y", "b->a", 32)] == (0.1 + 0.02, 0.0, 1)
+    two_views = tables([r for r in rows if r["task"] in ("a->b", "b->a")])
+    assert len(two_views) == 1 and "table 1" not in two_views[0].caption
