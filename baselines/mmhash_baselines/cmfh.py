@@ -122,6 +122,8 @@ class CMFH(BaseHasher):
         check_choice("init", self.init, INITS)
         check_integer("max_iter", self.max_iter, minimum=1)
         check_integer("max_features", self.max_features, minimum=1)
+        # None would draw an unseeded start: the codes would change from run to run.
+        check_integer("random_state", self.random_state, minimum=0)
 
     def _fit(self, views: dict[str, np.ndarray]) -> None:
         Xs = list(views.values())

@@ -103,3 +103,10 @@ def test_cross_modal_retrieval_beats_random_projection(data, cross_modal_maps, r
     cmfh = cross_modal_maps(CMFH(n_bits=16).fit(train), data)
     rp = random_floor(data)
     assert min(cmfh) > max(rp) + 0.05, (cmfh, rp)
+
+
+@pytest.mark.parametrize("seed", [None, -1, 1.5, "0"])
+def test_an_unusable_seed_is_refused_before_fitting(seed):
+    views = {"image": np.ones((20, 4)), "text": np.ones((20, 3))}
+    with pytest.raises(InvalidInputError, match="random_state"):
+        CMFH(n_bits=8, random_state=seed).fit(views)
