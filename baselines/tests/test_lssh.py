@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mmhash_baselines.lssh import LSSH, _lasso, unit_ball_least_squares
+from mmhash_baselines import lssh
+from mmhash_baselines.lssh import LSSH, _dual_newton, _lasso, _lasso_gap, unit_ball_least_squares
 from scipy.optimize import minimize
+from sklearn.linear_model import Lasso
 
 from mmhash.errors import InvalidInputError
 
@@ -57,6 +59,97 @@ def test_sparse_codes_satisfy_lasso_optimality():
     assert on.any() and (~on).any()
     np.testing.assert_allclose(grad[on], lam * np.sign(S[on]), atol=1e-3)
     assert np.all(np.abs(grad[~on]) <= lam + 1e-3)
+
+
+def _half_gaps(X, D, S, lam):
+    """Per-row duality gap of 0.5 ||x - D s||^2 + (lam / 2) |s|_1, relative to ||x||^2."""
+    Q = X @ D
+    xx = (X**2).sum(axis=1)
+    return _lasso_gap(xx, Q, S, Q - S @ D.T @ D, lam / 2) / xx
+
+
+def _lasso_problem(seed, n=40, p=12, m=60):
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((p, m))
+    D /= np.linalg.norm(D, axis=0)
+    X = rng.standard_normal((n, p))
+    return X / np.linalg.norm(X, axis=1, keepdims=True), D
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_sparse_codes_match_scikit_learn_lasso_within_its_tolerance(warm):
+    # Reference: one scikit-learn Lasso per row at a far tighter tolerance. The batched solver
+    # must end every row within Lasso's own duality-gap tolerance (1e-4 ||x||^2) of the optimum.
+    X, D = _lasso_problem(2)
+    lam = 0.2
+    init = _lasso(X + 0.3 * np.roll(X, 1, axis=0), D, lam) if warm else None
+    S = _lasso(X, D, lam, init=init)
+    ref = np.array([Lasso(alpha=lam / (2 * D.shape[0]), fit_intercept=False, tol=1e-12,
+                          max_iter=100000).fit(D, x).coef_ for x in X])
+
+    def f(Z):
+        return ((X - Z @ D.T) ** 2).sum(axis=1) + lam * np.abs(Z).sum(axis=1)
+
+    assert np.all(_half_gaps(X, D, S, lam) <= 1e-4)
+    # the half-objective gap bounds the suboptimality: f = 2 x half objective
+    assert np.all(f(S) - f(ref) <= 2e-4 * (X**2).sum(axis=1))
+    np.testing.assert_allclose(S, ref, atol=0.05)
+    assert ((S != 0) == (ref != 0)).mean() > 0.95
+
+
+def test_sparse_codes_grow_the_working_set_until_the_full_problem_is_solved(monkeypatch):
+    # Working sets that start far too small (the first round sees almost no atom) must still
+    # end within tolerance on the full problem: violating atoms are added round by round.
+    X, D = _lasso_problem(3)
+    monkeypatch.setattr(lssh, "_WORKING_SET", 50.0)
+    monkeypatch.setattr(lssh, "_GROWTH", 1)
+    S = _lasso(X, D, 0.1)
+    assert (S != 0).sum(axis=1).max() > 3
+    assert np.all(_half_gaps(X, D, S, 0.1) <= 1e-4)
+
+
+def test_sparse_coding_fast_path_equals_public_scikit_learn_path(monkeypatch):
+    X, D = _lasso_problem(4)
+    fast = _lasso(X, D, 0.2)
+    monkeypatch.setattr(lssh, "_cd_fast_gram", None)  # as if the private routine were gone
+    np.testing.assert_allclose(_lasso(X, D, 0.2), fast, rtol=0, atol=1e-12)
+
+
+def test_dictionary_dual_newton_matches_a_generic_bounded_solver():
+    # Some atoms strictly inside the ball (multiplier at the floor), some on the sphere.
+    rng = np.random.default_rng(5)
+    d, m, n = 6, 20, 80
+    S = rng.standard_normal((m, n)) * (rng.random(m) > 0.2)[:, None]
+    S = S[np.einsum("ij,ij->i", S, S) > 0]
+    X = rng.standard_normal((d, n)) * np.linspace(0.2, 4.0, d)[:, None]
+    G, E = S @ S.T, X @ S.T
+    floor = 1e-10 * np.trace(G) / len(G)
+    nu, Z = _dual_newton(G, E, np.ones(len(G)), floor)
+
+    def phi(v):
+        M = G + np.diag(v)
+        W = np.linalg.solve(M, E.T)
+        return np.einsum("ij,ji->", E, W) + v.sum(), 1.0 - (W**2).sum(axis=1)
+
+    ref = minimize(phi, np.ones(len(G)), jac=True, method="L-BFGS-B",
+                   bounds=[(floor, None)] * len(G),
+                   options={"maxiter": 10000, "ftol": 1e-15, "gtol": 1e-12}).x
+    inside = nu <= 2 * floor
+    assert inside.any() and (~inside).any(), "test needs both kinds of atoms"
+    assert phi(nu)[0] <= phi(ref)[0] + 1e-9 * abs(phi(ref)[0])
+    norms = np.linalg.norm(Z, axis=1)
+    np.testing.assert_allclose(norms[~inside], 1.0, atol=1e-8)  # constraint active
+    assert np.all(norms[inside] <= 1 + 1e-9)
+    np.testing.assert_allclose(nu[~inside], ref[~inside], rtol=1e-4)
+
+
+def test_same_seed_same_codes_bit_for_bit(data):
+    views, _ = data.part("train")
+    a = LSSH(n_bits=16, random_state=3, **FAST).fit(views)
+    b = LSSH(n_bits=16, random_state=3, **FAST).fit(views)
+    assert a.objective_ == b.objective_
+    for m in views:
+        np.testing.assert_array_equal(a.encode(views[m], m), b.encode(views[m], m))
 
 
 def test_objective_never_increases(fitted):
