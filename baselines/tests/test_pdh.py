@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mmhash_baselines.pdh import PDH, pdh_objective, update_codes
+from mmhash_baselines import pdh
+from mmhash_baselines.pdh import PDH, _sweep_blocks, _sweep_items, pdh_objective, update_codes
+from sklearn.svm import LinearSVC
 
 from mmhash.data.synthetic import make_synthetic
 
@@ -66,6 +68,49 @@ def test_code_update_is_exact_coordinate_descent(C, lam):
     flips = update_codes(got, scores, C, lam)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(flips, (got != B).sum(axis=0))
+
+
+@pytest.mark.parametrize("density", [0.02, 0.3, 0.9])
+def test_block_sweep_takes_the_item_by_item_decisions(density):
+    # The block sweep must flip exactly the entries the item-by-item loop flips, in sparse and
+    # dense regimes, including flips that change the costs of later items in the same block.
+    rng = np.random.default_rng(int(100 * density))
+    n, r = 700, 12
+    B = np.where(rng.random((n, r)) < 0.5, 1.0, -1.0)
+    c8 = 8.0 / n
+    for k in range(r):
+        g = B.T @ B[:, k]
+        g[k] = 0.0
+        # prediction part chosen so that about `density` of the items are candidates
+        dh = rng.normal(0.0, 1.0, n) + c8 * (B[:, k] * (B @ g) - (r - 1)) \
+            - np.where(rng.random(n) < density, 0.5, -0.5)
+        B1, B2, g1, g2 = B.copy(), B.copy(), g.copy(), g.copy()
+        f1 = _sweep_items(B1, k, 0, dh, g1, c8)
+        f2 = _sweep_blocks(B2, k, 0, dh, g2, c8, block=64)
+        np.testing.assert_array_equal(B1, B2)
+        np.testing.assert_array_equal(g1, g2)
+        assert f1 == f2 and f1 > 0
+
+
+def test_liblinear_fast_path_is_linear_svc_bit_for_bit(views, monkeypatch):
+    X = np.ascontiguousarray(next(iter(views.values())))
+    y = np.where(X @ np.random.default_rng(2).standard_normal(X.shape[1]) > 0, 1.0, -1.0)
+    svc = LinearSVC(C=0.7, loss="hinge", dual=True, tol=1e-2, max_iter=10000,
+                    random_state=11).fit(X, y)
+    w, b = pdh._linear_svm(X, y, 0.7, 1e-2, 11)
+    np.testing.assert_array_equal(w, svc.coef_.ravel())
+    assert b == svc.intercept_[0]
+    monkeypatch.setattr(pdh, "_liblinear_train", None)  # as if the private entry were gone
+    w2, b2 = pdh._linear_svm(X, y, 0.7, 1e-2, 11)
+    np.testing.assert_array_equal(w2, w)
+    assert b2 == b
+
+
+def test_same_seed_same_codes_bit_for_bit(views):
+    a, b = (PDH(n_bits=16, max_iter=4, random_state=5).fit(views) for _ in range(2))
+    assert a.objective_ == b.objective_
+    for m in views:
+        np.testing.assert_array_equal(a.encode(views[m], m), b.encode(views[m], m))
 
 
 def test_svm_step_solves_each_bit_and_never_worsens(views):
