@@ -173,8 +173,9 @@ class LSSH(BaseHasher):
             U = unit_ball_least_squares(Y.T, A, U, duals, "U")
             root = np.sqrt(gamma)
             S = _lasso(np.hstack([X, root * A.T]), np.vstack([B, root * R]), lam, init=S)
-            B = unit_ball_least_squares(X.T, S.T, B, duals, "B")
-            R = unit_ball_least_squares(A, S.T, R, duals, "R")
+            gram = S.T @ S
+            B = unit_ball_least_squares(X.T, S.T, B, duals, "B", gram)
+            R = unit_ball_least_squares(A, S.T, R, duals, "R", gram)
             objective.append(lssh_objective(X.T, Y.T, B, S.T, U, A, R, lam, mu, gamma))
 
         self.dictionary_, self.basis_, self.link_ = B, U, R
@@ -349,21 +350,27 @@ def _cd_gram(coef, tau, G, q, y, rng) -> None:
 
 
 def unit_ball_least_squares(X: np.ndarray, S: np.ndarray, D0: np.ndarray,
-                            duals: dict | None = None, key: str = "") -> np.ndarray:
+                            duals: dict | None = None, key: str = "",
+                            gram: np.ndarray | None = None) -> np.ndarray:
     """argmin_D ||X - D S||_F^2 subject to ||d_j||_2 <= 1 for every column, via the dual.
 
-    X (d, n), S (m, n), D0 (d, m) the current value. The Lagrange dual (Lee et al. 2006) is
+    X (d, n), S (m, n), D0 (d, m) the current value; ``gram``, if given, is ``S S^T`` (the
+    dictionary and link steps share it). The Lagrange dual (Lee et al. 2006) is
     ``max_{nu >= 0} -tr(E (G + diag nu)^-1 E^T) - sum(nu)`` with ``G = S S^T``, ``E = X S^T``, and
     ``D = E (G + diag nu)^-1``; it is solved by projected Newton (:func:`_dual_newton`), as Lee
     et al. do, warm-started from the previous multipliers stored in ``duals[key]``. Atoms with a
     zero row in ``S`` do not enter the objective and keep their value. The result never has a
     larger objective than ``D0``.
     """
-    active = np.einsum("ij,ij->i", S, S) > 0
+    if gram is None:
+        gram = S @ S.T
+    active = np.diag(gram) > 0
     if not active.any():
         return D0
-    Sa = S[active]
-    G, E = Sa @ Sa.T, X @ Sa.T
+    if active.all():
+        G, E = gram, X @ S.T
+    else:
+        G, E = gram[np.ix_(active, active)], X @ S[active].T
     size = len(G)
     floor = 1e-10 * max(np.trace(G) / size, np.finfo(float).tiny)
 
@@ -431,11 +438,11 @@ def _dual_newton(G: np.ndarray, E: np.ndarray, nu: np.ndarray, floor: float,
         eps = min(1e-3, pg)
         bound = (nu <= floor + eps) & (g > 0)
         free = ~bound
-        Minv, _ = lapack.dpotri(factor, lower=0)  # upper triangle of M^-1
-        H = 2.0 * Minv * (Z @ Z.T)  # upper triangle valid
+        H, _ = lapack.dpotri(factor, lower=0)  # upper triangle of M^-1 (Fortran order)
+        H *= Z @ Z.T  # upper triangle of the Hessian / 2
         step = np.where(bound, -g, 0.0)
-        Hf = H[np.ix_(free, free)]
-        _, sol, info = lapack.dposv(Hf, -g[free], lower=0)
+        Hf = H if free.all() else np.asfortranarray(H[np.ix_(free, free)])
+        _, sol, info = lapack.dposv(Hf, -0.5 * g[free], lower=0, overwrite_a=1)
         step[free] = sol if info == 0 else -g[free]
         t, slack = 1.0, 1e-12 * abs(f)  # slack: round-off of phi near the optimum
         while True:
