@@ -75,10 +75,11 @@ class LSSH(BaseHasher):
       value is optimal for them).
 
     Cost per iteration: sparse coding O(n w^2 t) for working sets of w atoms (a few dozen; t =
-    coordinate-descent sweeps, ~15) plus two O(n m min(m, 2 (p + k))) products for the
+    coordinate-descent sweeps, ~15) plus two or three O(n m min(m, 2 (p + k))) products for the
     optimality checks; the dictionary duals O(m^3) per Newton step (3-5 steps from the previous
-    multipliers); the rest O(n m (p + k) + n k d2); memory O(n m) for
-    ``S``. Linear in n; ``n`` above ``max_samples`` is refused (dense ``S``).
+    multipliers); the rest O(n m (p + k) + n k d2); memory O(n m) for ``S``. Linear in n; ``n``
+    above ``max_samples`` is refused (dense ``S``). Measured on Wikipedia (2,173 items, one
+    core, defaults): about 6 s per fit at 16 bits and 8 s at 128 bits, half of it sparse coding.
 
     Parameters
     ----------

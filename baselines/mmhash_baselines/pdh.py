@@ -85,12 +85,14 @@ def _sweep_items(B, k, first, dh, g, c8) -> int:
     """The sweep of bit ``k`` from item ``first``, item by item; updates ``B`` and ``g``."""
     n, r = B.shape
     flips = 0
+    # Python floats: the same IEEE operations as numpy scalars, without their overhead.
+    costs, signs, rest = dh.tolist(), B[:, k].tolist(), r - 1
     for i in range(first, n):
-        si = B[i, k]
-        d = dh[i] + c8 * ((r - 1) - si * float(B[i] @ g))
-        if d < 0:
-            B[i, k] = -si
-            g -= 2.0 * si * B[i]  # G_kl changes by -2 s B_il for l != k
+        si = signs[i]
+        row = B[i]
+        if costs[i] + c8 * (rest - si * float(row @ g)) < 0:
+            row[k] = -si
+            g -= (2.0 * si) * row  # G_kl changes by -2 s B_il for l != k
             g[k] = 0.0
             flips += 1
     return flips
