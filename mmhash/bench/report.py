@@ -151,8 +151,9 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
                      else "single seed" if seeds == [1] else "mean ± std over seeds")
         where = f"{dataset}" + (f" ({describe[dataset]})" if describe and dataset in describe
                                 else "")
-        caption = (f"{metric_title(metric)} on {where}, Hamming ranking, tie policy: {tie}; "
-                   f"{seed_text}. Columns: task (query view->retrieval view) x bits.")
+        head = (f"{metric_title(metric)} on {where}, Hamming ranking, tie policy: {tie}; "
+                f"{seed_text}")
+        columns = ". Columns: task (query view->retrieval view) x bits."
         cells = {(r.method, r.task, int(r.bits)): (float(r.mean), float(r.std), int(r.n_seeds))
                  for r in part.itertuples()}
         all_tasks = _pair_up(list(dict.fromkeys(part["task"])))
@@ -162,10 +163,9 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
         chunks = [all_tasks[i:i + TASKS_PER_TABLE]
                   for i in range(0, len(all_tasks), TASKS_PER_TABLE)]
         for i, chunk in enumerate(chunks, 1):
-            part_caption = caption if len(chunks) == 1 else \
-                caption.replace(". Columns:", f" (tasks {', '.join(chunk)}; table {i} of "
-                                              f"{len(chunks)}). Columns:")
-            out.append(Table(part_caption, chunk, bits, methods,
+            which = "" if len(chunks) == 1 else \
+                f" (tasks {', '.join(chunk)}; table {i} of {len(chunks)})"
+            out.append(Table(head + which + columns, chunk, bits, methods,
                              {k: v for k, v in cells.items() if k[1] in chunk}))
     return out
 
