@@ -338,9 +338,8 @@ class TorchHasher(BaseHasher):
     Fitting runs in :func:`torch_session` (seeded, ``n_threads`` threads), in float32. Only the
     encoders are kept after fit (on the CPU) and saved (as numpy arrays): they alone produce
     out-of-sample codes; decoders and other training-only parts are discarded. Encoding runs the
-    encoders on the CPU in
-    float64, in eval mode, in chunks of rows, so a code depends only on its own item, with
-    ``n_threads`` torch threads when it is set (None keeps the caller's thread count).
+    encoders on the CPU in float64, in eval mode, in chunks of rows, so a code depends only on its
+    own item, with ``n_threads`` torch threads when it is set (None keeps the caller's count).
 
     ``fit(views, progress=callback)`` reports each epoch to ``callback`` (see
     :data:`ProgressCallback`). ``history_`` holds the per-epoch losses, ``best_epoch_`` the epoch
