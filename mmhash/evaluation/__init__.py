@@ -59,10 +59,19 @@ Memory and threads
 
 from mmhash.evaluation.hamming import hamming_distance, relevance
 from mmhash.evaluation.index import HammingIndex
+from mmhash.evaluation.measures import (
+    METRIC_FORMS,
+    Metric,
+    metric_title,
+    parse_metric,
+    parse_metrics,
+)
 from mmhash.evaluation.metrics import (
     PRCurve,
+    TaskEvaluation,
     average_precision,
     evaluate,
+    evaluate_task,
     mean_average_precision,
     pr_curve,
     precision_at_k,
@@ -71,7 +80,14 @@ from mmhash.evaluation.packing import pack_codes, unpack_codes
 from mmhash.evaluation.ties import TIE_POLICIES
 
 __all__ = [
+    "METRIC_FORMS",
     "TIE_POLICIES",
+    "Metric",
+    "TaskEvaluation",
+    "evaluate_task",
+    "metric_title",
+    "parse_metric",
+    "parse_metrics",
     "HammingIndex",
     "PRCurve",
     "average_precision",

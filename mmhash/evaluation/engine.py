@@ -151,39 +151,55 @@ def index_metrics(data: PackedEval, ks: list[int]) -> dict:
     ``ks``, ``("ap", K)`` -- AP@K normalised by the relevant items in the top K -- and
     ``("hits", K)``, the relevant items among the first K positions.
     """
+    out: dict = {}
+    for rows, n, r in iter_histograms(data):
+        for key, values in index_walk(data, rows, n, r, ks).items():
+            out.setdefault(key, np.empty(data.n_queries))[rows] = values
+    return out
+
+
+def index_walk(data: PackedEval, rows: slice, n: np.ndarray, r: np.ndarray,
+               ks: list[int], ap_ks: list[int] | None = None) -> dict:
+    """:func:`index_metrics` for one block of queries whose histograms ``n``, ``r`` (int64
+    (b, n_bits + 1), from :func:`iter_histograms`) are already known: the walk in index order
+    places each relevant item after the items of smaller distance, so it needs them.
+
+    ``ks``: the cut-offs of ``("hits", K)``; ``ap_ks`` (default: ``ks``; a subset of them):
+    those of ``("ap", K)``. Returns those keys and ``"ap"``, each float64 (b,); every value is
+    the same whatever other cut-offs are asked for (see :func:`kernels.index_precision_sums`).
+    """
     k = kernels()
     cuts = np.array(sorted(set(ks)), dtype=np.int64)
-    out = {"ap": np.empty(data.n_queries)}
-    for cut in cuts:
-        out[("ap", int(cut))] = np.empty(data.n_queries)
-        out[("hits", int(cut))] = np.empty(data.n_queries)
-    for rows, n, r in iter_histograms(data):
-        n_before = np.cumsum(n, axis=1) - n
-        r_before = np.cumsum(r, axis=1) - r
-        qc = data.query_codes[rows]
-        sums, hits = _run(
-            k.index_precision_sums,
-            len(qc) * data.n_items,
-            qc,
-            data.retrieval_codes_t,
-            data.labels.query[rows],
-            data.labels.retrieval_t,
-            data.labels.ids,
-            data.n_bits,
-            queries_per_task(len(qc)),
-            n_before,
-            r_before,
-            cuts,
-        )
-        total, found = sums.sum(axis=1), hits.sum(axis=1)
-        out["ap"][rows] = np.divide(total, found, out=np.zeros(len(found)), where=found > 0)
-        cum_sums, cum_hits = np.cumsum(sums, axis=1), np.cumsum(hits, axis=1)
-        for b, cut in enumerate(cuts):
-            got = cum_hits[:, b]
-            out[("ap", int(cut))][rows] = np.divide(
-                cum_sums[:, b], got, out=np.zeros(len(got)), where=got > 0
-            )
-            out[("hits", int(cut))][rows] = got
+    ap_cuts = cuts if ap_ks is None else np.array(sorted(set(ap_ks)), dtype=np.int64)
+    if not np.isin(ap_cuts, cuts).all():
+        raise ValueError("every AP cut-off must also be a hit cut-off")
+    n_before = np.cumsum(n, axis=1) - n
+    r_before = np.cumsum(r, axis=1) - r
+    qc = data.query_codes[rows]
+    total, hits, prefix = _run(
+        k.index_precision_sums,
+        len(qc) * data.n_items,
+        qc,
+        data.retrieval_codes_t,
+        data.labels.query[rows],
+        data.labels.retrieval_t,
+        data.labels.ids,
+        data.n_bits,
+        queries_per_task(len(qc)),
+        n_before,
+        r_before,
+        cuts,
+        ap_cuts,
+    )
+    found = r.sum(axis=1)  # every relevant item: the histograms count them all
+    out = {"ap": np.divide(total, found, out=np.zeros(len(found)), where=found > 0)}
+    cum_hits = np.cumsum(hits, axis=1)  # integers: exact in any grouping
+    for b, cut in enumerate(cuts):
+        out[("hits", int(cut))] = cum_hits[:, b].astype(np.float64)
+    for a, cut in enumerate(ap_cuts):
+        got = cum_hits[:, int(np.searchsorted(cuts, cut))]  # AP@K's own hit count
+        out[("ap", int(cut))] = np.divide(prefix[:, a], got, out=np.zeros(len(got)),
+                                          where=got > 0)
     return out
 
 
@@ -249,6 +265,7 @@ __all__ = [
     "PackedEval",
     "hamming_distance",
     "index_metrics",
+    "index_walk",
     "iter_histograms",
     "n_words",
     "pack_code_pair",

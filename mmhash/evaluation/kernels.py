@@ -126,12 +126,13 @@ def key_histograms(qc, rct, ql, rlt, ids, n_bits, qb):
 
 
 @njit(cache=True, parallel=True, boundscheck=False)
-def index_precision_sums(qc, rct, ql, rlt, ids, n_bits, qb, n_before, r_before, ks):
+def index_precision_sums(qc, rct, ql, rlt, ids, n_bits, qb, n_before, r_before, ks, ap_ks):
     """Precision sums of the ranking with ties broken by retrieval index, for every query.
 
     ``n_before``, ``r_before``: int64 (Q, n_bits + 1), items / relevant items at distances below
     each distance (from :func:`key_histograms`). ``ks``: int64 (K,) strictly increasing cut-offs
-    in ``1..N``.
+    in ``1..N`` at which relevant items are counted; ``ap_ks``: int64 (A,) strictly increasing
+    cut-offs at which the precision sum (for AP@K) is needed.
 
     A relevant item at distance ``d`` with ``c`` items and ``j - 1`` relevant items before it at
     ``d`` (in index order) sits at position ``n_before[d] + c + 1`` of the stable ranking, where
@@ -140,16 +141,24 @@ def index_precision_sums(qc, rct, ql, rlt, ids, n_bits, qb, n_before, r_before, 
     item, like a histogram) gives both, and the relevant items' counts are appended branch-free
     to a small buffer whose precisions are summed after each tile.
 
-    Returns ``(sums, hits)``: float64 (Q, K + 1) and int64 (Q, K + 1); column ``b`` holds the
-    precision sum and number of relevant items at positions in ``(ks[b-1], ks[b]]`` (column K:
-    beyond the last cut-off). Cumulative sums over columns give the values at each cut-off.
+    Every float sum is accumulated over its own items in one fixed order (index order, per
+    tile), never assembled from the sums of other cut-offs, so a value does not depend on which
+    other cut-offs are asked for in the same call: the bench and a later recomputation from
+    stored codes agree to the last bit.
+
+    Returns ``(total, hits, prefix)``: float64 (Q,) the precision sum over the whole ranking;
+    int64 (Q, K + 1) with column ``b`` the relevant items at positions in ``(ks[b-1], ks[b]]``
+    (column K: beyond the last cut-off; cumulative sums give the counts at each cut-off);
+    float64 (Q, A) the precision sum over positions ``<= ap_ks[a]``.
     """
     n_q = qc.shape[0]
     n_items = rct.shape[1]
     n_k = ks.shape[0]
+    n_a = ap_ks.shape[0]
     width = n_bits + 1
-    sums = np.zeros((n_q, n_k + 1), np.float64)
+    total = np.zeros(n_q, np.float64)
     hits = np.zeros((n_q, n_k + 1), np.int64)
+    prefix = np.zeros((n_q, n_a), np.float64)
     for b in prange((n_q + qb - 1) // qb):
         q0 = b * qb
         q1 = min(n_q, q0 + qb)
@@ -176,20 +185,20 @@ def index_precision_sums(qc, rct, ql, rlt, ids, n_bits, qb, n_before, r_before, 
                     rel_j[m] = v + 1
                     m += k & 1
                 nb, rb = n_before[q], r_before[q]
-                if n_k == 0:
-                    # precisions first (a loop LLVM vectorises: gathers and packed divisions),
-                    # then four running sums, so additions do not wait on each other
-                    for x in range(m):
-                        d = rel_d[x]
-                        prec[x] = (rb[d] + rel_j[x]) / (nb[d] + rel_c[x] + 1)
-                    prec[m : m + 3] = 0.0
-                    acc0 = acc1 = acc2 = acc3 = 0.0
-                    for x in range(0, m, 4):
-                        acc0 += prec[x]
-                        acc1 += prec[x + 1]
-                        acc2 += prec[x + 2]
-                        acc3 += prec[x + 3]
-                    sums[q, 0] += (acc0 + acc1) + (acc2 + acc3)
+                # precisions first (a loop LLVM vectorises: gathers and packed divisions),
+                # then four running sums, so additions do not wait on each other
+                for x in range(m):
+                    d = rel_d[x]
+                    prec[x] = (rb[d] + rel_j[x]) / (nb[d] + rel_c[x] + 1)
+                prec[m : m + 3] = 0.0
+                acc0 = acc1 = acc2 = acc3 = 0.0
+                for x in range(0, m, 4):
+                    acc0 += prec[x]
+                    acc1 += prec[x + 1]
+                    acc2 += prec[x + 2]
+                    acc3 += prec[x + 3]
+                total[q] += (acc0 + acc1) + (acc2 + acc3)
+                if n_k == 0 and n_a == 0:
                     hits[q, 0] += m
                     continue
                 bq = bucket[q - q0]
@@ -200,9 +209,12 @@ def index_precision_sums(qc, rct, ql, rlt, ids, n_bits, qb, n_before, r_before, 
                     while t < n_k and ks[t] < pos:
                         t += 1
                     bq[d] = t
-                    sums[q, t] += (rb[d] + rel_j[x]) / pos
                     hits[q, t] += 1
-    return sums, hits
+                    a = n_a - 1  # the AP cut-offs at or after pos are a suffix of ap_ks
+                    while a >= 0 and ap_ks[a] >= pos:
+                        prefix[q, a] += prec[x]
+                        a -= 1
+    return total, hits, prefix
 
 
 @njit(cache=True, parallel=True, boundscheck=False)

@@ -10,26 +10,15 @@ kept as the test oracle in :mod:`mmhash.evaluation.reference`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmhash.errors import InvalidInputError, UnknownNameError
+from mmhash.errors import InvalidInputError
 from mmhash.evaluation._validate import check_k, check_tie
-from mmhash.evaluation.engine import PackedEval, index_metrics, iter_histograms, prepare
-from mmhash.evaluation.ties import (
-    average_precision_at_k_from_counts,
-    average_precision_from_counts,
-    relevant_in_top_k_from_counts,
-)
-
-# A metric of one query: ("map", None) full AP, ("map", K) AP@K, ("p", K) precision at K.
-_Spec = tuple[str, "int | None"]
-
-_METRIC_FORMS = ("map", "map@K", "p@K")
-_METRIC_TOKEN = re.compile(r"^(map|p)@(\d+)$")
+from mmhash.evaluation.engine import PackedEval, index_walk, iter_histograms, prepare
+from mmhash.evaluation.measures import Metric, parse_metrics
 
 
 @dataclass(frozen=True)
@@ -76,9 +65,9 @@ def average_precision(
     float64 (Q,); 0 for a query with no relevant item (in the top K).
     """
     tie = check_tie(tie)
-    spec = ("map", None if topk is None else check_k(topk, "topk"))
+    spec = Metric("map", None if topk is None else check_k(topk, "topk"))
     data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
-    return _per_query(data, [spec], tie)[spec]
+    return _one_pass(data, [spec], [tie])[(spec, tie)]
 
 
 def mean_average_precision(
@@ -124,9 +113,9 @@ def precision_at_k(
     tie = check_tie(tie)
     k_list = _check_ks(ks)
     data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
-    specs = [("p", k) for k in k_list]
-    per_query = _per_query(data, specs, tie)
-    return np.array([per_query[s].mean() for s in specs], dtype=np.float64)
+    specs = list(dict.fromkeys(Metric("p", k) for k in k_list))
+    per_query = _one_pass(data, specs, [tie])
+    return np.array([per_query[(Metric("p", k), tie)].mean() for k in k_list], dtype=np.float64)
 
 
 def pr_curve(query_codes, retrieval_codes, query_labels, retrieval_labels) -> PRCurve:
@@ -143,25 +132,42 @@ def pr_curve_from_histograms(blocks, n_bits: int) -> PRCurve:
     """The PR curve from per-query histograms, blocks of ``(_, n, r)`` with ``n``, ``r`` of shape
     ``(block, n_bits + 1)``: items and relevant items at each distance. Shared by the engine and
     the reference oracle, which differ only in how they count."""
-    width = n_bits + 1
-    precision_sum = np.zeros(width)
-    precision_count = np.zeros(width, dtype=np.int64)
-    recall_sum = np.zeros(width)
-    recall_count = 0
+    sums = _PRSums(n_bits)
     for _, n, r in blocks:
+        sums.add(n, r)
+    return sums.curve()
+
+
+class _PRSums:
+    """Running sums of the PR curve over blocks of queries (see :class:`PRCurve`)."""
+
+    def __init__(self, n_bits: int):
+        width = n_bits + 1
+        self.precision_sum = np.zeros(width)
+        self.precision_count = np.zeros(width, dtype=np.int64)
+        self.recall_sum = np.zeros(width)
+        self.recall_count = 0
+
+    def add(self, n: np.ndarray, r: np.ndarray) -> None:
         retrieved = np.cumsum(n, axis=1)
         hits = np.cumsum(r, axis=1)
         total = r.sum(axis=1)
         has_any = retrieved > 0
-        precision_sum += np.divide(hits, retrieved, out=np.zeros(hits.shape), where=has_any).sum(0)
-        precision_count += has_any.sum(axis=0)
+        self.precision_sum += np.divide(hits, retrieved, out=np.zeros(hits.shape),
+                                        where=has_any).sum(0)
+        self.precision_count += has_any.sum(axis=0)
         has_rel = total > 0
-        recall_sum += (hits[has_rel] / total[has_rel, None]).sum(axis=0)
-        recall_count += int(has_rel.sum())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(precision_count > 0, precision_sum / precision_count, np.nan)
-        recall = recall_sum / recall_count if recall_count else np.full(width, np.nan)
-    return PRCurve(np.arange(width), precision, recall)
+        self.recall_sum += (hits[has_rel] / total[has_rel, None]).sum(axis=0)
+        self.recall_count += int(has_rel.sum())
+
+    def curve(self) -> PRCurve:
+        width = len(self.precision_sum)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = np.where(self.precision_count > 0,
+                                 self.precision_sum / self.precision_count, np.nan)
+            recall = (self.recall_sum / self.recall_count if self.recall_count
+                      else np.full(width, np.nan))
+        return PRCurve(np.arange(width), precision, recall)
 
 
 def evaluate(
@@ -188,27 +194,75 @@ def evaluate(
     dict token -> mean over queries (float), in the order the tokens were given.
     """
     tie = check_tie(tie)
-    tokens = [metrics] if isinstance(metrics, str) else list(metrics)
-    if not tokens:
-        raise InvalidInputError("metrics must name at least one metric (e.g. 'map', 'p@100')")
-    parsed = {token: _parse_metric(token) for token in tokens}
+    specs = parse_metrics(metrics)
     data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
-    per_query = _per_query(data, list(dict.fromkeys(parsed.values())), tie)
-    return {token: float(per_query[spec].mean()) for token, spec in parsed.items()}
+    per_query = _one_pass(data, specs, [tie])
+    return {spec.token: float(per_query[(spec, tie)].mean()) for spec in specs}
 
 
-def _parse_metric(token) -> _Spec:
-    if not isinstance(token, str):
-        raise UnknownNameError("metric", repr(token), _METRIC_FORMS)
-    if token == "map":
-        return ("map", None)
-    match = _METRIC_TOKEN.match(token)
-    if match is None:
-        raise UnknownNameError("metric", token, _METRIC_FORMS)
-    k = int(match.group(2))
-    if k < 1:
-        raise InvalidInputError(f"metric {token!r}: K must be a positive integer, got {k}")
-    return (match.group(1), k)
+@dataclass(frozen=True)
+class TaskEvaluation:
+    """Everything the bench keeps of one retrieval task, from one pass over the data.
+
+    Attributes
+    ----------
+    values : dict (metric token, tie policy) -> mean over queries (float).
+    pr : the :class:`PRCurve` (no tie policy), or None when not asked for.
+    cutoffs : int (n_k,) the K of the P@K curve (may be empty).
+    precision_at_k : dict tie policy -> float64 (n_k,) mean P@K at ``cutoffs``.
+    """
+
+    values: dict[tuple[str, str], float]
+    pr: PRCurve | None
+    cutoffs: np.ndarray
+    precision_at_k: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def evaluate_task(
+    query_codes,
+    retrieval_codes,
+    query_labels,
+    retrieval_labels,
+    *,
+    metrics: str | Iterable[str] = ("map",),
+    ties: str | Iterable[str] = ("expected",),
+    pk_cutoffs: Sequence[int] = (),
+    pr: bool = True,
+) -> TaskEvaluation:
+    """Every metric under every tie policy, the PR curve and the P@K curve, in one pass.
+
+    The histograms of each block of queries are computed once and every count-based policy,
+    the PR sums and the ``index`` walk (which needs them) are taken from them, so the cost is
+    one histogram pass (plus one index walk when ``index`` is among ``ties``) however many
+    metrics and policies are asked for. Values are bit-identical to :func:`evaluate`,
+    :func:`precision_at_k` and :func:`pr_curve` called one by one.
+
+    Parameters
+    ----------
+    query_codes, retrieval_codes, query_labels, retrieval_labels : as in
+        :func:`average_precision`.
+    metrics : tokens as in :func:`evaluate`.
+    ties : tie policies (one or several of :data:`TIE_POLICIES`).
+    pk_cutoffs : the K of the P@K curve (positive ints; clipped to N as in
+        :func:`precision_at_k`); empty for no curve.
+    pr : also compute the PR curve.
+    """
+    tie_list = [ties] if isinstance(ties, str) else list(ties)
+    if not tie_list:
+        raise InvalidInputError("ties must name at least one tie policy (e.g. 'expected')")
+    tie_list = list(dict.fromkeys(check_tie(t) for t in tie_list))
+    specs = parse_metrics(metrics)
+    k_list = _check_ks(pk_cutoffs) if len(pk_cutoffs) else []
+    curve_specs = [Metric("p", k) for k in k_list]
+    data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
+    sums = _PRSums(data.n_bits) if pr else None
+    per_query = _one_pass(data, list(dict.fromkeys([*specs, *curve_specs])), tie_list, sums)
+    values = {(spec.token, tie): float(per_query[(spec, tie)].mean())
+              for tie in tie_list for spec in specs}
+    curves = {tie: np.array([per_query[(s, tie)].mean() for s in curve_specs], dtype=np.float64)
+              for tie in tie_list} if curve_specs else {}
+    return TaskEvaluation(values, sums.curve() if sums is not None else None,
+                          np.array(k_list, dtype=np.int64), curves)
 
 
 def _check_ks(ks) -> list[int]:
@@ -225,44 +279,25 @@ def _check_ks(ks) -> list[int]:
     return [check_k(k, "each K in ks") for k in k_list]
 
 
-def _per_query(data: PackedEval, specs: list[_Spec], tie: str) -> dict[_Spec, np.ndarray]:
-    """Every metric of ``specs`` for every query: dict spec -> float64 (Q,)."""
-    if tie == "index":
-        return _index_values(data, specs)
-    out = {spec: np.empty(data.n_queries) for spec in specs}
+def _one_pass(data: PackedEval, specs: list[Metric], ties: list[str],
+              pr_sums: _PRSums | None = None) -> dict[tuple[Metric, str], np.ndarray]:
+    """Per-query values of every metric under every tie policy: dict (metric, tie) -> float64
+    (Q,), from one histogram pass (and one index walk when ``index`` is among ``ties``); the PR
+    sums, when given, are accumulated from the same histograms."""
+    out = {(spec, tie): np.empty(data.n_queries) for tie in ties for spec in specs}
+    count_ties = [tie for tie in ties if tie != "index"]
+    cuts = sorted({cut for spec in specs if (cut := spec.cut(data.n_items)) is not None})
+    # precision sums only where an AP@K needs them (P@K needs counts only)
+    ap_cuts = sorted({spec.cut(data.n_items) for spec in specs
+                      if spec.kind == "map" and spec.cut(data.n_items) is not None})
     for rows, n, r in iter_histograms(data):
-        values = _count_block(n, r, specs, tie)
-        for spec in specs:
-            out[spec][rows] = values[spec]
+        for tie in count_ties:
+            for spec in specs:
+                out[(spec, tie)][rows] = spec.from_counts(n, r, tie)
+        if "index" in ties:
+            found = index_walk(data, rows, n, r, cuts, ap_cuts)
+            for spec in specs:
+                out[(spec, "index")][rows] = spec.from_index_walk(found, data.n_items)
+        if pr_sums is not None:
+            pr_sums.add(n, r)
     return out
-
-
-def _count_block(n: np.ndarray, r: np.ndarray, specs: list[_Spec], tie: str) -> dict:
-    """Metrics of one block from its histograms ``n, r`` (int (b, n_bits+1))."""
-    n_items = int(n[0].sum())
-    values = {}
-    for kind, k in specs:
-        if kind == "map" and (k is None or k >= n_items):  # top N is the whole ranking
-            values[(kind, k)] = average_precision_from_counts(n, r, tie)
-        elif kind == "map":
-            values[(kind, k)] = average_precision_at_k_from_counts(n, r, k, tie)
-        else:
-            k_eff = min(k, n_items)
-            values[(kind, k)] = relevant_in_top_k_from_counts(n, r, k_eff, tie) / k_eff
-    return values
-
-
-def _index_values(data: PackedEval, specs: list[_Spec]) -> dict[_Spec, np.ndarray]:
-    """Metrics with ties broken by retrieval index (the stable sort by distance)."""
-    n_items = data.n_items
-    cuts = [min(k, n_items) for _, k in specs if k is not None]
-    found = index_metrics(data, cuts)
-    values = {}
-    for kind, k in specs:
-        if k is None:
-            values[(kind, k)] = found["ap"]
-        elif kind == "map":
-            values[(kind, k)] = found[("ap", min(k, n_items))]
-        else:
-            values[(kind, k)] = found[("hits", min(k, n_items))] / min(k, n_items)
-    return values

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmhash.errors import InvalidInputError
 from mmhash.evaluation import hamming
 from mmhash.evaluation._validate import (
     check_code_pair,
@@ -29,13 +28,7 @@ from mmhash.evaluation._validate import (
     check_rows,
     check_tie,
 )
-from mmhash.evaluation.ties import (
-    average_precision_at_k_from_counts,
-    average_precision_from_counts,
-    relevant_in_top_k_from_counts,
-)
-
-_Spec = tuple[str, "int | None"]
+from mmhash.evaluation.measures import Metric, parse_metrics
 
 
 def hamming_distance(query_codes, retrieval_codes) -> np.ndarray:
@@ -151,7 +144,7 @@ def average_precision(
 ) -> np.ndarray:
     """float64 (Q,) AP per query; see :func:`mmhash.evaluation.average_precision`."""
     tie = check_tie(tie)
-    spec = ("map", None if topk is None else check_k(topk, "topk"))
+    spec = Metric("map", None if topk is None else check_k(topk, "topk"))
     data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
     return per_query(data, [spec], tie)[spec]
 
@@ -175,7 +168,7 @@ def precision_at_k(
     tie = check_tie(tie)
     k_list = _check_ks(ks)
     data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
-    specs = [("p", k) for k in k_list]
+    specs = [Metric("p", k) for k in k_list]
     values = per_query(data, specs, tie)
     return np.array([values[s].mean() for s in specs], dtype=np.float64)
 
@@ -198,19 +191,14 @@ def evaluate(
     tie: str = "expected",
 ) -> dict[str, float]:
     """dict token -> mean over queries; see :func:`mmhash.evaluation.evaluate`."""
-    from mmhash.evaluation.metrics import _parse_metric
-
     tie = check_tie(tie)
-    tokens = [metrics] if isinstance(metrics, str) else list(metrics)
-    if not tokens:
-        raise InvalidInputError("metrics must name at least one metric (e.g. 'map', 'p@100')")
-    parsed = {token: _parse_metric(token) for token in tokens}
+    specs = parse_metrics(metrics)
     data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
-    values = per_query(data, list(dict.fromkeys(parsed.values())), tie)
-    return {token: float(values[spec].mean()) for token, spec in parsed.items()}
+    values = per_query(data, specs, tie)
+    return {spec.token: float(values[spec].mean()) for spec in specs}
 
 
-def per_query(data: Prepared, specs: Sequence[_Spec], tie: str) -> dict[_Spec, np.ndarray]:
+def per_query(data: Prepared, specs: Sequence[Metric], tie: str) -> dict[Metric, np.ndarray]:
     """Every metric of ``specs`` for every query: dict spec -> float64 (Q,)."""
     out = {spec: np.empty(data.n_queries) for spec in specs}
     for rows, distances, relevant in iter_blocks(data):
@@ -218,28 +206,15 @@ def per_query(data: Prepared, specs: Sequence[_Spec], tie: str) -> dict[_Spec, n
             values = _index_block(distances, relevant, specs)
         else:
             n, r = histograms(distances, relevant, data.n_bits)
-            values = _count_block(n, r, specs, tie)
+            # the count formulas are shared with the engine (they are the definition); the
+            # oracle's independence lies in how it counts and in the brute-force index walk
+            values = {spec: spec.from_counts(n, r, tie) for spec in specs}
         for spec in specs:
             out[spec][rows] = values[spec]
     return out
 
 
-def _count_block(n: np.ndarray, r: np.ndarray, specs: Sequence[_Spec], tie: str) -> dict:
-    """Metrics of one block from its histograms ``n, r`` (int (b, n_bits+1))."""
-    n_items = int(n[0].sum())
-    values = {}
-    for kind, k in specs:
-        if kind == "map" and (k is None or k >= n_items):  # top N is the whole ranking
-            values[(kind, k)] = average_precision_from_counts(n, r, tie)
-        elif kind == "map":
-            values[(kind, k)] = average_precision_at_k_from_counts(n, r, k, tie)
-        else:
-            k_eff = min(k, n_items)
-            values[(kind, k)] = relevant_in_top_k_from_counts(n, r, k_eff, tie) / k_eff
-    return values
-
-
-def _index_block(distances: np.ndarray, relevant: np.ndarray, specs: Sequence[_Spec]) -> dict:
+def _index_block(distances: np.ndarray, relevant: np.ndarray, specs: Sequence[Metric]) -> dict:
     """Metrics of one block with ties broken by retrieval index (a stable sort by distance).
 
     ``distances``: int (b, N); ``relevant``: bool (b, N).
@@ -253,12 +228,12 @@ def _index_block(distances: np.ndarray, relevant: np.ndarray, specs: Sequence[_S
     precision_at_hit = np.where(ranked, hits / np.arange(1, n_items + 1), 0.0)
     total = hits[:, -1]
     values = {}
-    for kind, k in specs:
-        k_eff = n_items if k is None else min(k, n_items)
-        if kind == "map":
-            found = total if k is None else hits[:, k_eff - 1]
+    for spec in specs:
+        k_eff = n_items if spec.k is None else min(spec.k, n_items)
+        if spec.kind == "map":
+            found = total if spec.k is None else hits[:, k_eff - 1]
             sums = precision_at_hit[:, :k_eff].sum(axis=1)
-            values[(kind, k)] = np.divide(sums, found, out=np.zeros(len(sums)), where=found > 0)
+            values[spec] = np.divide(sums, found, out=np.zeros(len(sums)), where=found > 0)
         else:
-            values[(kind, k)] = hits[:, k_eff - 1] / k_eff
+            values[spec] = hits[:, k_eff - 1] / k_eff
     return values
