@@ -4,7 +4,14 @@
 ``mmhash.hashers`` entry-point group.
 """
 
-from mmhash.base import BaseHasher, Hasher
+from mmhash.base import (
+    CAPABILITIES,
+    EPOCH_PROGRESS,
+    UNIFIED_DATABASE,
+    BaseHasher,
+    Hasher,
+    declares,
+)
 from mmhash.errors import (
     DataError,
     InvalidInputError,
@@ -26,6 +33,9 @@ def load_dataset(name_or_path, *, data_dir=None):
 
 
 __all__ = [
+    "CAPABILITIES",
+    "EPOCH_PROGRESS",
+    "UNIFIED_DATABASE",
     "BaseHasher",
     "DataError",
     "Hasher",
@@ -34,6 +44,7 @@ __all__ = [
     "NotFittedError",
     "PluginError",
     "UnknownNameError",
+    "declares",
     "get_hasher",
     "list_hashers",
     "load_dataset",

@@ -9,6 +9,10 @@ A hasher learns binary codes for paired multimodal data without labels:
 * ``encode(X, modality)``: codes of shape ``(n, n_bits)``, dtype ``int8``, values in {-1, +1},
   for new items seen through one modality (out of sample);
 * ``supported_views``: which numbers of views the method can be fitted on;
+* ``capabilities``: the optional parts of the contract the method implements, declared (never
+  sniffed from signatures): :data:`EPOCH_PROGRESS` (``fit(views, progress=...)`` reports every
+  epoch) and :data:`UNIFIED_DATABASE` (``encode_database(views)``: one code per database item
+  learned from all of its views, the protocol of CMFH, LSSH and IMH);
 * ``get_params()`` / ``clone()`` from ``__init__``'s signature; ``save(path)`` / ``load(path)``
   into one ``.npz`` file without pickle.
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -33,6 +37,27 @@ MAX_BITS = 1024
 
 _FORMAT = "mmhash-hasher/1"
 
+#: Capability: the method trains in epochs and ``fit(views, progress=callback)`` calls
+#: ``callback(epoch, n_epochs, metrics)`` after each one (epoch counts from 1; ``metrics`` maps a
+#: name such as ``"loss"`` to a float). Its ``_fit`` then takes ``progress`` as a keyword.
+EPOCH_PROGRESS = "epoch_progress"
+#: Capability: the method learns one code per item from *all* its views (CMFH's and LSSH's
+#: unified code, IMH's jointly learned codes) and implements ``_encode_database(views)``; the
+#: bench's ``--database unified`` ranks queries against those codes.
+UNIFIED_DATABASE = "unified_database"
+#: Every capability a hasher may declare in ``capabilities``.
+CAPABILITIES = (EPOCH_PROGRESS, UNIFIED_DATABASE)
+
+#: A progress callback: ``progress(epoch, n_epochs, metrics)`` (see :data:`EPOCH_PROGRESS`).
+ProgressCallback = Callable[[int, int, dict], None]
+
+
+def declares(hasher: Any, capability: str) -> bool:
+    """Whether a hasher (class or instance) declares ``capability`` in its ``capabilities``."""
+    if capability not in CAPABILITIES:
+        raise UnknownNameError("capability", capability, CAPABILITIES)
+    return capability in getattr(hasher, "capabilities", ())
+
 
 @runtime_checkable
 class Hasher(Protocol):
@@ -41,7 +66,8 @@ class Hasher(Protocol):
     n_bits: int
     supported_views: ClassVar[tuple[int, int | None]]
 
-    def fit(self, views: Mapping[str, np.ndarray]) -> Hasher: ...
+    def fit(self, views: Mapping[str, np.ndarray], *,
+            progress: ProgressCallback | None = None) -> Hasher: ...
 
     def encode(self, X: np.ndarray, modality: str) -> np.ndarray: ...
 
@@ -130,6 +156,9 @@ class BaseHasher:
       (``n_bits`` and ``random_state`` at least);
     * set ``name`` (the registry key) and ``supported_views`` = ``(min, max)`` (``max`` may be
       ``None`` for "any number");
+    * declare optional parts of the contract in ``capabilities`` (a subset of
+      :data:`CAPABILITIES`): with :data:`EPOCH_PROGRESS`, ``_fit(views, progress=...)`` receives
+      the callback; with :data:`UNIFIED_DATABASE`, implement ``_encode_database(views)``;
     * implement ``_fit(views)`` on a ``dict[str, float64 (n, d)]`` and ``_encode(X, modality)``
       returning real-valued ``(n, n_bits)`` scores whose sign is the code (0 maps to +1);
     * store learned state in public attributes ending in ``_`` that are numpy arrays or
@@ -141,6 +170,9 @@ class BaseHasher:
     #: Hyperparameters that make the conformance checks fast (e.g. few epochs for deep methods);
     #: merged over the defaults by :mod:`mmhash.testing` only, never by the bench.
     conformance_params: ClassVar[dict[str, Any]] = {}
+    #: Optional parts of the contract this method implements (see :data:`CAPABILITIES`).
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
 
     # ---- parameters -------------------------------------------------------------------------
     @classmethod
@@ -177,7 +209,8 @@ class BaseHasher:
         return f"{type(self).__name__}({args})"
 
     # ---- fit / encode -----------------------------------------------------------------------
-    def fit(self, views: Mapping[str, np.ndarray]) -> BaseHasher:
+    def fit(self, views: Mapping[str, np.ndarray], *,
+            progress: ProgressCallback | None = None) -> BaseHasher:
         """Learn hash functions from unlabelled paired views.
 
         Parameters
@@ -185,6 +218,9 @@ class BaseHasher:
         views : mapping str -> array of shape (n, d_m)
             One float matrix per modality; row ``i`` of every view is the same item. The number of
             views must lie in ``supported_views``. Inputs are never modified.
+        progress : optional ``progress(epoch, n_epochs, metrics)``; called after every epoch by
+            methods that declare :data:`EPOCH_PROGRESS`, ignored by the others (they have no
+            epochs to report).
 
         Returns
         -------
@@ -195,7 +231,10 @@ class BaseHasher:
         self._check_params()
         self.modalities_ = list(clean)
         self.n_features_ = {m: int(X.shape[1]) for m, X in clean.items()}
-        self._fit(clean)
+        if EPOCH_PROGRESS in self.capabilities:
+            self._fit(clean, progress=progress)
+        else:
+            self._fit(clean)
         return self
 
     def encode(self, X: np.ndarray, modality: str) -> np.ndarray:
@@ -210,8 +249,46 @@ class BaseHasher:
         -------
         codes : int8 array of shape (n, n_bits), values in {-1, +1}
         """
+        X = self._check_encode_input(X, modality)
+        return self._sign(self._encode(X, modality), X.shape[0], "_encode")
+
+    def encode_database(self, views: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One code per database item, learned from all of its views (the unified database code of
+        CMFH and LSSH, IMH's joint codes); only for methods declaring :data:`UNIFIED_DATABASE`.
+
+        Parameters
+        ----------
+        views : mapping str -> array of shape (n, d_m), every modality given to :meth:`fit`,
+            rows paired.
+
+        Returns
+        -------
+        codes : int8 array of shape (n, n_bits), values in {-1, +1}
+        """
+        if UNIFIED_DATABASE not in self.capabilities:
+            raise InvalidInputError(
+                f"{self.name or type(self).__name__} learns no unified database code; "
+                "encode each view with encode(X, modality) instead"
+            )
+        self._check_fitted()
+        if not isinstance(views, Mapping) or set(views) != set(self.modalities_):
+            given = list(views) if isinstance(views, Mapping) else type(views).__name__
+            raise InvalidInputError(
+                f"encode_database needs every fitted view {self.modalities_}, got {given}")
+        clean = {m: self._check_encode_input(views[m], m) for m in self.modalities_}
+        rows = {m: X.shape[0] for m, X in clean.items()}
+        if len(set(rows.values())) > 1:
+            raise InvalidInputError(f"views must have paired rows (same row count), got {rows}")
+        n = next(iter(rows.values()))
+        return self._sign(self._encode_database(clean), n, "_encode_database")
+
+    def _check_fitted(self) -> None:
         if not hasattr(self, "modalities_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(views) first")
+
+    def _check_encode_input(self, X: Any, modality: str) -> np.ndarray:
+        """``X`` as a clean float64 array for a fitted ``modality``, or a clear error."""
+        self._check_fitted()
         if modality not in self.modalities_:
             raise UnknownNameError("modality", modality, self.modalities_)
         X = check_array(X, f"X for modality {modality!r}")
@@ -221,11 +298,15 @@ class BaseHasher:
                 f"X for modality {modality!r} has {X.shape[1]} features, "
                 f"but the hasher was fitted with {want}"
             )
-        scores = np.asarray(self._encode(X, modality))
-        if scores.shape != (X.shape[0], self.n_bits):
+        return X
+
+    def _sign(self, scores: Any, n_rows: int, source: str) -> np.ndarray:
+        """int8 ±1 codes from real scores (0 maps to +1), checking the subclass's shape."""
+        scores = np.asarray(scores)
+        if scores.shape != (n_rows, self.n_bits):
             raise RuntimeError(
-                f"{type(self).__name__}._encode returned shape {scores.shape}, "
-                f"expected {(X.shape[0], self.n_bits)}"
+                f"{type(self).__name__}.{source} returned shape {scores.shape}, "
+                f"expected {(n_rows, self.n_bits)}"
             )
         return np.where(scores >= 0, 1, -1).astype(np.int8)
 
@@ -236,6 +317,11 @@ class BaseHasher:
         raise NotImplementedError
 
     def _encode(self, X: np.ndarray, modality: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def _encode_database(self, views: dict[str, np.ndarray]) -> np.ndarray:
+        """Real ``(n, n_bits)`` scores of items seen through all views (:data:`UNIFIED_DATABASE`);
+        ``views`` holds every fitted modality as clean float64 ``(n, d_m)`` arrays."""
         raise NotImplementedError
 
     # ---- persistence ------------------------------------------------------------------------

@@ -34,15 +34,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmhash.base import BaseHasher
+from mmhash.base import EPOCH_PROGRESS, BaseHasher, ProgressCallback
 from mmhash.errors import DataError, InvalidInputError, UnknownNameError
 
 logger = logging.getLogger(__name__)
 
-#: ``progress(epoch, n_epochs, metrics)``, called after every epoch; ``epoch`` counts from 1 and
-#: ``metrics`` holds ``"loss"`` (mean training loss of the epoch) and, with epoch selection,
-#: ``"val_loss"``. The CLI plugs a progress bar in here; library code never prints.
-ProgressCallback = Callable[[int, int, dict[str, float]], None]
+# ``progress(epoch, n_epochs, metrics)`` (mmhash.base.ProgressCallback) is called after every
+# epoch; ``metrics`` holds ``"loss"`` (mean training loss of the epoch) and, with epoch selection,
+# ``"val_loss"``. The CLI plugs a progress bar in here; library code never prints.
 
 OPTIMIZERS = ("adam", "sgd")
 #: Rows encoded per forward pass at encode time (bounds memory; codes do not depend on it).
@@ -347,22 +346,13 @@ class TorchHasher(BaseHasher):
     """
 
     supported_views = (2, None)
+    capabilities = frozenset({EPOCH_PROGRESS})
     #: A subclass that keeps per-row training state (e.g. a similarity matrix over the whole
     #: training set) sets this: every batch given to :meth:`_loss` then ends with an int64 tensor
     #: of the rows' positions in the views given to fit, after the view tensors.
     with_row_ids: ClassVar[bool] = False
     #: Where the current fit trains (set from ``device`` at the start of each fit).
     _device: torch.device = torch.device("cpu")
-
-    def fit(self, views: Mapping[str, np.ndarray], *,
-            progress: ProgressCallback | None = None) -> TorchHasher:
-        """Learn the hash functions; ``progress`` is called after every epoch (see
-        :data:`ProgressCallback`). Otherwise as :meth:`BaseHasher.fit`."""
-        self._progress = progress
-        try:
-            return super().fit(views)  # type: ignore[return-value]
-        finally:
-            self._progress = None
 
     # -- subclass hooks ------------------------------------------------------------------------
     def _build_model(self, dims: list[int]) -> nn.Module:
@@ -412,7 +402,8 @@ class TorchHasher(BaseHasher):
         check_seed(self.random_state)
 
     # -- fit / encode ----------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray]) -> None:
+    def _fit(self, views: dict[str, np.ndarray], *,
+             progress: ProgressCallback | None = None) -> None:
         arrays = list(views.values())
         dims = [X.shape[1] for X in arrays]
         seed = check_seed(self.random_state)
@@ -438,7 +429,7 @@ class TorchHasher(BaseHasher):
                 model, lambda batch: self._loss(model, batch), data, optimizer,
                 n_epochs=int(self.n_epochs), batch_size=int(self.batch_size), rng=rng,
                 validation=validation, select=model.encoders,
-                progress=getattr(self, "_progress", None),
+                progress=progress,
                 on_epoch_end=lambda epoch: self._end_epoch(model, epoch, data),
                 name=type(self).__name__,
             )

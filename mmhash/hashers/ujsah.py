@@ -113,6 +113,7 @@ except ImportError as exc:  # the registry lists ujsah as unavailable with this 
         "UJSAH needs PyTorch, which is not installed: pip install 'mmhash[deep]'"
     ) from exc
 
+from mmhash.base import ProgressCallback
 from mmhash.errors import InvalidInputError, UnknownNameError
 from mmhash.hashers._torch import TorchHasher
 
@@ -363,9 +364,10 @@ class UJSAH(TorchHasher):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InvalidInputError(f"{key} must be a positive integer, got {value!r}")
 
-    def _fit(self, views: dict[str, np.ndarray]) -> None:
+    def _fit(self, views: dict[str, np.ndarray], *,
+             progress: ProgressCallback | None = None) -> None:
         self._weights = view_weights(self.mu, len(views))  # checks mu against the view count
-        super()._fit(views)
+        super()._fit(views, progress=progress)
 
     def _build_model(self, dims: list[int]) -> UJSAHNet:
         return UJSAHNet(dims, int(self.n_bits), image_width=int(self.image_width),

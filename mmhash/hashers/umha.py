@@ -57,6 +57,7 @@ except ImportError as exc:  # the registry lists umha as unavailable with this m
         "UMHA needs PyTorch, which is not installed: pip install 'mmhash[deep]'"
     ) from exc
 
+from mmhash.base import ProgressCallback
 from mmhash.errors import InvalidInputError, UnknownNameError
 from mmhash.hashers._torch import ENCODE_CHUNK, TorchHasher
 from mmhash.hashers.ujsah import joint_semantics, similarity_matrices, view_weights
@@ -353,7 +354,8 @@ class UMHA(TorchHasher):
         return view_weights(self.mu, n_views)
 
     # -- training --------------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray]) -> None:
+    def _fit(self, views: dict[str, np.ndarray], *,
+             progress: ProgressCallback | None = None) -> None:
         n = len(next(iter(views.values())))
         if n > self.max_samples:
             raise InvalidInputError(
@@ -365,7 +367,7 @@ class UMHA(TorchHasher):
         self._view_weights = self._weights(len(views))  # checks mu against the view count
         self.aux_shift_: list[float] = []
         try:
-            super()._fit(views)
+            super()._fit(views, progress=progress)
         finally:  # training-only state: never kept on the hasher
             self._aux0 = self._aux = None
 
