@@ -6,6 +6,7 @@ and exit code 2; a grid with failed cells exits 1 after storing everything that 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -96,7 +97,13 @@ def _describe(dataset) -> str:
               help="Use only these views of the dataset (comma-separated).")
 @click.option("--param", "param_items", multiple=True, metavar="METHOD.NAME=VALUE",
               help="Set a hyperparameter of one method (repeatable).")
-@click.option("--suite", default=None, help="Run a named suite (benchmarks/suites/NAME.toml).")
+@click.option("--database", default=None, type=click.Choice(["per-view", "unified"]),
+              help="Rank against each retrieval view's codes (per-view, default) or, for "
+                   "methods that learn one, a code per item from all its views (unified: the "
+                   "CMFH/LSSH/IMH papers' protocol).")
+@click.option("--suite", default=None,
+              help="Run a named suite (shipped with mmhash, or ./benchmarks/suites/NAME.toml) "
+                   "or a .toml file.")
 @click.option("--store", default="mmhash-results.sqlite", show_default=True,
               type=click.Path(dir_okay=False), help="SQLite file the results are added to.")
 @click.option("--export", "export_path", default=None, type=click.Path(dir_okay=False),
@@ -111,8 +118,8 @@ def _describe(dataset) -> str:
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Directory of the real datasets (default $MMHASH_DATA, else ./data).")
 @_errors_as_one_line
-def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, suite, store,
-          export_path, resume, jobs, executor_kind, scheduler, data_dir) -> None:
+def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, database, suite,
+          store, export_path, resume, jobs, executor_kind, scheduler, data_dir) -> None:
     """Run methods x bits x seeds on fixed splits, store every cell, print comparison tables."""
     from mmhash.bench.plan import make_plan
     from mmhash.bench.report import export
@@ -121,9 +128,14 @@ def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, sui
         raise InvalidInputError(f"--export {export_path!r}: use a .csv or .json file name")
     plan = make_plan(datasets=datasets, methods=methods, bits=bits, seeds=seeds,
                      metrics=metrics, ties=ties, views=views,
-                     params=_parse_params(param_items), suite=suite, data_dir=data_dir)
-    outcome = _run_with_progress(plan, store, resume=resume, executor_kind=executor_kind,
-                                 jobs=jobs, scheduler=scheduler)
+                     params=_parse_params(param_items), suite=suite, database=database,
+                     data_dir=data_dir)
+    from mmhash.bench.plan import execute_plan
+    from mmhash.bench.store import ResultStore
+
+    with _executor(executor_kind, jobs, scheduler) as executor, \
+            _progress_bar(executor) as step, ResultStore(store) as results:
+        outcome = execute_plan(plan, results, resume=resume, executor=executor, progress=step)
     out = _console()
     _print_tables(out, plan, outcome.rows)
     if export_path:
@@ -133,9 +145,22 @@ def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, sui
     _exit_on_failures(outcome.failed)
 
 
-def _run_with_progress(plan, store, *, resume=False, executor_kind="local", jobs=1,
-                       scheduler=None):
-    """Execute a plan under a rich progress bar (on stderr, cleared when done)."""
+@contextlib.contextmanager
+def _executor(kind: str, jobs: int, scheduler):
+    from mmhash.bench.executors import make_executor
+
+    executor = make_executor(kind, jobs=jobs, scheduler=scheduler)
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+@contextlib.contextmanager
+def _progress_bar(executor):
+    """A rich progress bar on stderr (cleared when done); yields ``step(label, finished, total)``
+    for :func:`mmhash.bench.plan.execute_plan`, and shows the epochs of deep methods on a second
+    line when ``executor`` reports them (the serial executor)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -144,34 +169,25 @@ def _run_with_progress(plan, store, *, resume=False, executor_kind="local", jobs
         TimeElapsedColumn,
     )
 
-    from mmhash.bench.executors import make_executor
-    from mmhash.bench.plan import execute_plan
-    from mmhash.bench.store import ResultStore
-
-    executor = make_executor(executor_kind, jobs=jobs, scheduler=scheduler)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
-    try:
-        with ResultStore(store) as results, \
-                Progress(*columns, console=_console(stderr=True), transient=True) as bar:
-            task = bar.add_task("bench", total=plan.n_cells, loss="")
-            # A second line for hashers that train in epochs (deep methods): epoch and loss.
-            epochs = bar.add_task("", total=1, visible=False, loss="")
+    with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
+        task = bar.add_task("bench", total=None, loss="")
+        # A second line for hashers that train in epochs (deep methods): epoch and loss.
+        epochs = bar.add_task("", total=1, visible=False, loss="")
 
-            def step(label, finished, total):
-                bar.update(task, description=label, completed=finished)
-                bar.update(epochs, visible=False)
+        def step(label, finished, total):
+            bar.update(task, description=label, completed=finished, total=total)
+            bar.update(epochs, visible=False)
 
-            def on_epoch(cell, epoch, n_epochs, metrics):
-                loss = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-                bar.update(epochs, description=f"  {cell.label()} epoch", completed=epoch,
-                           total=n_epochs, loss=loss, visible=True)
+        def on_epoch(key, epoch, n_epochs, metrics):
+            loss = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            bar.update(epochs, description=f"  {key.label()} epoch", completed=epoch,
+                       total=n_epochs, loss=loss, visible=True)
 
-            if hasattr(executor, "on_epoch"):
-                executor.on_epoch = on_epoch
-            return execute_plan(plan, results, resume=resume, executor=executor, progress=step)
-    finally:
-        executor.close()
+        if hasattr(executor, "on_epoch"):
+            executor.on_epoch = on_epoch
+        yield step
 
 
 def _print_tables(out, plan, rows) -> None:
@@ -214,6 +230,14 @@ def _rich_table(table):
 @click.option("--dataset", default=None, help="Only this dataset.")
 @click.option("--methods", default=None, help="Only these methods (comma-separated), in order.")
 @click.option("--run", "run_id", default=None, type=int, help="Only cells of this run id.")
+@click.option("--recompute", is_flag=True,
+              help="Evaluate the stored codes again under --metrics and --tie (no refitting).")
+@click.option("--metrics", default=None,
+              help="Metric tokens to show: map, map@K, p@K, comma-separated (default: all "
+                   "stored; with --recompute: map).")
+@click.option("--tie", "ties", default=None,
+              help="Tie policies to show: expected, optimistic, pessimistic, index (default: "
+                   "all stored; with --recompute: expected).")
 @click.option("--format", "fmt", default="markdown", show_default=True,
               type=click.Choice(["markdown", "latex", "csv"]), help="Table format.")
 @click.option("--output", default=None, type=click.Path(dir_okay=False),
@@ -221,33 +245,46 @@ def _rich_table(table):
 @click.option("--plot", "plot_dir", default=None, type=click.Path(file_okay=False),
               help="Also write PR and P@K curves as PNG files into this directory.")
 @_errors_as_one_line
-def report(store, dataset, methods, run_id, fmt, output, plot_dir) -> None:
+def report(store, dataset, methods, run_id, recompute, metrics, ties, fmt, output,
+           plot_dir) -> None:
     """Render stored results: mean ± std over seeds, best per column in bold."""
     from pathlib import Path
 
+    from mmhash.bench.cell import DEFAULT_METRICS, DEFAULT_TIES, Evaluation
     from mmhash.bench.grid import parse_list
     from mmhash.bench.report import export, tables
-    from mmhash.bench.store import ResultStore
+    from mmhash.bench.store import RESULT_COLUMNS, ResultStore
     from mmhash.errors import DataError
 
     if not Path(store).is_file():
         raise DataError(f"no result store at {store} (run `mmhash bench` first or pass --store)")
     method_list = parse_list(methods, "--methods") if methods else None
+    wanted = Evaluation.parse(parse_list(metrics, "--metrics") if metrics else DEFAULT_METRICS,
+                              parse_list(ties, "--tie") if ties else DEFAULT_TIES)
     with ResultStore(store) as results:
-        rows = results.results(run_id=run_id, dataset=dataset, methods=method_list)
-        curves = results.curves(dataset=dataset, run_id=run_id) if plot_dir else []
-    if method_list:
-        curves = [c for c in curves if c["method"] in method_list]
+        if recompute:
+            from mmhash.bench.recompute import recompute as recompute_codes
+
+            found = recompute_codes(results, metrics=wanted.metrics, ties=wanted.ties,
+                                    run_id=run_id, dataset=dataset, methods=method_list)
+            rows, curves = found.rows, found.curves if plot_dir else []
+            _warn_not_recomputed(found.without_codes)
+        else:
+            rows = results.results(run_id=run_id, dataset=dataset, methods=method_list)
+            rows = [r for r in rows if (not metrics or r["metric"] in wanted.metrics)
+                    and (not ties or r["tie"] in wanted.ties)]
+            curves = results.curves(dataset=dataset, run_id=run_id,
+                                    methods=method_list) if plot_dir else []
     if not rows:
-        raise DataError(f"{store} holds no finished cells matching the filters")
+        raise DataError(f"{store} holds no finished cells matching the filters"
+                        + (" that can be recomputed" if recompute else ""))
     if fmt == "csv":
         target = output or "-"
         if target == "-":
             import pandas as pd
 
-            from mmhash.bench.store import RESULT_COLUMNS
-
-            click.echo(pd.DataFrame(rows)[list(RESULT_COLUMNS)].to_csv(index=False), nl=False)
+            click.echo(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).to_csv(index=False),
+                       nl=False)
         else:
             export(rows, target)
     else:
@@ -261,16 +298,30 @@ def report(store, dataset, methods, run_id, fmt, output, plot_dir) -> None:
     if plot_dir:
         from mmhash.bench.plots import plot_curves
 
-        paths = plot_curves(curves, plot_dir)
+        paths = plot_curves(curves, plot_dir, tie=wanted.ties[0])
         click.echo(f"wrote {len(paths)} figure(s) to {plot_dir}", err=True)
 
 
+def _warn_not_recomputed(keys) -> None:
+    from rich.markup import escape
+
+    if not keys:
+        return
+    err = _console(stderr=True)
+    err.print(f"[yellow]{len(keys)} cell(s) have no stored codes and cannot be recomputed[/] "
+              "(stored before mmhash kept codes; rerun them to recompute):")
+    for key in keys:
+        err.print(f"  {escape(key.label())}", soft_wrap=True)
+
+
 @main.command()
-@click.option("--suite", required=True, help="Suite name (benchmarks/suites/NAME.toml).")
+@click.option("--suite", required=True,
+              help="Suite name (shipped with mmhash, or ./benchmarks/suites/NAME.toml) or a "
+                   ".toml file.")
 @click.option("--tolerance", default=0.01, show_default=True, type=click.FloatRange(min=0),
               help="Allowed drop in mAP points (absolute) before a cell counts as a regression.")
 @click.option("--reference", default=None, type=click.Path(dir_okay=False),
-              help="Reference file (default benchmarks/reference/SUITE.json).")
+              help="Reference file (default: NAME.json beside the suite file).")
 @click.option("--store", default=None, type=click.Path(dir_okay=False),
               help="Keep the rerun in this SQLite file (default: a temporary file).")
 @click.option("--accept", is_flag=True, help="Write the rerun's values as the new reference.")
@@ -281,37 +332,22 @@ def report(store, dataset, methods, run_id, fmt, output, plot_dir) -> None:
 @_errors_as_one_line
 def regress(suite, tolerance, reference, store, accept, jobs, data_dir) -> None:
     """Rerun a suite and compare its mean mAP per cell with the accepted reference values."""
-    import tempfile
-    from pathlib import Path
+    from mmhash.bench.regress import run_regression
 
-    from mmhash.bench.plan import make_plan
-    from mmhash.bench.regress import (
-        compare,
-        load_reference,
-        means,
-        reference_path,
-        write_reference,
-    )
-    from mmhash.bench.suite import load_suite
-
-    spec = load_suite(suite)
-    ref_path = Path(reference) if reference else reference_path(spec.path)
-    reference_cells = None if accept else load_reference(ref_path)
-    plan = make_plan(suite=suite, data_dir=data_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        outcome = _run_with_progress(plan, store or str(Path(tmp) / "regress.sqlite"), jobs=jobs)
-    current = means(outcome.rows)
+    with _executor("local", jobs, None) as executor, _progress_bar(executor) as step:
+        outcome = run_regression(suite, tolerance=tolerance, reference=reference, store=store,
+                                 accept=accept, data_dir=data_dir, executor=executor,
+                                 progress=step)
     out = _console()
-    if accept:
-        write_reference(ref_path, spec.name, current)
-        out.print(f"accepted {len(current)} reference values into {ref_path}")
+    if outcome.comparison is None:
+        out.print(f"accepted {len(outcome.current)} reference values into {outcome.reference}")
         _exit_on_failures(outcome.failed)
         return
-    result = compare(current, reference_cells, tolerance)
+    result = outcome.comparison
     _print_comparison(out, result)
     if result.improved:
         out.print(f"{len(result.improved)} cell(s) improved beyond {tolerance}; accept them with:"
-                  f" mmhash regress --suite {spec.name} --accept")
+                  f" mmhash regress --suite {outcome.suite} --accept")
     out.print(f"{len(result.dropped)} dropped, {len(result.missing)} missing, "
               f"{len(result.improved)} improved, {len(result.unchanged)} unchanged "
               f"(tolerance {tolerance})")
@@ -329,14 +365,15 @@ def _print_comparison(out, result) -> None:
         if not cells:
             continue
         table = RichTable(title=f"[{style}]{title}[/] (mean over seeds)", title_justify="left")
-        for col in ("dataset", "method", "task", "metric", "tie", "bits", "reference", "now",
-                    "delta"):
+        for col in ("dataset", "method", "params", "task", "metric", "tie", "bits", "reference",
+                    "now", "delta"):
             numeric = col in ("reference", "now", "delta", "bits")
             table.add_column(col, justify="right" if numeric else "left", overflow="fold")
         for c in cells:
             now = "-" if c["value"] is None else f"{c['value']:.4f}"
             delta = "-" if c["value"] is None else f"{c['value'] - c['reference']:+.4f}"
-            table.add_row(c["dataset"], c["method"], c["task"], c["metric"], c["tie"],
+            method = c["method"] + (" [unified db]" if c["database"] == "unified" else "")
+            table.add_row(c["dataset"], method, c["params"], c["task"], c["metric"], c["tie"],
                           str(c["bits"]), f"{c['reference']:.4f}", now, delta)
         out.print(table)
 

@@ -1,7 +1,9 @@
 """Where cells run: in this process, in a local process pool, or on a Dask cluster.
 
-Every executor takes the same picklable task (:func:`run_cell_safely`) and yields finished
-:class:`~mmhash.bench.store.CellRecord` objects as they complete; only the driver writes the store.
+Executors only move cells: each sends the same picklable task
+(:func:`mmhash.bench.cell.run_cell_safely`) with a :class:`~mmhash.bench.cell.CellKey` and yields
+the finished :class:`~mmhash.bench.cell.CellRecord` objects as they complete; only the driver
+writes the store.
 """
 
 from __future__ import annotations
@@ -10,36 +12,11 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from mmhash.bench.grid import Cell
-from mmhash.bench.store import CellRecord
+from mmhash.bench.cell import CellKey, CellRecord, Evaluation, run_cell_safely
 from mmhash.data.dataset import Dataset
 from mmhash.errors import InvalidInputError
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def run_cell_safely(dataset: Dataset, cell: Cell, metrics: Sequence[str], ties: Sequence[str],
-                    threads: int | None = None, on_epoch=None) -> CellRecord:
-    """Run one cell; any exception becomes a failed record (the grid goes on)."""
-    from mmhash.bench.runner import failed_record, run_cell
-
-    if threads:
-        _limit_threads(threads)
-    try:
-        return run_cell(dataset, cell, metrics, ties, on_epoch=on_epoch)
-    except Exception as exc:  # one broken cell must not lose the rest of the grid
-        return failed_record(dataset, cell, f"{type(exc).__name__}: {exc}")
-
-
-def _limit_threads(threads: int) -> None:
-    """Cap BLAS/OpenMP and torch threads in a worker, so N workers use N x threads cores."""
-    import sys
-
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
 
 
 def _init_worker(threads: int) -> None:
@@ -49,8 +26,8 @@ def _init_worker(threads: int) -> None:
 
 
 class Executor(Protocol):
-    def map(self, dataset: Dataset, cells: Sequence[Cell], metrics: Sequence[str],
-            ties: Sequence[str]) -> Iterator[CellRecord]: ...
+    def map(self, dataset: Dataset, cells: Sequence[CellKey],
+            evaluation: Evaluation) -> Iterator[CellRecord]: ...
 
     def close(self) -> None: ...
 
@@ -58,7 +35,7 @@ class Executor(Protocol):
 class SerialExecutor:
     """Run cells one after another in this process (the default for ``--jobs 1``).
 
-    ``on_epoch`` (see :data:`mmhash.bench.runner.EpochCallback`) receives the per-epoch progress
+    ``on_epoch`` (see :data:`mmhash.bench.cell.EpochCallback`) receives the per-epoch progress
     of hashers that train in epochs; only this executor reports it (workers in other processes
     report finished cells only).
     """
@@ -66,9 +43,9 @@ class SerialExecutor:
     def __init__(self, on_epoch=None):
         self.on_epoch = on_epoch
 
-    def map(self, dataset, cells, metrics, ties):
+    def map(self, dataset, cells, evaluation):
         for cell in cells:
-            yield run_cell_safely(dataset, cell, metrics, ties, on_epoch=self.on_epoch)
+            yield run_cell_safely(dataset, cell, evaluation, on_epoch=self.on_epoch)
 
     def close(self) -> None:
         pass
@@ -87,7 +64,7 @@ class ProcessExecutor:
         self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         self._pool = None
 
-    def map(self, dataset, cells, metrics, ties):
+    def map(self, dataset, cells, evaluation):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -95,8 +72,8 @@ class ProcessExecutor:
             self._pool = ProcessPoolExecutor(
                 self.jobs, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker, initargs=(self.threads,))
-        futures = [self._pool.submit(run_cell_safely, dataset, cell, tuple(metrics), tuple(ties),
-                                     self.threads) for cell in cells]
+        futures = [self._pool.submit(run_cell_safely, dataset, cell, evaluation, self.threads)
+                   for cell in cells]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -135,12 +112,12 @@ class DaskExecutor:
                     f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         self.threads = threads
 
-    def map(self, dataset, cells, metrics, ties):
+    def map(self, dataset, cells, evaluation):
         from distributed import as_completed
 
         remote = self.client.scatter(dataset, broadcast=True)  # ship the arrays once per worker
-        futures = [self.client.submit(run_cell_safely, remote, cell, tuple(metrics), tuple(ties),
-                                      self.threads, pure=False) for cell in cells]
+        futures = [self.client.submit(run_cell_safely, remote, cell, evaluation, self.threads,
+                                      pure=False) for cell in cells]
         try:
             for future in as_completed(futures):
                 yield future.result()

@@ -1,4 +1,4 @@
-"""The benchmark grid: which (dataset, method, params, bits, seed) cells to run, validated up front.
+"""The benchmark grid: which cells (:class:`~mmhash.bench.cell.CellKey`) to run, validated up front.
 
 Everything a user types is checked here before any work starts or any result is written, so a
 typo ends with one clear message and leaves the store untouched.
@@ -7,55 +7,21 @@ typo ends with one clear message and leaves the store untouched.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from mmhash.base import check_n_bits
+from mmhash.base import UNIFIED_DATABASE, check_n_bits, declares
+from mmhash.bench.cell import (
+    DATABASE_PROTOCOLS,
+    DEFAULT_DATABASE,
+    CellKey,
+    canonical_params,
+    dataset_fingerprint,
+)
+from mmhash.data.dataset import Dataset
 from mmhash.errors import InvalidInputError, UnknownNameError
 
 DEFAULT_BITS = (16, 32, 64, 128)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of work: fit ``method`` on ``dataset`` with ``bits`` and ``seed``, then evaluate.
-
-    ``views`` is the tuple of view names the method is fitted on (all of the dataset's views for
-    methods that support them, or one pair of views for two-view methods on an M-view dataset).
-    """
-
-    dataset: str
-    method: str
-    bits: int
-    seed: int
-    views: tuple[str, ...]
-    params: tuple[tuple[str, Any], ...] = field(default=())
-
-    @property
-    def params_json(self) -> str:
-        """Canonical JSON of the method's extra hyperparameters (part of the cell's identity)."""
-        return json.dumps(dict(self.params), sort_keys=True)
-
-    @property
-    def key(self) -> tuple:
-        return (self.dataset, self.method, self.params_json, self.bits, self.seed,
-                ",".join(self.views))
-
-    def label(self) -> str:
-        views = "+".join(self.views)
-        return f"{self.method} {self.bits} bits seed {self.seed} on {self.dataset} [{views}]"
-
-
-def tasks(views: Sequence[str]) -> list[tuple[str, str]]:
-    """Every ordered pair of distinct views: (query view, retrieval view)."""
-    return [(a, b) for a in views for b in views if a != b]
-
-
-def task_name(query_view: str, retrieval_view: str) -> str:
-    """The task token stored and exported: ``QUERY->RETRIEVAL`` in the dataset's view names."""
-    return f"{query_view}->{retrieval_view}"
 
 
 def parse_list(text: str | Iterable, what: str) -> list[str]:
@@ -118,16 +84,31 @@ def view_groups(method_views: tuple[int, int | None], dataset_views: Sequence[st
     )
 
 
-def expand(dataset: str, dataset_views: Sequence[str], methods: Sequence[str],
-           bits: Sequence[int], seeds: Sequence[int],
-           params: dict[str, dict[str, Any]] | None = None) -> list[Cell]:
-    """All cells of the grid for one dataset, in a stable order (method, bits, seed, views)."""
+def parse_database(text: str | None) -> str:
+    """The database protocol: ``per-view`` (default) or ``unified``."""
+    if text is None:
+        return DEFAULT_DATABASE
+    if text not in DATABASE_PROTOCOLS:
+        raise UnknownNameError("--database protocol", str(text), DATABASE_PROTOCOLS)
+    return text
+
+
+def expand(dataset: Dataset, methods: Sequence[str], bits: Sequence[int], seeds: Sequence[int],
+           params: dict[str, dict[str, Any]] | None = None, *,
+           database: str = DEFAULT_DATABASE) -> list[CellKey]:
+    """All cells of the grid for one dataset, in a stable order (method, bits, seed, views).
+
+    With ``database="unified"``, methods that declare the ``unified_database`` capability rank
+    against their unified database codes; the others run (and are keyed) ``per-view``.
+    """
     from mmhash.registry import get_hasher_class
 
     params = params or {}
     unknown = set(params) - set(methods)
     if unknown:
         raise UnknownNameError("method in params", sorted(unknown)[0], methods)
+    database = parse_database(database)
+    fingerprint = dataset_fingerprint(dataset)
     cells = []
     for method in methods:
         cls = get_hasher_class(method)
@@ -139,8 +120,10 @@ def expand(dataset: str, dataset_views: Sequence[str], methods: Sequence[str],
                                                                                    "random_state"})
             if key in ("n_bits", "random_state"):
                 raise InvalidInputError(f"{method}.{key} is set by --bits/--seeds, not params")
-        groups = view_groups(cls.supported_views, dataset_views, method)
+        protocol = (database if database == "per-view" or declares(cls, UNIFIED_DATABASE)
+                    else "per-view")
+        groups = view_groups(cls.supported_views, dataset.view_names, method)
         for b, s, group in itertools.product(bits, seeds, groups):
-            cells.append(Cell(dataset, method, int(b), int(s), tuple(group),
-                              tuple(sorted(extra.items()))))
+            cells.append(CellKey(dataset.name, fingerprint, method, canonical_params(extra),
+                                 int(b), int(s), tuple(group), protocol))
     return cells

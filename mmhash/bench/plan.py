@@ -7,34 +7,48 @@ store. :func:`execute_plan` runs the cells on an executor and returns the tidy r
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mmhash.bench.grid import Cell, expand, parse_bits, parse_list, parse_seeds
+from mmhash.bench.cell import DEFAULT_METRICS, DEFAULT_TIES, CellKey, Evaluation
+from mmhash.bench.grid import (
+    DEFAULT_BITS,
+    expand,
+    parse_bits,
+    parse_database,
+    parse_list,
+    parse_seeds,
+)
 from mmhash.bench.store import ResultStore
 from mmhash.data.dataset import Dataset
 
 DEFAULT_DATASET = "synthetic"
 DEFAULT_METHODS = ("rp", "cvh")
-DEFAULT_BITS = (16, 32, 64, 128)
 
 
 @dataclass
 class Plan:
-    grids: list[tuple[Dataset, list[Cell]]]
+    grids: list[tuple[Dataset, list[CellKey]]]
     methods: list[str]
-    metrics: list[str]
-    ties: list[str]
+    evaluation: Evaluation
     config: dict[str, Any]
     suite: str | None = None
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.evaluation.metrics)
+
+    @property
+    def ties(self) -> list[str]:
+        return list(self.evaluation.ties)
 
     @property
     def n_cells(self) -> int:
         return sum(len(cells) for _, cells in self.grids)
 
-    def keys(self) -> set[tuple]:
-        return {cell.key for _, cells in self.grids for cell in cells}
+    def keys(self) -> set[CellKey]:
+        return {cell for _, cells in self.grids for cell in cells}
 
 
 @dataclass
@@ -44,21 +58,9 @@ class Outcome:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
-def check_metrics(metrics: Sequence[str], ties: Sequence[str]) -> None:
-    """Validate metric tokens and tie policies with the evaluation's own parser."""
-    import numpy as np
-
-    from mmhash.evaluation import evaluate
-
-    codes = np.ones((2, 8), dtype=np.int8)
-    labels = np.eye(2, dtype=np.uint8)
-    for tie in ties:
-        evaluate(codes, codes, labels, labels, metrics=tuple(metrics), tie=tie)
-
-
 def make_plan(*, datasets=None, methods=None, bits=None, seeds=None, metrics=None, ties=None,
               views=None, params: dict[str, dict[str, Any]] | None = None, suite=None,
-              data_dir=None) -> Plan:
+              database=None, data_dir=None) -> Plan:
     """Resolve options over a suite's values over the defaults, and validate all of it.
 
     Each option is a comma-separated string or a list; ``None`` means "the suite's value, else
@@ -82,24 +84,28 @@ def make_plan(*, datasets=None, methods=None, bits=None, seeds=None, metrics=Non
     bit_list = pick(bits, parse_bits, spec and spec.bits, DEFAULT_BITS)
     seed_list = pick(seeds, parse_seeds, spec and spec.seeds, [0])
     metric_list = pick(metrics, lambda v: parse_list(v, "--metrics"), spec and spec.metrics,
-                       ["map"])
-    tie_list = pick(ties, lambda v: parse_list(v, "--tie"), spec and spec.ties, ["expected"])
+                       list(DEFAULT_METRICS))
+    tie_list = pick(ties, lambda v: parse_list(v, "--tie"), spec and spec.ties,
+                    list(DEFAULT_TIES))
+    protocol = parse_database(database if database is not None
+                              else spec.database if spec else None)
     all_params = {**(spec.params if spec else {}), **(params or {})}
 
     for name in method_names:
         get_hasher_class(name)
-    check_metrics(metric_list, tie_list)
+    evaluation = Evaluation.parse(metric_list, tie_list)
     grids = []
     for name in dataset_names:
         data = load_dataset(name, data_dir=data_dir)
         if views:
             data = data.select_views(parse_list(views, "--views"))
-        grids.append((data, expand(data.name, data.view_names, method_names, bit_list,
-                                   seed_list, all_params)))
+        grids.append((data, expand(data, method_names, bit_list, seed_list, all_params,
+                                   database=protocol)))
     config = {"datasets": dataset_names, "methods": method_names, "bits": bit_list,
-              "seeds": seed_list, "metrics": metric_list, "ties": tie_list,
-              "params": all_params, "views": views, "suite": spec.name if spec else None}
-    return Plan(grids, method_names, metric_list, tie_list, config, spec.name if spec else None)
+              "seeds": seed_list, "metrics": list(evaluation.metrics),
+              "ties": list(evaluation.ties), "params": all_params, "views": views,
+              "database": protocol, "suite": spec.name if spec else None}
+    return Plan(grids, method_names, evaluation, config, spec.name if spec else None)
 
 
 def execute_plan(plan: Plan, store: ResultStore, *, resume: bool = False, executor=None,
@@ -118,7 +124,7 @@ def execute_plan(plan: Plan, store: ResultStore, *, resume: bool = False, execut
             if progress is not None:
                 progress(label, offset + finished, plan.n_cells)
 
-        summary = run_grid(data, cells, store, run_id, metrics=plan.metrics, ties=plan.ties,
+        summary = run_grid(data, cells, store, run_id, evaluation=plan.evaluation,
                            resume=resume, executor=executor, progress=step)
         offset += len(cells)
         failed.extend(summary.failed)
@@ -127,7 +133,6 @@ def execute_plan(plan: Plan, store: ResultStore, *, resume: bool = False, execut
     # value); with resume, the grid's cells wherever they were finished.
     keys = plan.keys()
     stored = store.results(methods=plan.methods, run_id=None if resume else run_id)
-    rows = [r for r in stored
-            if (r["dataset"], r["method"], r["params"], r["bits"], r["seed"], r["views"]) in keys
+    rows = [r for r in stored if CellKey.from_row(r) in keys
             and r["metric"] in plan.metrics and r["tie"] in plan.ties]
     return Outcome(run_id, rows, failed)

@@ -1,7 +1,9 @@
-"""PNG figures of stored curves: PR (by Hamming radius) and P@K, one line per method.
+"""PNG figures of stored curves: PR (by Hamming radius) and P@K, one line per series of cells.
 
-One figure per (dataset, task, bits, kind); each line is the mean over seeds (every seed's curve
-has the same x grid: radii 0..n_bits, or the same K cut-offs). Needs the ``plot`` extra.
+One figure per (dataset, data fingerprint, task, bits, kind); each line is one method setting
+(named as in the tables, :func:`mmhash.bench.report.row_labels`), the mean over its seeds (every
+seed's curve has the same x grid: radii 0..n_bits, or the same K cut-offs). Needs the ``plot``
+extra.
 """
 
 from __future__ import annotations
@@ -38,18 +40,24 @@ def plot_curves(curves: Sequence[dict[str, Any]], out_dir: str | os.PathLike, *,
 
     ``curves`` are rows from :meth:`ResultStore.curves`. P@K lines use tie policy ``tie``.
     """
+    from mmhash.bench.report import ROW_FIELDS, row_labels
+
     plt = _pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[tuple, dict[tuple, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for row in curves:
         if row["kind"] == "p@k" and row["tie"] != tie:
             continue
-        groups[(row["dataset"], row["task"], row["bits"], row["kind"])][row["method"]].append(row)
+        figure = (row["dataset"], row["fingerprint"] or "", row["task"], row["bits"], row["kind"])
+        groups[figure][tuple(row[f] for f in ROW_FIELDS)].append(row)
+    several = {d: len({f for (dd, f, *_) in groups if dd == d}) > 1 for (d, *_) in groups}
     written = []
-    for (dataset, task, bits, kind), by_method in sorted(groups.items()):
+    for (dataset, fingerprint, task, bits, kind), by_series in sorted(groups.items()):
+        labels = row_labels(list(by_series))
         fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=120)
-        for method, rows in by_method.items():
+        for series, rows in by_series.items():
+            method = labels[series]
             precision = np.nanmean(np.array([r["precision"] for r in rows], dtype=float), axis=0)
             if kind == "pr":
                 recall = np.nanmean(np.array([r["recall"] for r in rows], dtype=float), axis=0)
@@ -68,7 +76,8 @@ def plot_curves(curves: Sequence[dict[str, Any]], out_dir: str | os.PathLike, *,
         ax.legend(title="method", fontsize=8)
         fig.tight_layout()
         suffix = "pr" if kind == "pr" else "pk"
-        path = out_dir / f"{_safe(dataset)}_{_safe(task)}_{bits}bits_{suffix}.png"
+        data = f"{_safe(dataset)}-{fingerprint[:8]}" if several[dataset] else _safe(dataset)
+        path = out_dir / f"{data}_{_safe(task)}_{bits}bits_{suffix}.png"
         fig.savefig(path)
         plt.close(fig)
         written.append(path)

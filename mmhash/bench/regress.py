@@ -1,21 +1,27 @@
-"""mAP regression against accepted reference values (``benchmarks/reference/SUITE.json``).
+"""mAP regression against accepted reference values (``NAME.json`` beside the suite ``NAME.toml``).
 
-A reference file holds, per (dataset, method, task, metric, tie, bits), the accepted mean over the
-suite's seeds. :func:`compare` sorts a fresh run's means into dropped (below reference minus
-tolerance), improved (above reference plus tolerance), unchanged, missing and new cells.
+A reference file holds, per series of cells (every :data:`~mmhash.bench.cell.CellKey` field but
+the seed) and per task, metric and tie policy, the accepted mean over the suite's seeds.
+:func:`compare` sorts a fresh run's means into dropped (below reference minus tolerance),
+improved (above reference plus tolerance), unchanged, missing and new entries;
+:func:`run_regression` is the whole of ``mmhash regress``: rerun the suite, then compare or accept.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmhash.bench.cell import SERIES_FIELDS
 from mmhash.errors import DataError
 
-KEY = ("dataset", "method", "task", "metric", "tie", "bits")
+#: What one reference entry is about: the series of cells, then the value's task/metric/tie.
+KEY = (*SERIES_FIELDS, "task", "metric", "tie")
 
 
 @dataclass
@@ -33,13 +39,12 @@ class Comparison:
 
 
 def reference_path(suite_path: str | os.PathLike) -> Path:
-    """``benchmarks/suites/NAME.toml`` -> ``benchmarks/reference/NAME.json``."""
-    suite_path = Path(suite_path)
-    return suite_path.parent.parent / "reference" / f"{suite_path.stem}.json"
+    """The reference values of a suite: ``NAME.toml`` -> ``NAME.json`` beside it."""
+    return Path(suite_path).with_suffix(".json")
 
 
 def means(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean over seeds per KEY, from tidy store rows."""
+    """Mean over seeds per :data:`KEY`, from tidy store rows."""
     from mmhash.bench.report import summarise
 
     summary = summarise(rows)
@@ -57,7 +62,11 @@ def load_reference(path: str | os.PathLike) -> list[dict[str, Any]]:
         data = json.loads(path.read_text())
         cells = data["cells"]
         for cell in cells:
-            _ = [cell[k] for k in (*KEY, "value")]
+            missing = [k for k in (*KEY, "value") if k not in cell]
+            if missing:
+                raise KeyError(f"an entry lacks {', '.join(missing)}; files written before "
+                               "mmhash keyed cells by data fingerprint and params need "
+                               "`--accept` again")
     except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"reference file {path} is malformed ({exc})") from None
     return cells
@@ -94,3 +103,50 @@ def compare(current: list[dict[str, Any]], reference: list[dict[str, Any]],
             result.unchanged.append(cell)
     result.new = list(now.values())
     return result
+
+
+@dataclass
+class RegressionOutcome:
+    """What :func:`run_regression` did: the suite, its reference file, the rerun's means, and
+    either the comparison or (with ``accept``) nothing to compare; failed cells of the rerun."""
+
+    suite: str
+    reference: Path
+    current: list[dict[str, Any]]
+    comparison: Comparison | None
+    failed: list[tuple[str, str]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not (self.comparison and self.comparison.failed)
+
+
+def run_regression(suite: str, *, tolerance: float = 0.01, reference: str | None = None,
+                   store: str | os.PathLike | None = None, accept: bool = False,
+                   data_dir=None, executor=None,
+                   progress: Callable[[str, int, int], None] | None = None
+                   ) -> RegressionOutcome:
+    """Rerun ``suite`` and compare its means with the accepted values, or accept them.
+
+    ``reference`` defaults to the JSON beside the suite file; ``store`` keeps the rerun's cells
+    (default: a temporary file); ``executor`` and ``progress`` as for
+    :func:`mmhash.bench.plan.execute_plan`. The reference is read before anything runs, so a
+    missing or malformed file costs no run.
+    """
+    from mmhash.bench.plan import execute_plan, make_plan
+    from mmhash.bench.store import ResultStore
+    from mmhash.bench.suite import load_suite
+
+    spec = load_suite(suite)
+    ref_path = Path(reference) if reference else reference_path(spec.path)
+    reference_cells = None if accept else load_reference(ref_path)
+    plan = make_plan(suite=suite, data_dir=data_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        with ResultStore(store or Path(tmp) / "regress.sqlite") as results:
+            outcome = execute_plan(plan, results, executor=executor, progress=progress)
+    current = means(outcome.rows)
+    if accept:
+        write_reference(ref_path, spec.name, current)
+        return RegressionOutcome(spec.name, ref_path, current, None, outcome.failed)
+    return RegressionOutcome(spec.name, ref_path, current,
+                             compare(current, reference_cells, tolerance), outcome.failed)

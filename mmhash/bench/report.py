@@ -1,46 +1,76 @@
-"""Comparison tables and exports from stored results (no printing: the CLI renders them)."""
+"""Comparison tables and exports from stored results (no printing: the CLI renders them).
+
+Values are averaged over seeds only: everything else that identifies a cell (its
+:data:`~mmhash.bench.cell.SERIES_FIELDS`: data fingerprint, params, views, database protocol)
+separates rows, so two settings of one method are two rows (``cvh (reg=1000)``), never a mean.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmhash.bench.cell import SERIES_FIELDS, describe_params
 from mmhash.bench.store import RESULT_COLUMNS
 from mmhash.errors import InvalidInputError
+from mmhash.evaluation.measures import metric_title
 
-METRIC_NAMES = {"map": "mAP@all"}
-
-
-def metric_title(metric: str) -> str:
-    """Human name of a metric token: ``map`` -> ``mAP@all``, ``map@50`` -> ``mAP@50``."""
-    if metric in METRIC_NAMES:
-        return METRIC_NAMES[metric]
-    if metric.startswith("map@"):
-        return "mAP@" + metric[4:]
-    if metric.startswith("p@"):
-        return "P@" + metric[2:]
-    return metric
+#: The columns :func:`summarise` groups by: a series of cells, then task, metric, tie policy.
+SUMMARY_KEYS = (*SERIES_FIELDS, "task", "metric", "tie")
+#: What tells the rows of one table apart (the table itself is one dataset, fingerprint, metric
+#: and tie policy): method, params, views, database protocol.
+ROW_FIELDS = ("method", "params", "views", "database")
+_UNIFIED_MARK = "[unified db]"
 
 
 def summarise(rows: Sequence[dict[str, Any]]):
-    """Mean and std over seeds per (dataset, method, task, metric, tie, bits).
+    """Mean and std over seeds per :data:`SUMMARY_KEYS`.
 
     Returns a pandas DataFrame with those key columns plus ``mean``, ``std`` (sample std,
     0 for a single seed) and ``n_seeds``.
     """
     import pandas as pd
 
-    keys = ["dataset", "method", "task", "metric", "tie", "bits"]
+    keys = list(SUMMARY_KEYS)
     if not rows:
         return pd.DataFrame(columns=[*keys, "mean", "std", "n_seeds"])
     frame = pd.DataFrame(rows)
-    grouped = frame.groupby(keys, sort=False)["value"]
+    # dropna=False: cells of stores older than fingerprints have none, and still count
+    grouped = frame.groupby(keys, sort=False, dropna=False)["value"]
     out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
     return out
+
+
+def row_labels(series: Sequence[tuple[str, str, str, str]]) -> dict[tuple, str]:
+    """Names for the rows of one table: ``(method, params, views, database)`` -> label.
+
+    A method with one row is named by itself; with several, each row adds what sets it apart:
+    the params whose values differ (``cvh (reg=1000)``) and the views when they differ. Rows
+    ranked against unified database codes are marked ``[unified db]``.
+    """
+    by_method: dict[str, list[tuple]] = {}
+    for item in series:
+        by_method.setdefault(item[0], []).append(item)
+    labels = {}
+    for method, group in by_method.items():
+        params = {item: json.loads(item[1]) for item in group}
+        names = sorted({k for p in params.values() for k in p})
+        differ = [k for k in names
+                  if len({json.dumps(p.get(k), sort_keys=True) for p in params.values()}) > 1]
+        views_differ = len({item[2] for item in group}) > 1
+        for item in group:
+            shown = {k: params[item][k] for k in differ if k in params[item]}
+            parts = [describe_params(shown)] if shown else []
+            if views_differ:
+                parts.append("views=" + item[2].replace(",", "+"))
+            label = method + (f" ({', '.join(parts)})" if parts else "")
+            labels[item] = label + (f" {_UNIFIED_MARK}" if item[3] == "unified" else "")
+    return labels
 
 
 @dataclass
@@ -132,30 +162,32 @@ TASKS_PER_TABLE = 2
 
 def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None = None,
            describe: dict[str, str] | None = None) -> list[Table]:
-    """One :class:`Table` per (dataset, metric, tie) found in ``rows``; with more than two views,
-    one per view pair (both directions, e.g. ``a->b`` and ``b->a``), so a table stays as wide
-    as the papers' two-view tables.
+    """One :class:`Table` per (dataset, data fingerprint, metric, tie) found in ``rows``; with
+    more than two views, one per view pair (both directions, e.g. ``a->b`` and ``b->a``), so a
+    table stays as wide as the papers' two-view tables.
 
-    ``method_order`` fixes the row order (default: order of first appearance); ``describe`` maps a
-    dataset name to a short description used in the caption (sizes, split, synthetic or not).
+    Rows are the series of cells (:data:`ROW_FIELDS`), named by :func:`row_labels`.
+    ``method_order`` fixes the order of methods (default: order of first appearance);
+    ``describe`` maps a dataset name to a short description used in the caption (sizes, split,
+    synthetic or not).
     """
     summary = summarise(rows)
+    if summary.empty:
+        return []
+    summary["fingerprint"] = summary["fingerprint"].fillna("")
+    prints = summary.groupby("dataset", sort=False)["fingerprint"].nunique()
     out = []
-    for (dataset, metric, tie), part in summary.groupby(["dataset", "metric", "tie"], sort=False):
-        methods = list(dict.fromkeys(part["method"]))
-        if method_order is not None:
-            methods = [m for m in method_order if m in methods] + \
-                      [m for m in methods if m not in method_order]
+    for (dataset, fingerprint, metric, tie), part in summary.groupby(
+            ["dataset", "fingerprint", "metric", "tie"], sort=False):
         seeds = sorted(set(part["n_seeds"]))
         seed_text = (f"mean ± std over {seeds[0]} seeds" if seeds == [seeds[0]] and seeds[0] > 1
                      else "single seed" if seeds == [1] else "mean ± std over seeds")
         where = f"{dataset}" + (f" ({describe[dataset]})" if describe and dataset in describe
                                 else "")
+        if prints[dataset] > 1:  # one name, several data: say which this table is
+            where += f" [data {fingerprint[:12] or 'unrecorded'}]"
         head = (f"{metric_title(metric)} on {where}, Hamming ranking, tie policy: {tie}; "
                 f"{seed_text}")
-        columns = ". Columns: task (query view->retrieval view) x bits."
-        cells = {(r.method, r.task, int(r.bits)): (float(r.mean), float(r.std), int(r.n_seeds))
-                 for r in part.itertuples()}
         all_tasks = _pair_up(list(dict.fromkeys(part["task"])))
         bits = sorted({int(b) for b in part["bits"]})
         # M views give M(M-1) tasks (30 for mfeat): one table of them all would be hundreds of
@@ -163,11 +195,33 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
         chunks = [all_tasks[i:i + TASKS_PER_TABLE]
                   for i in range(0, len(all_tasks), TASKS_PER_TABLE)]
         for i, chunk in enumerate(chunks, 1):
+            rows_here = part[part["task"].isin(chunk)]
+            series = list(dict.fromkeys(
+                tuple(r) for r in rows_here[list(ROW_FIELDS)].itertuples(index=False)))
+            labels = row_labels(series)
+            order = _method_order(series, method_order)
             which = "" if len(chunks) == 1 else \
                 f" (tasks {', '.join(chunk)}; table {i} of {len(chunks)})"
-            out.append(Table(head + which + columns, chunk, bits, methods,
-                             {k: v for k, v in cells.items() if k[1] in chunk}))
+            database = (f". Database: per-view codes; rows marked {_UNIFIED_MARK} rank against "
+                        "one code per item learned from all its views"
+                        if any(s[3] == "unified" for s in series)
+                        else ". Database: the retrieval view's codes")
+            columns = ". Columns: task (query view->retrieval view) x bits."
+            cells = {(labels[tuple(getattr(r, f) for f in ROW_FIELDS)], r.task, int(r.bits)):
+                     (float(r.mean), float(r.std), int(r.n_seeds))
+                     for r in rows_here.itertuples()}
+            out.append(Table(head + which + database + columns, chunk, bits,
+                             [labels[s] for s in order], cells))
     return out
+
+
+def _method_order(series: list[tuple], method_order: Sequence[str] | None) -> list[tuple]:
+    """Series grouped by method, methods in ``method_order`` first, then first appearance."""
+    methods = list(dict.fromkeys(s[0] for s in series))
+    if method_order is not None:
+        methods = [m for m in method_order if m in methods] + \
+                  [m for m in methods if m not in method_order]
+    return [s for m in methods for s in series if s[0] == m]
 
 
 def _pair_up(tasks: list[str]) -> list[str]:
@@ -179,15 +233,16 @@ def _pair_up(tasks: list[str]) -> list[str]:
 
 
 def export(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Write tidy rows (dataset, method, bits, seed, task, metric, tie, value) to .csv or .json."""
+    """Write tidy rows (:data:`~mmhash.bench.store.RESULT_COLUMNS`: the cell key -- dataset,
+    fingerprint, method, params, bits, seed, views, database -- then task, metric, tie, value)
+    to .csv or .json."""
     import pandas as pd
 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise InvalidInputError(f"--export: unknown file type {path.suffix!r} (use .csv or .json)")
-    frame = pd.DataFrame(list(rows), columns=[*RESULT_COLUMNS, "params", "views"])
-    frame = frame[list(RESULT_COLUMNS)]
+    frame = pd.DataFrame(list(rows), columns=list(RESULT_COLUMNS))
     tmp = path.with_name(path.name + ".tmp")
     if suffix == ".csv":
         frame.to_csv(tmp, index=False)

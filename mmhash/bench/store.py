@@ -1,19 +1,27 @@
 """Result storage in one SQLite file (stdlib sqlite3, WAL, one transaction per cell).
 
-Schema (version 2):
+Schema (version 3):
 
-* ``runs``: one row per ``mmhash bench`` invocation — config, versions, git revision, machine;
-* ``cells``: one row per finished (or failed) cell of a run — dataset (+ sha256 of its files),
-  method, params, bits, seed, views, status, error, train/encode seconds;
-* ``results``: the metric values of a cell — task, metric, tie policy, value;
-* ``curves`` (added in version 2): per cell and task, the PR curve by Hamming radius and the
-  P@K curve, as JSON arrays.
+* ``runs``: one row per ``mmhash bench`` invocation -- config, versions, git revision, machine;
+* ``cells``: one row per finished (or failed) cell of a run -- the fields of its
+  :class:`~mmhash.bench.cell.CellKey` (dataset, fingerprint, method, params, bits, seed, views,
+  database), status, error, train/encode seconds;
+* ``results``: the metric values of a cell -- task, metric, tie policy, value;
+* ``curves`` (since version 2): per cell and task, the PR curve by Hamming radius and the P@K
+  curve, as JSON arrays;
+* ``codes`` (since version 3): per cell, its codes, bit-packed and compressed
+  (:class:`~mmhash.bench.codes.CodeSet`), so every metric can be recomputed without refitting;
+* ``labels`` (since version 3): per dataset fingerprint, the query and retrieval labels the
+  codes are evaluated against.
 
-Opening a file of an older version migrates it in place, in one transaction (:data:`MIGRATIONS`).
+Opening a file of an older version migrates it in place, in one transaction (:data:`MIGRATIONS`):
+version 2 -> 3 renames ``dataset_sha256`` to ``fingerprint`` and adds ``database`` (older cells
+ran ``per-view``); their cells have no codes, which :func:`mmhash.bench.recompute.recompute`
+reports.
 
 A cell and its results are written in one transaction, so a run killed at any point loses only
 the cell in flight, and earlier runs are never modified. Reports read the newest finished cell of
-each (dataset, method, params, bits, seed, views).
+each key (:data:`~mmhash.bench.cell.KEY_FIELDS`).
 """
 
 from __future__ import annotations
@@ -23,17 +31,22 @@ import os
 import platform
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mmhash.bench.cell import KEY_FIELDS, VALUE_FIELDS, CellKey, CellRecord
+from mmhash.bench.codes import CodeSet, labels_from_bytes, labels_to_bytes
 from mmhash.errors import DataError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_STORE = "mmhash-results.sqlite"
 
-_SCHEMA = """
+_KEY_COLUMNS = ", ".join(KEY_FIELDS)
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,19 +62,20 @@ CREATE TABLE IF NOT EXISTS cells (
     cell_id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id INTEGER NOT NULL REFERENCES runs(run_id),
     dataset TEXT NOT NULL,
-    dataset_sha256 TEXT,
+    fingerprint TEXT,
     method TEXT NOT NULL,
     params TEXT NOT NULL,
     bits INTEGER NOT NULL,
     seed INTEGER NOT NULL,
     views TEXT NOT NULL,
+    database TEXT NOT NULL DEFAULT 'per-view',
     status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
     error TEXT,
     train_seconds REAL,
     encode_seconds REAL,
     finished TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS cells_key ON cells (dataset, method, params, bits, seed, views);
+CREATE INDEX IF NOT EXISTS cells_by_key ON cells ({_KEY_COLUMNS});
 CREATE TABLE IF NOT EXISTS results (
     cell_id INTEGER NOT NULL REFERENCES cells(cell_id),
     task TEXT NOT NULL,
@@ -85,34 +99,41 @@ CREATE TABLE IF NOT EXISTS curves (
 )
 """
 
+_CODES = [
+    """CREATE TABLE IF NOT EXISTS codes (
+        cell_id INTEGER PRIMARY KEY REFERENCES cells(cell_id),
+        codes BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS labels (
+        fingerprint TEXT PRIMARY KEY,
+        labels BLOB NOT NULL
+    )""",
+]
+
 #: version -> statements that bring a store of that version to the next one.
-MIGRATIONS: dict[int, list[str]] = {1: [_CURVES]}
+MIGRATIONS: dict[int, list[str]] = {
+    1: [_CURVES],
+    2: ["ALTER TABLE cells RENAME COLUMN dataset_sha256 TO fingerprint",
+        "ALTER TABLE cells ADD COLUMN database TEXT NOT NULL DEFAULT 'per-view'",
+        "DROP INDEX IF EXISTS cells_key",
+        f"CREATE INDEX IF NOT EXISTS cells_by_key ON cells ({_KEY_COLUMNS})",
+        *_CODES],
+}
 
-RESULT_COLUMNS = ("dataset", "method", "bits", "seed", "task", "metric", "tie", "value")
-
-
-@dataclass(frozen=True)
-class CellRecord:
-    """What the runner hands the store for one cell."""
-
-    dataset: str
-    dataset_sha256: str | None
-    method: str
-    params: str  # canonical JSON
-    bits: int
-    seed: int
-    views: str  # comma-joined view names
-    status: str
-    error: str | None
-    train_seconds: float | None
-    encode_seconds: float | None
-    results: Sequence[tuple[str, str, str, float]]  # (task, metric, tie, value)
-    # (task, kind "pr" | "p@k", tie, x, precision, recall or None); x = radius or K
-    curves: Sequence[tuple[str, str, str, list, list, list | None]] = ()
+#: The columns of a tidy result row, as exported: the cell key, then the value's fields.
+RESULT_COLUMNS = (*KEY_FIELDS, *VALUE_FIELDS)
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _newest_done(alias: str, same_run: bool) -> str:
+    """SQL: ``alias`` is the newest finished cell of its key (within its run if ``same_run``)."""
+    same = " AND ".join(f"c2.{f} IS {alias}.{f}" for f in KEY_FIELDS)
+    run = f" AND c2.run_id = {alias}.run_id" if same_run else ""
+    return (f"{alias}.cell_id = (SELECT MAX(c2.cell_id) FROM cells c2 "
+            f"WHERE c2.status = 'done' AND {same}{run})")
 
 
 class ResultStore:
@@ -138,7 +159,7 @@ class ResultStore:
             row = has_meta and self._db.execute(
                 "SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if not row:  # a new file: the current schema at once
-                for statement in [*_SCHEMA.split(";"), _CURVES]:
+                for statement in [*_SCHEMA.split(";"), _CURVES, *_CODES]:
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute("INSERT INTO meta VALUES ('schema_version', ?)",
@@ -155,6 +176,11 @@ class ResultStore:
                     self._db.execute(statement)
                 version += 1
             self._db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute(
+            "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
 
     def _transaction(self):
         db = self._db
@@ -185,17 +211,24 @@ class ResultStore:
         with self._transaction():
             self._db.execute("UPDATE runs SET finished=? WHERE run_id=?", (_now(), run_id))
 
+    def add_labels(self, fingerprint: str, query_labels: np.ndarray,
+                   retrieval_labels: np.ndarray) -> None:
+        """Keep a dataset's labels (once per fingerprint) for recomputing metrics from codes."""
+        with self._transaction():
+            self._db.execute("INSERT OR IGNORE INTO labels (fingerprint, labels) VALUES (?, ?)",
+                             (fingerprint, labels_to_bytes(query_labels, retrieval_labels)))
+
     def add_cell(self, run_id: int, record: CellRecord) -> int:
-        """Store one cell and its results atomically; returns the cell id."""
+        """Store one cell, its results, curves and codes atomically; returns the cell id."""
+        key = record.key.as_row()
+        columns = [*KEY_FIELDS, "run_id", "status", "error", "train_seconds", "encode_seconds",
+                   "finished"]
+        values = [*(key[f] for f in KEY_FIELDS), run_id, record.status, record.error,
+                  record.train_seconds, record.encode_seconds, _now()]
         with self._transaction():
             cur = self._db.execute(
-                "INSERT INTO cells (run_id, dataset, dataset_sha256, method, params, bits, seed, "
-                "views, status, error, train_seconds, encode_seconds, finished) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, record.dataset, record.dataset_sha256, record.method, record.params,
-                 record.bits, record.seed, record.views, record.status, record.error,
-                 record.train_seconds, record.encode_seconds, _now()),
-            )
+                f"INSERT INTO cells ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})", values)
             cell_id = int(cur.lastrowid)
             self._db.executemany(
                 "INSERT INTO results (cell_id, task, metric, tie, value) VALUES (?, ?, ?, ?, ?)",
@@ -208,82 +241,102 @@ class ResultStore:
                   None if r is None else json.dumps(list(r)))
                  for task, kind, tie, x, p, r in record.curves],
             )
+            if record.codes is not None:
+                self._db.execute("INSERT INTO codes (cell_id, codes) VALUES (?, ?)",
+                                 (cell_id, record.codes.to_bytes()))
         return cell_id
 
     # ---- reading ----------------------------------------------------------------------------
-    def finished_keys(self) -> set[tuple]:
-        """Keys (dataset, method, params, bits, seed, views) of every cell stored as done."""
-        rows = self._db.execute(
-            "SELECT dataset, method, params, bits, seed, views FROM cells WHERE status='done'"
-        )
-        return {tuple(r) for r in rows}
+    def finished_keys(self) -> set[CellKey]:
+        """The keys of every cell stored as done."""
+        rows = self._db.execute(f"SELECT {_KEY_COLUMNS} FROM cells WHERE status='done'")
+        return {CellKey.from_row(dict(zip(KEY_FIELDS, row))) for row in rows}
 
-    def results(self, *, run_id: int | None = None, dataset: str | None = None,
-                methods: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """Tidy rows (dict per value) of the newest finished cell per key, optionally filtered.
-
-        Keys of each row: dataset, method, params, bits, seed, views, task, metric, tie, value,
-        train_seconds, encode_seconds, run_id.
-        """
+    def _filters(self, run_id, dataset, methods, extra=()) -> tuple[list[str], list]:
         where, args = ["c.status='done'"], []
-        if run_id is not None:
-            where.append("c.run_id=?")
-            args.append(run_id)
-        if dataset is not None:
-            where.append("c.dataset=?")
-            args.append(dataset)
+        for column, value in (("c.run_id", run_id), ("c.dataset", dataset), *extra):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
         if methods is not None:
             methods = list(methods)
             where.append(f"c.method IN ({','.join('?' * len(methods))})")
             args.extend(methods)
-        sql = f"""
-            SELECT c.dataset, c.method, c.params, c.bits, c.seed, c.views, r.task, r.metric,
-                   r.tie, r.value, c.train_seconds, c.encode_seconds, c.run_id
-            FROM cells c JOIN results r ON r.cell_id = c.cell_id
-            WHERE {' AND '.join(where)} AND c.cell_id = (
-                SELECT MAX(c2.cell_id) FROM cells c2
-                WHERE c2.status='done' AND c2.dataset=c.dataset AND c2.method=c.method
-                  AND c2.params=c.params AND c2.bits=c.bits AND c2.seed=c.seed
-                  AND c2.views=c.views {'AND c2.run_id=c.run_id' if run_id is not None else ''})
-            ORDER BY c.dataset, c.method, c.bits, c.seed, r.task, r.metric, r.tie
+        where.append(_newest_done("c", same_run=run_id is not None))
+        return where, args
+
+    def results(self, *, run_id: int | None = None, dataset: str | None = None,
+                methods: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Tidy rows (dict per value) of the newest finished cell per key, optionally filtered
+        (with ``run_id``: the newest of that run).
+
+        Keys of each row: the :data:`~mmhash.bench.cell.KEY_FIELDS`, task, metric, tie, value,
+        train_seconds, encode_seconds, run_id, cell_id.
         """
-        names = ("dataset", "method", "params", "bits", "seed", "views", "task", "metric", "tie",
-                 "value", "train_seconds", "encode_seconds", "run_id")
+        where, args = self._filters(run_id, dataset, methods)
+        extra = ("train_seconds", "encode_seconds", "run_id", "cell_id")
+        sql = f"""
+            SELECT {', '.join(f'c.{f}' for f in KEY_FIELDS)}, r.task, r.metric, r.tie, r.value,
+                   {', '.join(f'c.{f}' for f in extra)}
+            FROM cells c JOIN results r ON r.cell_id = c.cell_id
+            WHERE {' AND '.join(where)}
+            ORDER BY c.dataset, c.method, c.params, c.bits, c.seed, r.task, r.metric, r.tie
+        """
+        names = (*KEY_FIELDS, *VALUE_FIELDS, *extra)
         return [dict(zip(names, row)) for row in self._db.execute(sql, args)]
 
     def curves(self, *, dataset: str | None = None, kind: str | None = None,
-               run_id: int | None = None) -> list[dict[str, Any]]:
-        """Stored curves of the newest finished cell per key: dicts with dataset, method, bits,
-        seed, task, kind, tie and the arrays x, precision, recall (lists; recall None for p@k)."""
-        where, args = ["c.status='done'"], []
-        for column, value in (("c.dataset", dataset), ("k.kind", kind), ("c.run_id", run_id)):
-            if value is not None:
-                where.append(f"{column}=?")
-                args.append(value)
+               run_id: int | None = None, methods: Iterable[str] | None = None
+               ) -> list[dict[str, Any]]:
+        """Stored curves of the newest finished cell per key (within ``run_id`` when given):
+        dicts with the key fields, task, kind, tie and the arrays x, precision, recall (lists;
+        recall None for p@k)."""
+        where, args = self._filters(run_id, dataset, methods, extra=(("k.kind", kind),))
         sql = f"""
-            SELECT c.dataset, c.method, c.params, c.bits, c.seed, c.views, k.task, k.kind, k.tie,
+            SELECT {', '.join(f'c.{f}' for f in KEY_FIELDS)}, k.task, k.kind, k.tie,
                    k.x, k.precision, k.recall
             FROM cells c JOIN curves k ON k.cell_id = c.cell_id
-            WHERE {' AND '.join(where)} AND c.cell_id = (
-                SELECT MAX(c2.cell_id) FROM cells c2
-                WHERE c2.status='done' AND c2.dataset=c.dataset AND c2.method=c.method
-                  AND c2.params=c.params AND c2.bits=c.bits AND c2.seed=c.seed
-                  AND c2.views=c.views)
-            ORDER BY c.dataset, c.method, c.bits, c.seed, k.task
+            WHERE {' AND '.join(where)}
+            ORDER BY c.dataset, c.method, c.params, c.bits, c.seed, k.task
         """
         out = []
+        names = (*KEY_FIELDS, "task", "kind", "tie")
         for row in self._db.execute(sql, args):
             *head, x, p, r = row
-            names = ("dataset", "method", "params", "bits", "seed", "views", "task", "kind", "tie")
             out.append({**dict(zip(names, head)), "x": json.loads(x), "precision": json.loads(p),
                         "recall": None if r is None else json.loads(r)})
         return out
 
+    def stored_cells(self, *, run_id: int | None = None, dataset: str | None = None,
+                     methods: Iterable[str] | None = None) -> list[tuple[int, CellKey, bool]]:
+        """``(cell_id, key, has_codes)`` of the newest finished cell per key (as
+        :meth:`results`)."""
+        where, args = self._filters(run_id, dataset, methods)
+        sql = f"""
+            SELECT c.cell_id, {', '.join(f'c.{f}' for f in KEY_FIELDS)},
+                   EXISTS (SELECT 1 FROM codes k WHERE k.cell_id = c.cell_id)
+            FROM cells c WHERE {' AND '.join(where)}
+            ORDER BY c.dataset, c.method, c.params, c.bits, c.seed
+        """
+        return [(row[0], CellKey.from_row(dict(zip(KEY_FIELDS, row[1:-1]))), bool(row[-1]))
+                for row in self._db.execute(sql, args)]
+
+    def codes(self, cell_id: int) -> CodeSet | None:
+        """The stored codes of a cell, or None for a cell stored without them."""
+        row = self._db.execute("SELECT codes FROM codes WHERE cell_id=?", (cell_id,)).fetchone()
+        return None if row is None else CodeSet.from_bytes(row[0])
+
+    def labels(self, fingerprint: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(query_labels, retrieval_labels)`` stored for a dataset fingerprint, or None."""
+        row = self._db.execute("SELECT labels FROM labels WHERE fingerprint=?",
+                               (fingerprint,)).fetchone()
+        return None if row is None else labels_from_bytes(row[0])
+
     def failures(self, run_id: int) -> list[dict[str, Any]]:
+        names = (*KEY_FIELDS, "error")
         rows = self._db.execute(
-            "SELECT dataset, method, bits, seed, views, error FROM cells "
-            "WHERE run_id=? AND status='failed'", (run_id,))
-        names = ("dataset", "method", "bits", "seed", "views", "error")
+            f"SELECT {_KEY_COLUMNS}, error FROM cells WHERE run_id=? AND status='failed'",
+            (run_id,))
         return [dict(zip(names, r)) for r in rows]
 
     def close(self) -> None:

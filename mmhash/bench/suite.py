@@ -1,6 +1,9 @@
-"""Named benchmark grids (``benchmarks/suites/NAME.toml``).
+"""Named benchmark grids: ``NAME.toml`` files, with their accepted regression values beside them
+(``NAME.json``, see :mod:`mmhash.bench.regress`).
 
-A suite file::
+Suites are looked up by name in ``$MMHASH_SUITES``, then ``./benchmarks/suites`` (a project's own
+suites), then the suites that ship inside the installed mmhash (:mod:`mmhash.suites`); any
+``.toml`` path works too. A suite file::
 
     description = "All shallow methods on Wikipedia, as in the papers"
     datasets = ["wiki"]
@@ -9,6 +12,7 @@ A suite file::
     seeds = [0, 1, 2]
     metrics = ["map"]            # optional, default ["map"]
     ties = ["expected", "index"] # optional, default ["expected"]
+    database = "unified"         # optional, default "per-view" (see mmhash.bench.cell)
 
     [params.cmfh]                # optional per-method hyperparameters
     n_iter = 50
@@ -29,7 +33,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_KEYS = {"description", "datasets", "methods", "bits", "seeds", "metrics", "ties", "params"}
+_KEYS = {"description", "datasets", "methods", "bits", "seeds", "metrics", "ties", "params",
+         "database"}
 
 
 @dataclass
@@ -42,17 +47,21 @@ class Suite:
     metrics: list[str] = field(default_factory=lambda: ["map"])
     ties: list[str] = field(default_factory=lambda: ["expected"])
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    database: str | None = None
     description: str = ""
     path: str = ""
 
 
 def suite_dirs() -> list[Path]:
-    """Where suite names are looked up: ``$MMHASH_SUITES``, ./benchmarks/suites, the source tree."""
+    """Where suite names are looked up: ``$MMHASH_SUITES``, ``./benchmarks/suites``, and the
+    suites installed with mmhash."""
+    from importlib.resources import files
+
     dirs = []
     if os.environ.get("MMHASH_SUITES"):
         dirs.append(Path(os.environ["MMHASH_SUITES"]))
     dirs.append(Path.cwd() / "benchmarks" / "suites")
-    dirs.append(Path(__file__).resolve().parents[2] / "benchmarks" / "suites")
+    dirs.append(Path(str(files("mmhash.suites"))))
     return list(dict.fromkeys(d.resolve() for d in dirs))
 
 
@@ -66,7 +75,7 @@ def available_suites() -> dict[str, Path]:
 
 def load_suite(name_or_path: str) -> Suite:
     """Read a suite by name (see :func:`suite_dirs`) or from a ``.toml`` path."""
-    from mmhash.bench.grid import parse_bits, parse_seeds
+    from mmhash.bench.grid import parse_bits, parse_database, parse_seeds
 
     path = Path(name_or_path)
     if not (path.suffix == ".toml" and path.is_file()):
@@ -93,5 +102,6 @@ def load_suite(name_or_path: str) -> Suite:
         seeds=parse_seeds([str(s) for s in raw["seeds"]]),
         metrics=[str(m) for m in raw.get("metrics", ["map"])],
         ties=[str(t) for t in raw.get("ties", ["expected"])], params=params,
+        database=parse_database(raw["database"]) if "database" in raw else None,
         description=str(raw.get("description", "")), path=str(path),
     )

@@ -7,6 +7,7 @@ import os
 import pytest
 
 import mmhash
+from mmhash.bench.cell import Evaluation
 from mmhash.bench.executors import DaskExecutor, ProcessExecutor, SerialExecutor, make_executor
 from mmhash.bench.grid import expand
 from mmhash.bench.runner import run_grid
@@ -19,20 +20,20 @@ from mmhash.hashers.rp import RandomProjectionHasher
 @pytest.fixture(scope="module")
 def small():
     data = make_synthetic(n=300, dims=(16, 12), n_labels=5, random_state=1)
-    return data, expand(data.name, data.view_names, ["rp"], [8, 16], [0, 1])
+    return data, expand(data, ["rp"], [8, 16], [0, 1])
 
 
 def _values(records):
-    return sorted((r.method, r.bits, r.seed, task, metric, tie, value)
+    return sorted((r.key.method, r.key.bits, r.key.seed, task, metric, tie, value)
                   for r in records for task, metric, tie, value in r.results)
 
 
 def test_process_pool_matches_serial(small):
     data, cells = small
-    serial = _values(SerialExecutor().map(data, cells, ["map", "p@10"], ["expected"]))
+    serial = _values(SerialExecutor().map(data, cells, Evaluation(("map", "p@10"), ("expected",))))
     pool = ProcessExecutor(jobs=2, threads=1)
     try:
-        parallel = _values(pool.map(data, cells, ["map", "p@10"], ["expected"]))
+        parallel = _values(pool.map(data, cells, Evaluation(("map", "p@10"), ("expected",))))
     finally:
         pool.close()
     assert parallel == serial and len(serial) == len(cells) * 2 * 2
@@ -44,12 +45,12 @@ def test_dask_local_cluster_matches_serial(small):
     else:
         distributed = pytest.importorskip("distributed")
     data, cells = small
-    serial = _values(SerialExecutor().map(data, cells, ["map"], ["expected"]))
+    serial = _values(SerialExecutor().map(data, cells, Evaluation()))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         executor = DaskExecutor(cluster.scheduler_address)
         try:
-            remote = _values(executor.map(data, cells, ["map"], ["expected"]))
+            remote = _values(executor.map(data, cells, Evaluation()))
         finally:
             executor.close()
     assert remote == serial
@@ -65,7 +66,7 @@ def test_failing_cell_is_stored_and_grid_goes_on(small, tmp_path):
 
     try:
         data, _ = small
-        cells = expand(data.name, data.view_names, ["explodes", "rp"], [8], [0])
+        cells = expand(data, ["explodes", "rp"], [8], [0])
         with ResultStore(tmp_path / "s.sqlite") as store:
             run = store.start_run({})
             summary = run_grid(data, cells, store, run)
@@ -91,11 +92,11 @@ def test_serial_executor_reports_the_epochs_of_hashers_that_train_in_epochs():
     data = make_synthetic(n=120, dims=(16, 12), n_labels=4, random_state=1)
     fast = {"image_width": 16, "text_width": 16, "predictor_width": 8, "image_decoder_depth": 1,
             "text_decoder_depth": 1, "n_epochs": 3, "batch_size": 32, "n_threads": 1}
-    cells = expand(data.name, data.view_names, ["ujsah", "rp"], [8], [0], {"ujsah": fast})
+    cells = expand(data, ["ujsah", "rp"], [8], [0], {"ujsah": fast})
     seen = []
-    executor = SerialExecutor(on_epoch=lambda cell, epoch, total, metrics:
-                              seen.append((cell.method, epoch, total, sorted(metrics))))
-    records = list(executor.map(data, cells, ["map"], ["expected"]))
+    executor = SerialExecutor(on_epoch=lambda key, epoch, total, metrics:
+                              seen.append((key.method, epoch, total, sorted(metrics))))
+    records = list(executor.map(data, cells, Evaluation()))
     assert [r.status for r in records] == ["done", "done"]
     # rp has no epochs: only UJSAH reports, once per epoch, with its training loss.
     assert seen == [("ujsah", e, 3, ["loss"]) for e in (1, 2, 3)]

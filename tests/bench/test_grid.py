@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mmhash.bench.grid import expand, parse_bits, parse_seeds, task_name, tasks, view_groups
+from mmhash.bench.cell import task_name, tasks
+from mmhash.bench.grid import expand, parse_bits, parse_seeds, view_groups
+from mmhash.data.synthetic import make_synthetic
 from mmhash.errors import InvalidInputError, UnknownNameError
 
 
@@ -38,17 +40,24 @@ def test_two_view_method_on_three_views_runs_each_pair():
         view_groups((3, None), ["a", "b"], "m")
 
 
-def test_expand_gives_one_cell_per_bits_seed():
-    cells = expand("synthetic", ["image", "text"], ["rp"], [16, 32], [0, 1, 2])
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n=60, dims=(8, 6), n_labels=3, random_state=0)
+
+
+def test_expand_gives_one_cell_per_bits_seed(data):
+    cells = expand(data, ["rp"], [16, 32], [0, 1, 2])
     assert len(cells) == 6
     assert {(c.bits, c.seed) for c in cells} == {(b, s) for b in (16, 32) for s in (0, 1, 2)}
-    assert len({c.key for c in cells}) == 6
+    assert len(set(cells)) == 6
 
 
-def test_expand_refuses_unknown_method_and_param():
+def test_expand_refuses_unknown_method_and_param(data):
     with pytest.raises(UnknownNameError, match="did you mean 'rp'"):
-        expand("synthetic", ["image", "text"], ["rpp"], [16], [0])
+        expand(data, ["rpp"], [16], [0])
     with pytest.raises(UnknownNameError, match="parameter of 'rp'"):
-        expand("synthetic", ["image", "text"], ["rp"], [16], [0], {"rp": {"nope": 1}})
+        expand(data, ["rp"], [16], [0], {"rp": {"nope": 1}})
     with pytest.raises(InvalidInputError, match="--bits/--seeds"):
-        expand("synthetic", ["image", "text"], ["rp"], [16], [0], {"rp": {"n_bits": 8}})
+        expand(data, ["rp"], [16], [0], {"rp": {"n_bits": 8}})
+    with pytest.raises(UnknownNameError, match="database"):
+        expand(data, ["rp"], [16], [0], database="joint")

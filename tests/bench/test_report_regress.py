@@ -15,14 +15,17 @@ from mmhash.hashers.rp import RandomProjectionHasher
 
 
 class Degradable(RandomProjectionHasher):
-    """Cross-covariance (PLS-SVD) codes with a knob that flips a fraction of the text bits: a
-    method one can make worse on purpose."""
+    """Cross-covariance (PLS-SVD) codes that flip a fraction ``CORRUPT`` of the text bits: a
+    method one can make worse on purpose. ``CORRUPT`` is a class attribute, not a parameter, so
+    changing it stands for a change in the method's code: same cell keys, other values (a
+    changed parameter would be another cell, as the store keys cells by their params)."""
 
     name = "degradable"
     supported_views = (2, 2)
+    CORRUPT = 0.0
 
-    def __init__(self, n_bits=32, random_state=0, corrupt=0.0):
-        self.n_bits, self.random_state, self.corrupt = n_bits, random_state, corrupt
+    def __init__(self, n_bits=32, random_state=0):
+        self.n_bits, self.random_state = n_bits, random_state
 
     def _fit(self, views):
         (_, a), (_, b) = views.items()
@@ -31,7 +34,7 @@ class Degradable(RandomProjectionHasher):
         u, _, vt = np.linalg.svd((a - self.mean0_).T @ (b - self.mean1_), full_matrices=False)
         rot = np.random.default_rng(self.random_state).standard_normal((k, self.n_bits))
         self.proj0_, self.proj1_ = u[:, :k] @ rot, vt[:k].T @ rot
-        self.flip_ = np.random.default_rng(99).random(self.n_bits) < self.corrupt
+        self.flip_ = np.random.default_rng(99).random(self.n_bits) < self.CORRUPT
 
     def _encode(self, X, modality):
         scores = super()._encode(X, modality)
@@ -54,9 +57,10 @@ def suites(tmp_path, monkeypatch):
     monkeypatch.setenv("MMHASH_SUITES", str(folder))
 
     def write(corrupt):
+        monkeypatch.setattr(Degradable, "CORRUPT", corrupt)
         (folder / "tiny.toml").write_text(
             'datasets = ["synthetic"]\nmethods = ["degradable", "rp"]\nbits = [16]\n'
-            f'seeds = [0, 1]\n[params.degradable]\ncorrupt = {corrupt}\n')
+            'seeds = [0, 1]\n')
         return folder / "tiny.toml"
 
     return write
@@ -79,8 +83,9 @@ def test_report_formats_and_plots(tmp_path):
     runner.invoke(main, ["report", "--store", store, "--format", "csv", "--output",
                          str(csv_path)])
     frame = pd.read_csv(csv_path)
-    assert list(frame.columns) == ["dataset", "method", "bits", "seed", "task", "metric", "tie",
-                                   "value"] and len(frame) == 16
+    assert list(frame.columns) == ["dataset", "fingerprint", "method", "params", "bits", "seed",
+                                   "views", "database", "task", "metric", "tie", "value"]
+    assert len(frame) == 16
     plots = tmp_path / "plots"
     res = runner.invoke(main, ["report", "--store", store, "--plot", str(plots)])
     assert res.exit_code == 0, res.output
@@ -97,7 +102,7 @@ def test_report_without_store_is_a_clear_error(tmp_path):
 def test_regress_catches_a_worsened_method(tmp_path, suites, degradable):
     runner = CliRunner()
     suite = suites(0.0)
-    reference = suite.parent.parent / "reference" / "tiny.json"
+    reference = suite.with_suffix(".json")  # the reference lives beside its suite
     accepted = runner.invoke(main, ["regress", "--suite", "tiny", "--accept"])
     assert accepted.exit_code == 0, accepted.output
     cells = json.loads(reference.read_text())["cells"]
@@ -137,8 +142,9 @@ def test_tables_of_many_views_hold_one_view_pair_each():
 
     views = ["a", "b", "c"]
     tasks = [f"{q}->{r}" for q in views for r in views if q != r]  # a->b, a->c, b->a, ...
-    rows = [{"dataset": "d", "method": m, "task": t, "metric": "map", "tie": "expected",
-             "bits": b, "seed": 0, "value": 0.1 * i + 0.01 * j}
+    rows = [{"dataset": "d", "fingerprint": "f", "method": m, "params": "{}",
+             "views": "a,b,c", "database": "per-view", "task": t, "metric": "map",
+             "tie": "expected", "bits": b, "seed": 0, "value": 0.1 * i + 0.01 * j}
             for i, m in enumerate(["x", "y"]) for j, t in enumerate(tasks) for b in (16, 32)]
     out = tables(rows)
     assert [t.tasks for t in out] == [["a->b", "b->a"], ["a->c", "c->a"], ["b->c", "c->b"]]

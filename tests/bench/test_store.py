@@ -6,15 +6,20 @@ import sqlite3
 
 import pytest
 
-from mmhash.bench.store import SCHEMA_VERSION, CellRecord, ResultStore
+from mmhash.bench.cell import CellKey, CellRecord
+from mmhash.bench.store import SCHEMA_VERSION, ResultStore
 from mmhash.errors import DataError
 
 
-def _record(value=0.5, seed=0, status="done", results=None):
+def _key(seed=0, params="{}", fingerprint="abc", run_views=("image", "text")):
+    return CellKey("synthetic", fingerprint, "rp", params, 16, seed, run_views)
+
+
+def _record(value=0.5, seed=0, status="done", results=None, **key):
     rows = results if results is not None else [("image->text", "map", "expected", value),
                                                  ("text->image", "map", "expected", value + 0.1)]
-    return CellRecord("synthetic", "abc", "rp", "{}", 16, seed, "image,text", status,
-                      None if status == "done" else "boom", 0.1, 0.01, rows)
+    return CellRecord(_key(seed, **key), status, None if status == "done" else "boom", 0.1,
+                      0.01, rows)
 
 
 def test_cells_round_trip_and_newest_wins(tmp_path):
@@ -27,8 +32,7 @@ def test_cells_round_trip_and_newest_wins(tmp_path):
         assert {(r["seed"], r["task"], round(r["value"], 6)) for r in rows} == {
             (0, "image->text", 0.7), (0, "text->image", 0.8),
             (1, "image->text", 0.2), (1, "text->image", 0.3)}
-        assert store.finished_keys() == {("synthetic", "rp", "{}", 16, 0, "image,text"),
-                                         ("synthetic", "rp", "{}", 16, 1, "image,text")}
+        assert store.finished_keys() == {_key(0), _key(1)}
 
 
 def test_failed_cell_is_kept_but_not_reported(tmp_path):
@@ -74,11 +78,9 @@ def test_newer_schema_and_corrupt_file_are_clear_errors(tmp_path):
 
 
 def test_version_1_store_is_migrated_in_place(tmp_path):
-    from mmhash.bench import store as store_module
-
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
-    for statement in store_module._SCHEMA.split(";"):  # exactly the version-1 schema
+    for statement in _VERSION_1_SCHEMA.split(";"):
         if statement.strip():
             db.execute(statement)
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
@@ -90,13 +92,55 @@ def test_version_1_store_is_migrated_in_place(tmp_path):
     db.commit()
     db.close()
     with ResultStore(path) as store:
-        version = store._db.execute("SELECT value FROM meta").fetchone()[0]
-        assert int(version) == SCHEMA_VERSION
-        assert [r["value"] for r in store.results()] == [0.25]  # old results intact
+        assert store.schema_version == SCHEMA_VERSION
+        old = store.results()
+        assert [r["value"] for r in old] == [0.25]  # old results intact
+        assert old[0]["fingerprint"] is None and old[0]["database"] == "per-view"
         run = store.start_run({})
         curve = ("image->text", "pr", "none", [0, 1], [1.0, 0.5], [0.2, 1.0])
-        store.add_cell(run, CellRecord("synthetic", "x", "rp", "{}", 16, 1, "image,text", "done",
-                                       None, 0.1, 0.1, [("image->text", "map", "expected", 0.3)],
-                                       [curve]))
+        store.add_cell(run, CellRecord(_key(1, fingerprint="x"), "done", None, 0.1, 0.1,
+                                       [("image->text", "map", "expected", 0.3)], [curve]))
         got = store.curves(kind="pr")
         assert got[0]["precision"] == [1.0, 0.5] and got[0]["recall"] == [0.2, 1.0]
+        assert store.stored_cells()[0][1].fingerprint is None  # keys with NULL still match
+
+
+# The version-1 schema exactly as mmhash 0.1.0's store module created it (before the curves).
+_VERSION_1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started TEXT NOT NULL,
+    finished TEXT,
+    command TEXT,
+    config TEXT NOT NULL,
+    versions TEXT NOT NULL,
+    git_revision TEXT,
+    machine TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cells (
+    cell_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    dataset TEXT NOT NULL,
+    dataset_sha256 TEXT,
+    method TEXT NOT NULL,
+    params TEXT NOT NULL,
+    bits INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    views TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+    error TEXT,
+    train_seconds REAL,
+    encode_seconds REAL,
+    finished TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cells_key ON cells (dataset, method, params, bits, seed, views);
+CREATE TABLE IF NOT EXISTS results (
+    cell_id INTEGER NOT NULL REFERENCES cells(cell_id),
+    task TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    tie TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (cell_id, task, metric, tie)
+);
+"""

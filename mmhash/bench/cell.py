@@ -1,0 +1,295 @@
+"""One definition of a benchmark cell: its identity, how it runs, and what it produces.
+
+A cell is one fit of one method on one dataset, evaluated on every retrieval task of its views.
+Its identity, :class:`CellKey`, is defined here and nowhere else: the grid creates keys, executors
+move them, the store files and groups results by :data:`KEY_FIELDS`, and reports, regression and
+exports group by the same fields (minus the seed, which they average over). Writing a key out by
+hand anywhere else is how results of different parameters or different data got mixed before.
+
+:func:`run_cell` fits, encodes and evaluates one cell and returns its :class:`CellRecord`, which
+carries the codes too (:class:`~mmhash.bench.codes.CodeSet`): every metric can later be
+recomputed from them without refitting (:func:`evaluate_codes` is the one evaluation both use).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mmhash.bench.codes import CodeSet
+from mmhash.data.dataset import Dataset
+from mmhash.errors import InvalidInputError
+
+#: How the retrieval set is encoded: ``per-view`` -- each task ranks against the codes of the
+#: retrieval view from that view's hash function (mmhash's default); ``unified`` -- against one
+#: code per database item learned from all of its views, for methods that declare the
+#: ``unified_database`` capability (the CMFH, LSSH and IMH papers' protocol). A method without it
+#: always runs ``per-view``, and its cells say so.
+DATABASE_PROTOCOLS = ("per-view", "unified")
+DEFAULT_DATABASE = "per-view"
+
+#: The default metric tokens and tie policies of a cell's evaluation.
+DEFAULT_METRICS = ("map",)
+DEFAULT_TIES = ("expected",)
+
+
+def canonical_params(params: Mapping[str, Any]) -> str:
+    """The canonical JSON of a method's extra hyperparameters (sorted keys, numpy scalars as
+    Python numbers): equal settings give equal strings, so they name the same cell."""
+
+    def plain(value):
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return json.dumps({k: plain(v) for k, v in params.items()}, sort_keys=True)
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """One sha256 naming the data a cell saw: the source files' hashes, or synthetic params."""
+    source = dataset.info.get("sha256") or dataset.info.get("params") or dataset.name
+    return hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True, order=True)
+class CellKey:
+    """The identity of a cell. Two cells with equal keys are the same experiment.
+
+    Attributes
+    ----------
+    dataset : the dataset's name.
+    fingerprint : sha256 of the data (:func:`dataset_fingerprint`): the same name with other
+        files is other data.
+    method : registry key of the hasher.
+    params : canonical JSON of the hyperparameters set beyond the defaults
+        (:func:`canonical_params`); ``n_bits`` and ``random_state`` are ``bits`` and ``seed``.
+    bits, seed : code length and random state.
+    views : the views the method is fitted on, in the dataset's order.
+    database : the database protocol the cell ran under (one of :data:`DATABASE_PROTOCOLS`).
+    """
+
+    dataset: str
+    fingerprint: str
+    method: str
+    params: str
+    bits: int
+    seed: int
+    views: tuple[str, ...]
+    database: str = DEFAULT_DATABASE
+
+    @property
+    def params_dict(self) -> dict[str, Any]:
+        return json.loads(self.params)
+
+    def as_row(self) -> dict[str, Any]:
+        """The key as stored and exported (views comma-joined)."""
+        row = dataclasses.asdict(self)
+        row["views"] = ",".join(self.views)
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> CellKey:
+        """The key of a stored or exported row (a mapping holding every :data:`KEY_FIELDS`)."""
+        values = {name: row[name] for name in KEY_FIELDS}
+        values["views"] = tuple(str(values["views"]).split(","))
+        values["bits"], values["seed"] = int(values["bits"]), int(values["seed"])
+        return cls(**values)
+
+    def label(self) -> str:
+        """How progress lines and failure lists name the cell."""
+        extra = "" if self.params == "{}" else f" ({describe_params(self.params_dict)})"
+        db = " unified db" if self.database == "unified" else ""
+        return (f"{self.method}{extra} {self.bits} bits seed {self.seed} on {self.dataset} "
+                f"[{'+'.join(self.views)}]{db}")
+
+
+#: The fields that make up a cell's identity, in store/export column order.
+KEY_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CellKey))
+#: The identity of a series of cells that differ only in their seed (a report row, a
+#: regression entry): every key field but the seed.
+SERIES_FIELDS: tuple[str, ...] = tuple(f for f in KEY_FIELDS if f != "seed")
+#: The fields of one stored value beyond the cell key.
+VALUE_FIELDS = ("task", "metric", "tie", "value")
+
+
+def describe_params(params: Mapping[str, Any]) -> str:
+    """``{"reg": 1000, "mu": 0.5}`` -> ``mu=0.5, reg=1000`` (sorted, compact)."""
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()))
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """What running a cell produced, as the store keeps it.
+
+    ``results`` rows are ``(task, metric, tie, value)``; ``curves`` rows are
+    ``(task, kind "pr" | "p@k", tie, x, precision, recall or None)`` with x the radius or K;
+    ``codes`` the cell's codes (None for a failed cell).
+    """
+
+    key: CellKey
+    status: str  # "done" | "failed"
+    error: str | None = None
+    train_seconds: float | None = None
+    encode_seconds: float | None = None
+    results: Sequence[tuple[str, str, str, float]] = ()
+    curves: Sequence[tuple[str, str, str, list, list, list | None]] = ()
+    codes: CodeSet | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What to compute for every task: metric tokens and tie policies (see :meth:`parse`)."""
+
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    ties: tuple[str, ...] = DEFAULT_TIES
+
+    @classmethod
+    def parse(cls, metrics: str | Sequence[str], ties: str | Sequence[str]) -> Evaluation:
+        """Metric tokens and tie policies checked by the evaluation's own parsers (canonical
+        tokens, duplicates dropped); a clear error naming the valid forms otherwise."""
+        from mmhash.evaluation import parse_metrics
+        from mmhash.evaluation._validate import check_tie
+
+        tie_list = [ties] if isinstance(ties, str) else list(ties)
+        if not tie_list:
+            raise InvalidInputError("name at least one tie policy (e.g. expected)")
+        return cls(tuple(metric.token for metric in parse_metrics(metrics)),
+                   tuple(dict.fromkeys(check_tie(t) for t in tie_list)))
+
+
+def tasks(views: Sequence[str]) -> list[tuple[str, str]]:
+    """Every ordered pair of distinct views: (query view, retrieval view)."""
+    return [(a, b) for a in views for b in views if a != b]
+
+
+def task_name(query_view: str, retrieval_view: str) -> str:
+    """The task token stored and exported: ``QUERY->RETRIEVAL`` in the dataset's view names."""
+    return f"{query_view}->{retrieval_view}"
+
+
+def pk_grid(n_items: int) -> list[int]:
+    """Cut-offs of the stored P@K curve: 1, 2, 5, 10, 20, 50, ... below ``n_items``, then it."""
+    ks, scale = [], 1
+    while scale < n_items:
+        ks.extend(k for k in (scale, 2 * scale, 5 * scale) if k < n_items)
+        scale *= 10
+    return [*ks, n_items]
+
+
+def evaluate_codes(codes: CodeSet, query_labels: np.ndarray, retrieval_labels: np.ndarray,
+                   evaluation: Evaluation) -> tuple[list, list]:
+    """Every task's metric values and curves from a cell's codes: ``(results, curves)`` rows as
+    in :class:`CellRecord`. One engine pass per task (:func:`mmhash.evaluation.evaluate_task`).
+
+    A fresh run and a recomputation from stored codes both come here, so they agree exactly.
+    """
+    from mmhash.evaluation import evaluate_task
+
+    results, curves = [], []
+    ks = pk_grid(len(retrieval_labels))
+    for query_view, retrieval_view in tasks(codes.views):
+        task = task_name(query_view, retrieval_view)
+        found = evaluate_task(codes.query[query_view], codes.retrieval_for(retrieval_view),
+                              query_labels, retrieval_labels, metrics=evaluation.metrics,
+                              ties=evaluation.ties, pk_cutoffs=ks)
+        pr = found.pr
+        curves.append((task, "pr", "none", pr.radius.tolist(), pr.precision.tolist(),
+                       pr.recall.tolist()))
+        for tie in evaluation.ties:
+            results.extend((task, metric, tie, found.values[(metric, tie)])
+                           for metric in evaluation.metrics)
+            curves.append((task, "p@k", tie, list(ks), found.precision_at_k[tie].tolist(), None))
+    return results, curves
+
+
+#: ``on_epoch(key, epoch, n_epochs, metrics)``: the training progress of a hasher that declares
+#: the ``epoch_progress`` capability (deep methods), for a progress bar.
+EpochCallback = Callable[[CellKey, int, int, dict], None]
+
+
+def run_cell(dataset: Dataset, key: CellKey, evaluation: Evaluation | None = None, *,
+             on_epoch: EpochCallback | None = None) -> CellRecord:
+    """Fit on the training split, encode queries and retrieval set, evaluate every task.
+
+    Exceptions propagate (:func:`run_cell_safely` turns them into a failed record).
+    """
+    from mmhash.base import EPOCH_PROGRESS, declares
+    from mmhash.registry import get_hasher
+
+    hasher = get_hasher(key.method, n_bits=key.bits, random_state=key.seed, **key.params_dict)
+    train, _ = dataset.part("train")
+    fit_views = {v: train[v] for v in key.views}
+    start = time.perf_counter()
+    if on_epoch is not None and declares(hasher, EPOCH_PROGRESS):
+        hasher.fit(fit_views, progress=lambda epoch, total, metrics:
+                   on_epoch(key, epoch, total, metrics))
+    else:
+        hasher.fit(fit_views)
+    train_seconds = time.perf_counter() - start
+
+    (queries, q_labels), (items, r_labels) = dataset.part("query"), dataset.part("retrieval")
+    start = time.perf_counter()
+    query_codes = {v: hasher.encode(queries[v], v) for v in key.views}
+    if key.database == "unified":
+        codes = CodeSet(key.views, query_codes, {},
+                        hasher.encode_database({v: items[v] for v in key.views}))
+    else:
+        codes = CodeSet(key.views, query_codes, {v: hasher.encode(items[v], v) for v in key.views})
+    encode_seconds = time.perf_counter() - start
+
+    results, curves = evaluate_codes(codes, q_labels, r_labels, evaluation or Evaluation())
+    return CellRecord(key, "done", None, train_seconds, encode_seconds, results, curves, codes)
+
+
+def run_cell_safely(dataset: Dataset, key: CellKey, evaluation: Evaluation,
+                    threads: int | None = None, on_epoch: EpochCallback | None = None
+                    ) -> CellRecord:
+    """:func:`run_cell`, with any exception turned into a failed record (the grid goes on).
+
+    ``threads`` caps BLAS/OpenMP and torch threads first (a worker of a process pool).
+    """
+    if threads:
+        _limit_threads(threads)
+    try:
+        return run_cell(dataset, key, evaluation, on_epoch=on_epoch)
+    except Exception as exc:  # one broken cell must not lose the rest of the grid
+        return CellRecord(key, "failed", f"{type(exc).__name__}: {exc}")
+
+
+def _limit_threads(threads: int) -> None:
+    """Cap BLAS/OpenMP and torch threads in a worker, so N workers use N x threads cores."""
+    import sys
+
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+__all__ = [
+    "DATABASE_PROTOCOLS",
+    "DEFAULT_DATABASE",
+    "KEY_FIELDS",
+    "SERIES_FIELDS",
+    "VALUE_FIELDS",
+    "CellKey",
+    "CellRecord",
+    "Evaluation",
+    "canonical_params",
+    "dataset_fingerprint",
+    "evaluate_codes",
+    "run_cell",
+    "run_cell_safely",
+    "task_name",
+    "tasks",
+]
