@@ -7,7 +7,7 @@ import scipy.linalg
 import scipy.sparse
 from sklearn.neighbors import NearestNeighbors
 
-from mmhash.base import BaseHasher
+from mmhash.base import UNIFIED_DATABASE, BaseHasher
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_bool, check_choice, check_integer, check_number
 from mmhash_baselines._common import centre_and_scale, column_signs
@@ -140,6 +140,22 @@ class IMH(BaseHasher):
     ``W_g = (X_g^T X_g + beta I)^{-1} X_g^T F_g`` and the hash of a new item is
     ``sgn(W_g^T (x - mean_g) - t_g)``.
 
+    Unified database codes (:data:`~mmhash.base.UNIFIED_DATABASE`, :meth:`encode_database`):
+    IMH learns one code per training item from both media jointly, and the paper's protocol
+    ranks queries against those learned codes when the database is the training set. Those
+    codes are the eigen-solution of the training set and exist for no other item, so
+    :meth:`encode_database` never looks them up (nor tries to recognise training rows): for any
+    item given through both media it returns the estimate that applies out of sample. With
+    the hash functions fixed, the paper's linear hash-function term for one new item with code
+    ``y`` is ``sum_g ||W_g^T c_g - y||^2`` (``c_g`` the normalised view, bias zero), whose
+    minimiser is the mean of the two projections::
+
+        y = (W_1^T c_1 + W_2^T c_2) / 2,     code = sgn(y - t_u)
+
+    Both ``W_g`` regress the same joint code (``F_2 ~ F_1`` for the default large ``mu``), so
+    the mean is the two media's estimates of one code pooled. ``t_u`` (``thresh_unified_``)
+    follows ``threshold``: the per-bit median of ``y`` over the training items ("median") or 0.
+
     Choices where the paper is silent or which we state explicitly (each a parameter):
 
     * The constant vector ``1`` is an exact eigenvector of ``D`` (eigenvalue
@@ -197,6 +213,7 @@ class IMH(BaseHasher):
     scale{g}_ : float, the view's scale divisor (1.0 when ``normalize`` is False)
     proj{g}_ : float64 (d_g, n_bits), ``W_g``
     thresh{g}_ : float64 (n_bits,), ``t_g``
+    thresh_unified_ : float64 (n_bits,), ``t_u``, the threshold of the unified codes
     sigma{g}_ : float, heat-kernel width used for the g-th view
     eigenvalues_ : float64 (n_bits,), the selected eigenvalues of ``D`` (ascending)
     objective_ : float, ``tr(F_1^T D F_1)`` at the solution (their sum)
@@ -204,6 +221,7 @@ class IMH(BaseHasher):
 
     name = "imh"
     supported_views = (2, 2)
+    capabilities = frozenset({UNIFIED_DATABASE})
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, k: int = 10, lam: float = 1.0,
                  beta: float = 1.0, mu: float = 1e4, affinity: str = "heat",
@@ -262,16 +280,33 @@ class IMH(BaseHasher):
         self.eigenvalues_ = vals
         self.objective_ = float(vals.sum())
 
+        projections = []
         for g, (C, F) in enumerate(zip(Xc, (F1, F2))):
             d = C.shape[1]
             W = scipy.linalg.solve(C.T @ C + float(self.beta) * np.eye(d), C.T @ F,
                                    assume_a="pos")
-            t = (np.median(C @ W, axis=0) if self.threshold == "median"
-                 else np.zeros(self.n_bits))
+            projections.append(C @ W)
             setattr(self, f"proj{g}_", W)
-            setattr(self, f"thresh{g}_", t)
+            setattr(self, f"thresh{g}_", self._threshold_of(projections[-1]))
+        # The unified codes' threshold, from the training items encoded as database items are.
+        self.thresh_unified_ = self._threshold_of(0.5 * (projections[0] + projections[1]))
+
+    def _threshold_of(self, Z: np.ndarray) -> np.ndarray:
+        """Per-bit threshold (float64 (n_bits,)) of training projections Z (n, n_bits)."""
+        return np.median(Z, axis=0) if self.threshold == "median" else np.zeros(Z.shape[1])
+
+    def _normalised(self, X: np.ndarray, g: int) -> np.ndarray:
+        return (X - getattr(self, f"mean{g}_")) / getattr(self, f"scale{g}_")
 
     def _encode(self, X: np.ndarray, modality: str) -> np.ndarray:
         g = self.modalities_.index(modality)
-        C = (X - getattr(self, f"mean{g}_")) / getattr(self, f"scale{g}_")
-        return C @ getattr(self, f"proj{g}_") - getattr(self, f"thresh{g}_")
+        return self._normalised(X, g) @ getattr(self, f"proj{g}_") - getattr(self, f"thresh{g}_")
+
+    def _encode_database(self, views: dict[str, np.ndarray]) -> np.ndarray:
+        """``(W_1^T c_1 + W_2^T c_2) / 2 - t_u``, float64 (n, n_bits), of items given as float64
+        (n, d_g) views (see the class docstring); the sign is the code."""
+        if not hasattr(self, "thresh_unified_"):  # state saved before unified codes existed
+            raise InvalidInputError("this IMH was saved without a unified database threshold; "
+                                    "refit it to use encode_database")
+        C1, C2 = (self._normalised(views[m], g) for g, m in enumerate(self.modalities_))
+        return 0.5 * (C1 @ self.proj0_ + C2 @ self.proj1_) - self.thresh_unified_

@@ -42,6 +42,21 @@ def cross_modal_maps():
     return _cross_modal_maps
 
 
+def _unified_maps(hasher, dataset) -> list[float]:
+    (query, lq), (retrieval, lr) = dataset.part("query"), dataset.part("retrieval")
+    database = hasher.encode_database(retrieval)
+    return [mean_average_precision(hasher.encode(query[a], a), database, lq, lr)
+            for a in ("image", "text")]
+
+
+@pytest.fixture(scope="session")
+def unified_maps():
+    """``maps(fitted_hasher, dataset)``: [image->database mAP, text->database mAP], the query
+    codes of one modality ranked against the unified codes ``encode_database`` gives the
+    retrieval items (the ``--database unified`` protocol)."""
+    return _unified_maps
+
+
 @pytest.fixture(scope="session")
 def random_floor():
     """``floor(dataset)``: the two cross-modal mAPs of a 16-bit random projection fitted on the

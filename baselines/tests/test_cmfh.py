@@ -110,3 +110,66 @@ def test_an_unusable_seed_is_refused_before_fitting(seed):
     views = {"image": np.ones((20, 4)), "text": np.ones((20, 3))}
     with pytest.raises(InvalidInputError, match="random_state"):
         CMFH(n_bits=8, random_state=seed).fit(views)
+
+
+# ---- unified database codes ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted(data):
+    views, _ = data.part("train")
+    return CMFH(n_bits=16).fit(views)
+
+
+def test_unified_database_codes_are_deterministic_per_item_codes(data, fitted):
+    views, _ = data.part("retrieval")
+    codes = fitted.encode_database(views)
+    assert codes.dtype == np.int8 and codes.shape == (len(views["image"]), 16)
+    assert set(np.unique(codes)) <= {-1, 1}
+    np.testing.assert_array_equal(fitted.encode_database(views), codes)
+    rows = np.arange(3, len(codes), 7)  # a subset: each code depends on its own pair only
+    np.testing.assert_array_equal(
+        fitted.encode_database({m: X[rows] for m, X in views.items()}), codes[rows])
+    np.testing.assert_array_equal(
+        fitted.encode_database({m: X[5:6] for m, X in views.items()}), codes[5:6])
+
+
+def test_unified_latent_minimises_the_objective_of_its_pair(data, fitted):
+    h = fitted
+    views, _ = data.part("query")
+    x1, x2 = views["image"][0] - h.mean0_, views["text"][0] - h.mean1_
+    lam, mu, gamma = h.lam, h.mu, h.gamma
+
+    def g(v):  # G restricted to one column, the learned U_m, P_m fixed
+        return (lam * ((x1 - h.basis0_ @ v) ** 2).sum()
+                + (1 - lam) * ((x2 - h.basis1_ @ v) ** 2).sum()
+                + mu * (((v - h.proj0_ @ x1) ** 2).sum() + ((v - h.proj1_ @ x2) ** 2).sum())
+                + gamma * (v**2).sum())
+
+    v = h._encode_database({m: X[:1] for m, X in views.items()})[0]
+    ref = minimize(g, np.zeros(16), method="BFGS", options={"gtol": 1e-10}).x
+    np.testing.assert_allclose(v, ref, atol=1e-6 * np.abs(ref).max())
+    assert g(v) <= g(ref) * (1 + 1e-12)
+
+
+def test_unified_codes_of_the_training_pairs_are_the_learned_codes(data, monkeypatch):
+    # The paper's database codes are sgn(V) of the training pairs: the fit's last V-step.
+    from mmhash_baselines import cmfh
+
+    latents = []
+
+    def spy(*args, **kwargs):
+        latents.append(update_latent(*args, **kwargs))
+        return latents[-1]
+
+    monkeypatch.setattr(cmfh, "update_latent", spy)
+    views, _ = data.part("train")
+    h = CMFH(n_bits=16).fit(views)
+    monkeypatch.undo()
+    learned = np.where(latents[-1].T >= 0, 1, -1)
+    assert (h.encode_database(views) == learned).mean() >= 0.999
+
+
+def test_unified_database_retrieval_beats_random_projection(data, fitted, unified_maps,
+                                                           random_floor):
+    got = unified_maps(fitted, data)
+    rp = random_floor(data)
+    assert min(got) > max(rp) + 0.05, (got, rp)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from mmhash_baselines.cvh import CVH
 
+from mmhash.base import UNIFIED_DATABASE
 from mmhash.data.synthetic import make_synthetic
 from mmhash.errors import InvalidInputError
 
@@ -98,3 +99,11 @@ def test_cross_modal_retrieval_beats_random_projection(data, cross_modal_maps, r
     cvh = cross_modal_maps(CVH(n_bits=16).fit(train), data)
     rp = random_floor(data)
     assert min(cvh) > max(rp) + 0.05, (cvh, rp)
+
+
+def test_encode_database_is_refused_without_the_capability(data):
+    views, _ = data.part("train")
+    h = CVH(n_bits=8).fit(views)
+    assert UNIFIED_DATABASE not in CVH.capabilities
+    with pytest.raises(InvalidInputError):
+        h.encode_database(views)

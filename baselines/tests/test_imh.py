@@ -125,3 +125,72 @@ def test_cross_modal_retrieval_beats_the_random_floor(wide_data, cross_modal_map
     got = np.mean(cross_modal_maps(IMH(n_bits=16).fit(train), wide_data))
     floor = np.mean(random_floor(wide_data))
     assert got > floor + 0.05, (got, floor)
+
+
+# ---- unified database codes ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted(wide_data):
+    train, _ = wide_data.part("train")
+    return IMH(n_bits=16).fit(train)
+
+
+def test_unified_database_codes_are_deterministic_per_item_codes(wide_data, fitted, tmp_path):
+    views, _ = wide_data.part("retrieval")
+    codes = fitted.encode_database(views)
+    assert codes.dtype == np.int8 and codes.shape == (len(views["image"]), 16)
+    assert set(np.unique(codes)) <= {-1, 1}
+    np.testing.assert_array_equal(fitted.encode_database(views), codes)
+    rows = np.arange(3, len(codes), 7)  # a subset: each code depends on its own item only
+    np.testing.assert_array_equal(
+        fitted.encode_database({m: X[rows] for m, X in views.items()}), codes[rows])
+    np.testing.assert_array_equal(
+        fitted.encode_database({m: X[5:6] for m, X in views.items()}), codes[5:6])
+    fitted.save(tmp_path / "imh.npz")
+    np.testing.assert_array_equal(IMH.load(tmp_path / "imh.npz").encode_database(views), codes)
+
+
+def test_unified_code_minimises_the_hash_function_term_of_the_item(wide_data, fitted):
+    from scipy.optimize import minimize
+
+    h = fitted
+    views, _ = wide_data.part("query")
+    c1 = (views["image"][0] - h.mean0_) / h.scale0_
+    c2 = (views["text"][0] - h.mean1_) / h.scale1_
+
+    def term(y):  # sum_g ||W_g^T c_g - y||^2, the W_g fixed
+        return ((c1 @ h.proj0_ - y) ** 2).sum() + ((c2 @ h.proj1_ - y) ** 2).sum()
+
+    y = h._encode_database({m: X[:1] for m, X in views.items()})[0] + h.thresh_unified_
+    ref = minimize(term, np.zeros(16), method="BFGS", options={"gtol": 1e-12}).x
+    np.testing.assert_allclose(y, ref, atol=1e-7)
+
+
+@pytest.mark.parametrize("rule", ["median", "zero"])
+def test_unified_threshold_follows_the_rule(wide_data, rule):
+    train, _ = wide_data.part("train")
+    h = IMH(n_bits=16, threshold=rule).fit(train)
+    codes = h.encode_database(train)
+    if rule == "zero":
+        np.testing.assert_array_equal(h.thresh_unified_, np.zeros(16))
+        scores = h._encode_database(train)
+        np.testing.assert_array_equal(codes, np.where(scores >= 0, 1, -1))
+    else:  # median thresholds balance every bit on the training items
+        ones = (codes == 1).sum(axis=0)
+        assert np.all(np.abs(ones - len(codes) / 2) <= 1)
+
+
+def test_unified_codes_need_their_threshold(wide_data, fitted):
+    views, _ = wide_data.part("query")
+    # A hasher restored from a file saved before unified codes existed lacks the threshold.
+    h = IMH(**fitted.get_params())
+    h._set_state(*fitted._get_state())
+    del h.thresh_unified_
+    with pytest.raises(InvalidInputError, match="refit"):
+        h.encode_database(views)
+
+
+def test_unified_database_retrieval_beats_the_random_floor(wide_data, fitted, unified_maps,
+                                                           random_floor):
+    got = np.mean(unified_maps(fitted, wide_data))
+    floor = np.mean(random_floor(wide_data))
+    assert got > floor + 0.05, (got, floor)

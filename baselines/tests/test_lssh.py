@@ -196,3 +196,93 @@ def test_cross_modal_retrieval_beats_random_projection(data, fitted, cross_modal
     lssh = cross_modal_maps(fitted[0], data)
     rp = random_floor(data)
     assert min(lssh) > max(rp) + 0.05, (lssh, rp)
+
+
+# ---- unified database codes ------------------------------------------------------------------
+def _pair_objective(x, y, s, a, B, U, R, lam, mu, gamma):
+    """The LSSH objective of one pair (rows x (p,), y (d2,), s (m,), a (k,))."""
+    return (((x - B @ s) ** 2).sum() + lam * np.abs(s).sum() + mu * ((y - U @ a) ** 2).sum()
+            + gamma * ((a - R @ s) ** 2).sum())
+
+
+@pytest.mark.parametrize("d2", [12, 3])  # 3 < k: U^T U is singular (a null space to skip)
+def test_unified_latents_satisfy_the_joint_optimality_conditions(d2):
+    rng = np.random.default_rng(7)
+    p, m, k, n = 10, 30, 8, 6
+    B = lssh._unit_columns(rng.standard_normal((p, m)))
+    U = lssh._unit_columns(rng.standard_normal((d2, k)))
+    R = lssh._unit_columns(rng.standard_normal((k, m)))
+    X = lssh._unit_rows(rng.standard_normal((n, p)))
+    Y = lssh._unit_rows(rng.standard_normal((n, d2)))
+    lam, mu, gamma = 0.2, 0.5, 1.0
+    S, A = lssh.unified_latents(X, Y, B, U, R, lam, mu, gamma)
+    assert S.shape == (n, m) and A.shape == (n, k)
+    # The objective is jointly convex in (s, a): its KKT conditions certify the minimiser.
+    # a: the gradient mu U^T (U a - y) + gamma (a - R s) vanishes.
+    np.testing.assert_allclose(mu * (A @ U.T - Y) @ U + gamma * (A - S @ R.T), 0.0, atol=1e-10)
+    # s: the smooth part's gradient is -lam sign(s) on the support and within [-lam, lam] off it.
+    grad = -2 * (X - S @ B.T) @ B - 2 * gamma * (A - S @ R.T) @ R
+    on = S != 0
+    assert on.any() and (~on).any()
+    np.testing.assert_allclose(grad[on], -lam * np.sign(S[on]), atol=1e-3)
+    assert np.all(np.abs(grad[~on]) <= lam + 1e-3)
+    # A generic solver on the first pair does no better.
+    def f(z):
+        return _pair_objective(X[0], Y[0], z[:m], z[m:], B, U, R, lam, mu, gamma)
+
+    ref = minimize(f, np.zeros(m + k), method="Powell",
+                   options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 200000}).x
+    assert f(np.concatenate([S[0], A[0]])) <= f(ref) + 1e-4
+
+
+def test_unified_database_codes_are_deterministic_per_item_codes(data, fitted, tmp_path):
+    h, _ = fitted
+    views, _ = data.part("retrieval")
+    codes = h.encode_database(views)
+    assert codes.dtype == np.int8 and codes.shape == (len(views["image"]), 16)
+    assert set(np.unique(codes)) <= {-1, 1}
+    np.testing.assert_array_equal(h.encode_database(views), codes)
+    rows = np.arange(3, len(codes), 7)  # a subset: each code depends on its own pair only
+    np.testing.assert_array_equal(
+        h.encode_database({m: X[rows] for m, X in views.items()}), codes[rows])
+    np.testing.assert_array_equal(h.encode_database({m: X[5:6] for m, X in views.items()}),
+                                  codes[5:6])
+    h.save(tmp_path / "lssh.npz")
+    np.testing.assert_array_equal(LSSH.load(tmp_path / "lssh.npz").encode_database(views), codes)
+
+
+def test_unified_database_codes_are_the_pairs_minimisers(data, fitted):
+    h, _ = fitted
+    views, _ = data.part("query")
+    X, Y = h._prep_image(views["image"][:5]), h._prep_text(views["text"][:5])
+    args = (h.dictionary_, h.basis_, h.link_, h.sparsity, h.mu, h.gamma)
+    S, A = lssh.unified_latents(X, Y, *args)
+    np.testing.assert_array_equal(h._encode_database({m: V[:5] for m, V in views.items()}),
+                                  A - h.thresh_unified_)
+    # Never worse than the authors' shortcut (the image sparse-coded alone, then one A-step).
+    B, U, R, lam, mu, gamma = args
+    S0 = _lasso(X, B, lam)
+    A0 = np.linalg.solve(mu * U.T @ U + gamma * np.eye(16), mu * U.T @ Y.T + gamma * R @ S0.T).T
+    for i in range(5):
+        assert (_pair_objective(X[i], Y[i], S[i], A[i], *args)
+                <= _pair_objective(X[i], Y[i], S0[i], A0[i], *args) + 1e-9)
+
+
+@pytest.mark.parametrize("rule", ["median", "zero"])
+def test_unified_threshold_follows_the_rule_on_the_training_pairs(data, rule):
+    views, _ = data.part("train")
+    h = LSSH(n_bits=16, threshold=rule, **FAST).fit(views)
+    if rule == "zero":
+        np.testing.assert_array_equal(h.thresh_unified_, np.zeros(16))
+        return
+    latent = h._unified_latent(h._prep_image(views["image"]), h._prep_text(views["text"]))
+    np.testing.assert_allclose(h.thresh_unified_, np.median(latent, axis=0))
+    ones = (h.encode_database(views) == 1).mean(axis=0)
+    assert np.all(np.abs(ones - 0.5) <= 0.01)
+
+
+def test_unified_database_retrieval_beats_random_projection(data, fitted, unified_maps,
+                                                           random_floor):
+    got = unified_maps(fitted[0], data)
+    rp = random_floor(data)
+    assert min(got) > max(rp) + 0.05, (got, rp)
