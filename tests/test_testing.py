@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmhash.base import EPOCH_PROGRESS, UNIFIED_DATABASE
 from mmhash.hashers.rp import RandomProjectionHasher
 from mmhash.testing import CHECKS, check_hasher, check_params
 
@@ -106,6 +107,32 @@ class CopiesTheFloor(RandomProjectionHasher):
     name = "copies-the-floor"
 
 
+class SilentEpochs(_Learned):
+    """Declares epoch progress but never reports an epoch."""
+
+    name = "silent-epochs"
+    capabilities = frozenset({EPOCH_PROGRESS})
+
+    def _fit(self, views, progress=None):
+        super()._fit(views)
+
+
+class BatchDependentDatabase(_Learned):
+    """Declares a unified database code that depends on the other items of the batch."""
+
+    name = "batch-dependent-database"
+    capabilities = frozenset({UNIFIED_DATABASE})
+
+    def _encode_database(self, views):
+        scores = sum(self._encode(X, m) for m, X in views.items())
+        return scores - scores.mean(axis=0)
+
+
+class MadeUpCapability(_Learned):
+    name = "made-up-capability"
+    capabilities = frozenset({"telepathy"})
+
+
 def _run(cls, check):
     CHECKS[check](cls, check_params(cls))
 
@@ -129,6 +156,9 @@ def test_sound_hasher_passes_every_check():
         (SkipsValidation, "bad_input_errors"),
         (NoFitGuard, "encode_before_fit_raises"),
         (CopiesTheFloor, "beats_random_floor"),
+        (SilentEpochs, "declared_capabilities"),
+        (BatchDependentDatabase, "declared_capabilities"),
+        (MadeUpCapability, "declared_capabilities"),
     ],
     ids=lambda v: v if isinstance(v, str) else v.name,
 )

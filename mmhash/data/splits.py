@@ -2,8 +2,8 @@
 
 Registered datasets use the index arrays in ``mmhash/data/splits/<file>.npz`` (keys ``query``,
 ``retrieval``, ``train``, ``validation``; int64 row indices), written once by
-``python -m mmhash.data.make_splits`` and never re-drawn at run time. A user's file gets the
-split it carries (train/test, train/query/database, ``*_idx``), or a generated one that is
+``datasets/make_splits.py`` (in the source tree) and never re-drawn at run time. A user's file
+gets the split it carries (train/test, train/query/database, ``*_idx``), or a generated one that is
 recorded as generated.
 """
 

@@ -279,6 +279,46 @@ def check_beats_random_floor(cls: type, params: dict[str, Any]) -> None:
     )
 
 
+def check_declared_capabilities(cls: type, params: dict[str, Any]) -> None:
+    """Declared capabilities are known and honoured: ``epoch_progress`` reports every epoch
+    in order; ``unified_database`` gives ±1 codes of each item from all its views,
+    independent of the batch; undeclared, ``encode_database`` refuses and ``progress`` is
+    accepted (and unused)."""
+    from mmhash.base import CAPABILITIES, EPOCH_PROGRESS, UNIFIED_DATABASE
+
+    declared = set(getattr(cls, "capabilities", ()))
+    unknown = declared - set(CAPABILITIES)
+    assert not unknown, f"unknown capabilities {sorted(unknown)}; known: {list(CAPABILITIES)}"
+    calls: list[tuple] = []
+    hasher = _make(cls, params).fit(_readonly_train(_min_views(cls)),
+                                    progress=lambda *args: calls.append(args))
+    if EPOCH_PROGRESS in declared:
+        assert calls, "declares epoch_progress but never called progress"
+        epochs = [c[0] for c in calls]
+        assert epochs == list(range(1, len(calls) + 1)), f"epochs reported as {epochs}"
+        assert all(c[1] == calls[0][1] and isinstance(c[2], dict) for c in calls), (
+            "progress(epoch, n_epochs, metrics) needs a fixed n_epochs and a dict of metrics")
+    else:
+        assert not calls, "called progress without declaring epoch_progress"
+    items = _data(_min_views(cls)).part("retrieval")[0]
+    if UNIFIED_DATABASE not in declared:
+        try:
+            hasher.encode_database(items)
+        except InvalidInputError:
+            return
+        raise AssertionError("encode_database worked without declaring unified_database")
+    codes = hasher.encode_database(items)
+    n_bits = params.get("n_bits", N_BITS)
+    n = len(next(iter(items.values())))
+    assert isinstance(codes, np.ndarray) and codes.dtype == np.int8, "database codes not int8"
+    assert codes.shape == (n, n_bits), f"database codes {codes.shape}, expected {(n, n_bits)}"
+    assert set(np.unique(codes).tolist()) <= {-1, 1}, "database code values are not ±1"
+    for i in (0, n // 2, n - 1):
+        single = hasher.encode_database({m: X[i : i + 1] for m, X in items.items()})
+        assert np.array_equal(single[0], codes[i]), (
+            f"database code of row {i} differs when encoded alone")
+
+
 CHECKS: dict[str, Check] = {
     "params_stored_unchanged": check_params_stored_unchanged,
     "fit_returns_self": check_fit_returns_self,
@@ -291,6 +331,7 @@ CHECKS: dict[str, Check] = {
     "bad_input_errors": check_bad_input_errors,
     "supported_view_counts": check_supported_view_counts,
     "beats_random_floor": check_beats_random_floor,
+    "declared_capabilities": check_declared_capabilities,
 }
 
 

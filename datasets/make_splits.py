@@ -1,6 +1,8 @@
 """Write the stored splits of the registered datasets (run once; the outputs are committed).
 
-    python -m mmhash.data.make_splits --data-dir ../shared/datasets
+    python datasets/make_splits.py --data-dir ../shared/datasets
+
+A maintainer's tool, kept beside the dataset cards' index and outside the installed package.
 
 Splits are never re-drawn at run time: ``load_dataset`` reads ``mmhash/data/splits/*.npz``.
 This script documents how each file was made and regenerates identical index arrays from the
