@@ -36,6 +36,7 @@ from torch import nn
 
 from mmhash.base import EPOCH_PROGRESS, BaseHasher, ProgressCallback
 from mmhash.errors import DataError, InvalidInputError, UnknownNameError
+from mmhash.params import check_choice, check_integer, check_number
 
 logger = logging.getLogger(__name__)
 
@@ -96,12 +97,20 @@ def resolve_device(device: Any) -> torch.device:
 
 
 def check_seed(random_state: Any) -> int:
-    """``random_state`` as a non-negative int (deep hashers need a concrete seed)."""
-    if (isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer))
-            or random_state < 0):
-        raise InvalidInputError(
-            f"random_state must be a non-negative integer, got {random_state!r}")
-    return int(random_state)
+    """``random_state`` as a non-negative int (deep hashers seed torch and numpy from one
+    concrete integer)."""
+    return check_integer("random_state", random_state, minimum=0)
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """``value`` as ``float`` if it is a finite real number in ``[0, 1)``, else raise.
+
+    :func:`mmhash.params.check_number` takes one kind of bound for both ends, so the half-open
+    interval is two checks; the message names the end that was broken (``momentum must be a
+    finite number < 1, got 1.0``).
+    """
+    check_number(name, value, minimum=0)
+    return check_number(name, value, maximum=1, exclusive=True)
 
 
 @contextlib.contextmanager
@@ -133,9 +142,7 @@ def holdout_split(n: int, fraction: float, rng: np.random.Generator,
     Both parts are sorted int64 arrays. The held-out part has ``round(fraction * n)`` rows, at
     least ``min_rows``; the fit part must keep at least ``min_rows`` too.
     """
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
-            0.0 <= fraction < 1.0):
-        raise InvalidInputError(f"validation_fraction must be a number in [0, 1), got {fraction!r}")
+    check_fraction("validation_fraction", fraction)
     if fraction == 0:
         return np.arange(n, dtype=np.int64), np.empty(0, dtype=np.int64)
     n_val = max(min_rows, int(round(fraction * n)))
@@ -378,25 +385,16 @@ class TorchHasher(BaseHasher):
     # -- validation ----------------------------------------------------------------------------
     def _check_params(self) -> None:
         """Validate the training hyperparameters; subclasses extend it (call super())."""
-        for key in ("n_epochs", "batch_size"):
-            value = getattr(self, key)
-            low = 2 if key == "batch_size" else 1
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise InvalidInputError(f"{key} must be an integer >= {low}, got {value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise UnknownNameError("optimizer", self.optimizer, OPTIMIZERS)
-        checks = {"learning_rate": (0.0, math.inf, False), "momentum": (0.0, 1.0, True),
-                  "weight_decay": (0.0, math.inf, True)}
-        for key, (lo, hi, closed_lo) in checks.items():
-            value = getattr(self, key)
-            ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
-                  and math.isfinite(value) and (value >= lo if closed_lo else value > lo)
-                  and value < hi)
-            if not ok:
-                bound = "[" if closed_lo else "("
-                raise InvalidInputError(f"{key} must be a number in {bound}{lo}, {hi}), "
-                                        f"got {value!r}")
-        holdout_split(10, self.validation_fraction, np.random.default_rng(0), min_rows=0)
+        check_integer("n_epochs", self.n_epochs, minimum=1)
+        # The batch similarity losses compare rows with each other: one row has no pairs.
+        check_integer("batch_size", self.batch_size, minimum=2)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("learning_rate", self.learning_rate, minimum=0, exclusive=True)
+        check_fraction("momentum", self.momentum)
+        check_number("weight_decay", self.weight_decay, minimum=0)
+        check_fraction("validation_fraction", self.validation_fraction)
+        # These resolve as well as check (None -> every core; a device this machine has), and
+        # fit and encode call them again; calling them here fails before training.
         resolve_threads(self.n_threads)
         resolve_device(self.device)
         check_seed(self.random_state)
@@ -423,8 +421,9 @@ class TorchHasher(BaseHasher):
                 if validation is not None:
                     validation.append(torch.from_numpy(val_rows).to(device))
             optimizer = make_optimizer(self.optimizer, model.parameters(),
-                                       learning_rate=self.learning_rate, momentum=self.momentum,
-                                       weight_decay=self.weight_decay)
+                                       learning_rate=float(self.learning_rate),
+                                       momentum=float(self.momentum),
+                                       weight_decay=float(self.weight_decay))
             result = train_loop(
                 model, lambda batch: self._loss(model, batch), data, optimizer,
                 n_epochs=int(self.n_epochs), batch_size=int(self.batch_size), rng=rng,

@@ -98,7 +98,7 @@ predicted ones).
 from __future__ import annotations
 
 import itertools
-import math
+import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -114,8 +114,9 @@ except ImportError as exc:  # the registry lists ujsah as unavailable with this 
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.errors import InvalidInputError, UnknownNameError
-from mmhash.hashers._torch import TorchHasher
+from mmhash.errors import InvalidInputError
+from mmhash.hashers._torch import TorchHasher, check_fraction
+from mmhash.params import check_bool, check_choice, check_integer, check_number
 
 DECODE_FROM = ("own", "predicted")
 
@@ -136,23 +137,34 @@ def similarity_matrices(views: Sequence[torch.Tensor], rescale: bool = True) -> 
 
 
 def view_weights(mu: float | Sequence[float], n_views: int) -> list[float]:
-    """The weights ``mu_m`` of Eq. 1 for ``n_views`` views (see the module docstring)."""
-    if isinstance(mu, (int, float, np.floating, np.integer)) and not isinstance(mu, bool):
-        mu = float(mu)
-        if not (math.isfinite(mu) and 0.0 <= mu <= 1.0):
-            raise InvalidInputError(f"mu must be in [0, 1], got {mu!r}")
+    """The weights ``mu_m`` of Eq. 1 for ``n_views`` views (see the module docstring).
+
+    ``mu`` is one real number in ``[0, 1]`` (Python or numpy) or a sequence of ``n_views``
+    non-negative reals summing to 1; returns ``n_views`` Python floats. Raises
+    :class:`InvalidInputError` otherwise.
+    """
+    if isinstance(mu, numbers.Real) and not isinstance(mu, (bool, np.bool_)):
+        mu = check_number("mu", mu, minimum=0, maximum=1)
         return [mu] + [(1.0 - mu) / (n_views - 1)] * (n_views - 1)
-    try:
-        weights = [float(w) for w in mu]
-    except (TypeError, ValueError):
+    # A string iterates too, but is never a list of weights.
+    items = None if isinstance(mu, (str, bytes)) else _as_list(mu)
+    if items is None:
         raise InvalidInputError(
-            f"mu must be a number in [0, 1] or a list of one weight per view, got {mu!r}"
-        ) from None
+            f"mu must be a number in [0, 1] or a list of one weight per view, got {mu!r}")
+    weights = [check_number(f"mu[{i}]", w, minimum=0) for i, w in enumerate(items)]
     if len(weights) != n_views:
         raise InvalidInputError(f"mu has {len(weights)} weights for {n_views} views")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
+    if abs(sum(weights) - 1.0) > 1e-6:
         raise InvalidInputError(f"mu weights must be >= 0 and sum to 1, got {weights}")
     return weights
+
+
+def _as_list(value: Any) -> list[Any] | None:
+    """``list(value)``, or None when ``value`` cannot be iterated (a 0-d array, None, ...)."""
+    try:
+        return list(value)
+    except TypeError:
+        return None
 
 
 def joint_semantics(sims: Sequence[torch.Tensor], weights: Sequence[float], eta: float,
@@ -343,26 +355,18 @@ class UJSAH(TorchHasher):
 
     def _check_params(self) -> None:
         super()._check_params()
-        ranges = {"alpha": "[0, inf)", "beta": "[0, inf)", "gamma": "[0, inf)",
-                  "delta": "[0, inf)", "eta": "[0, 1]", "dropout": "[0, 1)"}
-        for key, allowed in ranges.items():
-            value = getattr(self, key)
-            ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
-                  and math.isfinite(value) and value >= 0
-                  and (key not in ("eta", "dropout") or value <= 1)
-                  and (key != "dropout" or value < 1))
-            if not ok:
-                raise InvalidInputError(f"{key} must be a number in {allowed}, got {value!r}")
+        for key in ("alpha", "beta", "gamma", "delta"):
+            check_number(key, getattr(self, key), minimum=0)
+        check_number("eta", self.eta, minimum=0, maximum=1)
+        check_fraction("dropout", self.dropout)
         for key in ("joint_semantics", "rescale_similarity", "normalize_inputs"):
-            if not isinstance(getattr(self, key), (bool, np.bool_)):
-                raise InvalidInputError(f"{key} must be True or False, got {getattr(self, key)!r}")
-        if self.decode_from not in DECODE_FROM:
-            raise UnknownNameError("decode_from", self.decode_from, DECODE_FROM)
+            check_bool(key, getattr(self, key))
+        check_choice("decode_from", self.decode_from, DECODE_FROM)
         for key in ("image_width", "text_width", "predictor_width", "image_decoder_depth",
                     "text_decoder_depth"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InvalidInputError(f"{key} must be a positive integer, got {value!r}")
+            check_integer(key, getattr(self, key), minimum=1)
+        # mu is checked by view_weights at the start of _fit (before training): whether a list
+        # of weights is valid depends on the number of views.
 
     def _fit(self, views: dict[str, np.ndarray], *,
              progress: ProgressCallback | None = None) -> None:
@@ -379,7 +383,8 @@ class UJSAH(TorchHasher):
 
     def _loss(self, model: UJSAHNet, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
-        return ujsah_loss(model, batch, alpha=self.alpha, beta=self.beta, gamma=self.gamma,
-                          delta=self.delta, weights=self._weights, eta=self.eta,
+        return ujsah_loss(model, batch, alpha=float(self.alpha), beta=float(self.beta),
+                          gamma=float(self.gamma), delta=float(self.delta),
+                          weights=self._weights, eta=float(self.eta),
                           joint=bool(self.joint_semantics), decode_from=self.decode_from,
                           rescale=bool(self.rescale_similarity))

@@ -58,9 +58,10 @@ except ImportError as exc:  # the registry lists umha as unavailable with this m
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.errors import InvalidInputError, UnknownNameError
-from mmhash.hashers._torch import ENCODE_CHUNK, TorchHasher
+from mmhash.errors import InvalidInputError
+from mmhash.hashers._torch import ENCODE_CHUNK, TorchHasher, check_fraction
 from mmhash.hashers.ujsah import joint_semantics, similarity_matrices, view_weights
+from mmhash.params import check_bool, check_choice, check_integer, check_number
 
 #: The ablation presets: variant name -> the component it removes (``None``: the full model).
 VARIANTS: dict[str, str | None] = {
@@ -318,35 +319,27 @@ class UMHA(TorchHasher):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if self.variant not in VARIANTS:
-            raise UnknownNameError("variant", self.variant, VARIANTS)
-        ranges = {"alpha": (0.0, math.inf, "[0, inf)"), "beta": (0.0, math.inf, "[0, inf)"),
-                  "gamma": (0.0, math.inf, "[0, inf)"), "eta": (0.0, 1.0, "[0, 1]"),
-                  "neighbour_weight": (0.0, 1.0, "[0, 1]"), "rho": (0.0, 1.0, "[0, 1)"),
-                  "dropout": (0.0, 1.0, "[0, 1)")}
-        for key, (lo, hi, allowed) in ranges.items():
-            value = getattr(self, key)
-            open_hi = allowed.endswith(")")
-            ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.floating))
-                  and math.isfinite(value) and value >= lo
-                  and (value < hi if open_hi else value <= hi))
-            if not ok:
-                raise InvalidInputError(f"{key} must be a number in {allowed}, got {value!r}")
-        tau = self.tau
-        if (isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating))
-                or not math.isfinite(tau) or tau <= 0):
-            raise InvalidInputError(f"tau must be a positive number, got {tau!r}")
+        check_choice("variant", self.variant, VARIANTS)
+        for key in ("alpha", "beta", "gamma"):
+            check_number(key, getattr(self, key), minimum=0)
+        # tau divides the logits of the instance term.
+        check_number("tau", self.tau, minimum=0, exclusive=True)
+        for key in ("eta", "neighbour_weight"):
+            check_number(key, getattr(self, key), minimum=0, maximum=1)
+        # rho = 1 would replace A0 by the codes' similarity outright (the A-step's weight
+        # rho / (1 - rho) is infinite); dropout 1 drops everything.
+        for key in ("rho", "dropout"):
+            check_fraction(key, getattr(self, key))
         for key in ("rescale_similarity", "standardize"):
-            if not isinstance(getattr(self, key), (bool, np.bool_)):
-                raise InvalidInputError(f"{key} must be True or False, got {getattr(self, key)!r}")
+            check_bool(key, getattr(self, key))
         for key in ("n_neighbors", "n_tokens", "token_dim", "n_heads", "n_layers", "ff_width",
                     "max_samples"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InvalidInputError(f"{key} must be a positive integer, got {value!r}")
+            check_integer(key, getattr(self, key), minimum=1)
         if self.token_dim % self.n_heads:
             raise InvalidInputError(f"token_dim={self.token_dim} must be divisible by "
                                     f"n_heads={self.n_heads} (each head gets token_dim / n_heads)")
+        # n_neighbors and max_samples against the training rows, and mu against the view count,
+        # need the data: _fit checks them first, before training.
 
     def _weights(self, n_views: int) -> list[float]:
         if self.mu is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ torch = pytest.importorskip("torch")
 from mmhash.errors import DataError, InvalidInputError, UnknownNameError  # noqa: E402
 from mmhash.hashers._torch import (  # noqa: E402
     arrays_to_module,
+    check_seed,
     holdout_split,
     iter_batches,
     make_optimizer,
@@ -98,6 +100,33 @@ def test_holdout_split_is_seeded_disjoint_and_validated():
             holdout_split(100, bad, np.random.default_rng(0))
     with pytest.raises(InvalidInputError, match="leaves 1 of 5 rows"):
         holdout_split(5, 0.8, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(("fraction", "twin"), [
+    (np.float64(0.2), 0.2), (np.float32(0.25), 0.25), (np.int64(0), 0),
+])
+def test_holdout_split_takes_numpy_fractions_like_python_ones(fraction, twin):
+    fit, val = holdout_split(100, fraction, np.random.default_rng(3))
+    fit2, val2 = holdout_split(100, twin, np.random.default_rng(3))
+    assert np.array_equal(fit, fit2) and np.array_equal(val, val2)
+
+
+# {!r} is the value given: numpy's repr of its scalars changed in numpy 2.
+@pytest.mark.parametrize(("fraction", "message"), [
+    (np.float64(1.0), "validation_fraction must be a finite number < 1, got {!r}"),
+    (np.nan, "validation_fraction must be a finite number >= 0, got {!r}"),
+    (np.bool_(False), "validation_fraction must be a finite number >= 0, got {!r}"),
+])
+def test_holdout_split_names_the_broken_bound(fraction, message):
+    with pytest.raises(InvalidInputError, match=re.escape(message.format(fraction))):
+        holdout_split(100, fraction, np.random.default_rng(0))
+
+
+def test_seed_takes_numpy_integers_and_nothing_else():
+    assert check_seed(np.int64(3)) == 3 and type(check_seed(np.int64(3))) is int
+    for bad in (np.float64(3.0), True, -1, None):
+        with pytest.raises(InvalidInputError, match="random_state must be an integer >= 0"):
+            check_seed(bad)
 
 
 def test_make_optimizer_by_name():

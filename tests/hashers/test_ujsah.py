@@ -3,6 +3,7 @@ determinism, persistence, batch independence, M views, and the lazy torch import
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,8 @@ torch = pytest.importorskip("torch")
 
 from mmhash.base import read_saved  # noqa: E402
 from mmhash.data.synthetic import make_synthetic  # noqa: E402
-from mmhash.errors import InvalidInputError, UnknownNameError  # noqa: E402
+from mmhash.errors import InvalidInputError  # noqa: E402
+from mmhash.hashers import _torch  # noqa: E402
 from mmhash.hashers.ujsah import (  # noqa: E402
     UJSAH,
     UJSAHNet,
@@ -79,8 +81,13 @@ def test_view_weights_reduce_to_mu_one_minus_mu_and_are_validated():
         view_weights([0.5, 0.5], 3)
     with pytest.raises(InvalidInputError, match="sum to 1"):
         view_weights([0.5, 0.6], 2)
-    with pytest.raises(InvalidInputError, match=r"mu must be in \[0, 1\]"):
+    with pytest.raises(InvalidInputError,
+                       match=r"mu must lie between 0 and 1 \(inclusive\), got 1.5"):
         view_weights(1.5, 2)
+    with pytest.raises(InvalidInputError, match=r"mu\[1\] must be a finite number >= 0, got -0.1"):
+        view_weights([1.1, -0.1], 2)
+    assert view_weights(np.float64(0.8), 2) == view_weights(0.8, 2)
+    assert view_weights(np.array([0.2, 0.3, 0.5]), 3) == [0.2, 0.3, 0.5]
 
 
 # ---- the objective and its ablation switches ---------------------------------------------------
@@ -257,10 +264,10 @@ def test_epoch_selection_on_held_out_training_rows():
 
 
 @pytest.mark.parametrize(("param", "value", "error", "match"), [
-    ("decode_from", "decoded", UnknownNameError, "choose from: own, predicted"),
-    ("optimizer", "rmsprop", UnknownNameError, "choose from: adam, sgd"),
+    ("decode_from", "decoded", InvalidInputError, "decode_from must be one of own, predicted"),
+    ("optimizer", "rmsprop", InvalidInputError, "optimizer must be one of adam, sgd"),
     ("alpha", -1.0, InvalidInputError, "alpha must be"),
-    ("eta", 1.5, InvalidInputError, "eta must be"),
+    ("eta", 1.5, InvalidInputError, "eta must lie between 0 and 1"),
     ("dropout", 1.0, InvalidInputError, "dropout must be"),
     ("batch_size", 1, InvalidInputError, "batch_size must be"),
     ("image_width", 0, InvalidInputError, "image_width must be"),
@@ -272,6 +279,79 @@ def test_bad_parameters_raise_clear_errors(param, value, error, match):
     train, _ = _data()
     with pytest.raises(error, match=match):
         UJSAH(**{**TINY, param: value}).fit(train)
+
+
+def _as_python(value):
+    """The Python equivalent of a numpy scalar (or of a list of them)."""
+    if isinstance(value, list):
+        return [_as_python(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# One tiny epoch: the point is that the values are accepted and used as their Python twins.
+ONE_EPOCH = {**TINY, "n_epochs": 1}
+
+
+@pytest.mark.parametrize(("param", "value"), [
+    ("alpha", np.int64(1)), ("beta", np.float64(18.0)), ("gamma", np.int64(200)),
+    ("delta", np.float64(0.12)), ("eta", np.float64(0.3)), ("eta", np.int64(1)),
+    ("mu", np.float64(0.8)), ("mu", np.int64(1)), ("mu", [np.float64(0.5), np.float64(0.5)]),
+    ("dropout", np.float64(0.2)), ("image_width", np.int64(32)), ("text_width", np.int64(24)),
+    ("predictor_width", np.int64(16)), ("image_decoder_depth", np.int64(2)),
+    ("text_decoder_depth", np.int64(1)), ("n_epochs", np.int64(1)), ("batch_size", np.int64(40)),
+    ("learning_rate", np.float64(3e-3)), ("momentum", np.float64(0.9)),
+    ("weight_decay", np.int64(0)), ("validation_fraction", np.float64(0.25)),
+    ("n_threads", np.int64(1)), ("random_state", np.int64(0)), ("n_bits", np.int64(16)),
+    ("joint_semantics", np.bool_(False)),
+])
+def test_numpy_scalars_are_accepted_like_python_numbers(param, value):
+    train, query = _data()
+    params = {**ONE_EPOCH, param: value}
+    if param == "momentum":
+        params["optimizer"] = "sgd"  # momentum is only used by SGD
+    h = UJSAH(**params).fit(train)
+    assert h.get_params()[param] is value, "parameters are stored as given"
+    twin = UJSAH(**{**params, param: _as_python(value)}).fit(train)
+    for m in ("image", "text"):
+        assert np.array_equal(h.encode(query[m], m), twin.encode(query[m], m))
+
+
+# {!r} is the value given: numpy's repr of its scalars changed in numpy 2.
+@pytest.mark.parametrize(("param", "value", "message"), [
+    ("alpha", True, "alpha must be a finite number >= 0, got {!r}"),
+    ("beta", -1.0, "beta must be a finite number >= 0, got {!r}"),
+    ("gamma", np.nan, "gamma must be a finite number >= 0, got {!r}"),
+    ("delta", "0.12", "delta must be a finite number >= 0, got {!r}"),
+    ("eta", np.float64(1.5), "eta must lie between 0 and 1 (inclusive), got {!r}"),
+    ("dropout", 1, "dropout must be a finite number < 1, got {!r}"),
+    ("mu", np.nan, "mu must lie between 0 and 1 (inclusive), got {!r}"),
+    ("mu", True, "mu must be a number in [0, 1] or a list of one weight per view, got {!r}"),
+    ("mu", [0.5, "0.5"], "mu[1] must be a finite number >= 0, got '0.5'"),
+    ("learning_rate", np.int64(0), "learning_rate must be a finite number > 0, got {!r}"),
+    ("momentum", -0.5, "momentum must be a finite number >= 0, got {!r}"),
+    ("weight_decay", np.inf, "weight_decay must be a finite number >= 0, got {!r}"),
+    ("validation_fraction", 1.0, "validation_fraction must be a finite number < 1, got {!r}"),
+    ("n_epochs", 2.0, "n_epochs must be an integer >= 1, got {!r}"),
+    ("batch_size", True, "batch_size must be an integer >= 2, got {!r}"),
+    ("image_width", np.int64(0), "image_width must be an integer >= 1, got {!r}"),
+    ("text_decoder_depth", None, "text_decoder_depth must be an integer >= 1, got {!r}"),
+    ("predictor_width", -3, "predictor_width must be an integer >= 1, got {!r}"),
+    ("joint_semantics", 1, "joint_semantics must be True or False, got {!r}"),
+    ("normalize_inputs", "yes", "normalize_inputs must be True or False, got {!r}"),
+    ("decode_from", "predicte",
+     "decode_from must be one of own, predicted; got {!r} (did you mean 'predicted'?)"),
+    ("optimizer", "Adam", "optimizer must be one of adam, sgd; got {!r}"),
+    ("random_state", -1, "random_state must be an integer >= 0, got {!r}"),
+    ("n_threads", 0, "n_threads must be a positive integer or None, got {!r}"),
+])
+def test_bad_values_are_refused_by_name_before_training(param, value, message, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(_torch, "train_loop", no_training)
+    train, _ = _data()
+    with pytest.raises(InvalidInputError, match=re.escape(message.format(value))):
+        UJSAH(**{**ONE_EPOCH, param: value}).fit(train)
 
 
 # ---- import hygiene ----------------------------------------------------------------------------

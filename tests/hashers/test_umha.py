@@ -4,6 +4,7 @@ persistence, M views, epoch selection and the hooks UMHA adds to the shared trai
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,8 @@ torch = pytest.importorskip("torch")
 
 from mmhash.base import read_saved  # noqa: E402
 from mmhash.data.synthetic import make_synthetic  # noqa: E402
-from mmhash.errors import InvalidInputError, UnknownNameError  # noqa: E402
+from mmhash.errors import InvalidInputError  # noqa: E402
+from mmhash.hashers import _torch  # noqa: E402
 from mmhash.hashers._torch import make_optimizer, train_loop  # noqa: E402
 from mmhash.hashers.umha import (  # noqa: E402
     UMHA,
@@ -373,21 +375,97 @@ def test_epoch_end_hook_runs_after_the_steps_and_before_the_held_out_loss():
 
 
 @pytest.mark.parametrize(("param", "value", "error", "match"), [
-    ("variant", "umha-6", UnknownNameError, "choose from: full, umha-1, umha-2"),
+    ("variant", "umha-6", InvalidInputError, "variant must be one of full, umha-1, umha-2"),
     ("token_dim", 9, InvalidInputError, "token_dim=9 must be divisible by n_heads=2"),
     ("n_neighbors", 200, InvalidInputError, "n_neighbors=200 must be smaller than the 160"),
     ("max_samples", 100, InvalidInputError, "160 training rows exceed max_samples=100"),
-    ("tau", 0.0, InvalidInputError, "tau must be a positive number"),
-    ("rho", 1.0, InvalidInputError, r"rho must be a number in \[0, 1\)"),
-    ("neighbour_weight", -0.1, InvalidInputError, "neighbour_weight must be"),
-    ("n_heads", 0, InvalidInputError, "n_heads must be a positive integer"),
+    ("tau", 0.0, InvalidInputError, "tau must be a finite number > 0, got 0.0"),
+    ("rho", 1.0, InvalidInputError, "rho must be a finite number < 1, got 1.0"),
+    ("neighbour_weight", -0.1, InvalidInputError, "neighbour_weight must lie between 0 and 1"),
+    ("n_heads", 0, InvalidInputError, "n_heads must be an integer >= 1, got 0"),
     ("rescale_similarity", "yes", InvalidInputError, "rescale_similarity must be"),
-    ("optimizer", "rmsprop", UnknownNameError, "choose from: adam, sgd"),
+    ("optimizer", "rmsprop", InvalidInputError, "optimizer must be one of adam, sgd"),
 ])
 def test_bad_parameters_raise_clear_errors(param, value, error, match):
     train, _ = _data()
     with pytest.raises(error, match=match):
         UMHA(**{**TINY, param: value}).fit(train)
+
+
+def _as_python(value):
+    """The Python equivalent of a numpy scalar (or of a list of them)."""
+    if isinstance(value, list):
+        return [_as_python(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+# One tiny epoch: the point is that the values are accepted and used as their Python twins.
+ONE_EPOCH = {**TINY, "n_epochs": 1}
+
+
+@pytest.mark.parametrize(("param", "value"), [
+    ("alpha", np.int64(1)), ("beta", np.float64(0.5)), ("gamma", np.int64(2)),
+    ("tau", np.float64(0.5)), ("tau", np.int64(1)), ("eta", np.float64(0.3)),
+    ("mu", np.float64(0.6)), ("mu", [np.float64(0.25), np.float64(0.75)]),
+    ("n_neighbors", np.int64(8)), ("neighbour_weight", np.int64(1)), ("rho", np.float64(0.5)),
+    ("rho", np.int64(0)), ("n_tokens", np.int64(4)), ("token_dim", np.int64(8)),
+    ("n_heads", np.int64(2)), ("n_layers", np.int64(1)), ("ff_width", np.int64(16)),
+    ("dropout", np.float64(0.1)), ("max_samples", np.int64(500)), ("n_epochs", np.int64(1)),
+    ("batch_size", np.int64(50)), ("learning_rate", np.float64(3e-3)),
+    ("momentum", np.float64(0.9)), ("weight_decay", np.float64(1e-4)),
+    ("validation_fraction", np.float64(0.25)), ("n_threads", np.int64(1)),
+    ("random_state", np.int64(0)), ("n_bits", np.int64(16)), ("standardize", np.bool_(False)),
+])
+def test_numpy_scalars_are_accepted_like_python_numbers(param, value):
+    train, query = _data()
+    params = {**ONE_EPOCH, param: value}
+    if param == "momentum":
+        params["optimizer"] = "sgd"  # momentum is only used by SGD
+    h = UMHA(**params).fit(train)
+    assert h.get_params()[param] is value, "parameters are stored as given"
+    twin = UMHA(**{**params, param: _as_python(value)}).fit(train)
+    for m in ("image", "text"):
+        assert np.array_equal(h.encode(query[m], m), twin.encode(query[m], m))
+
+
+# {!r} is the value given: numpy's repr of its scalars changed in numpy 2.
+@pytest.mark.parametrize(("param", "value", "message"), [
+    ("alpha", True, "alpha must be a finite number >= 0, got {!r}"),
+    ("beta", np.float64(-1.0), "beta must be a finite number >= 0, got {!r}"),
+    ("gamma", np.nan, "gamma must be a finite number >= 0, got {!r}"),
+    ("tau", np.int64(0), "tau must be a finite number > 0, got {!r}"),
+    ("tau", np.inf, "tau must be a finite number > 0, got {!r}"),
+    ("eta", "0.3", "eta must lie between 0 and 1 (inclusive), got {!r}"),
+    ("neighbour_weight", 1.5, "neighbour_weight must lie between 0 and 1 (inclusive), got {!r}"),
+    ("rho", -0.1, "rho must be a finite number >= 0, got {!r}"),
+    ("dropout", 1, "dropout must be a finite number < 1, got {!r}"),
+    ("mu", False, "mu must be a number in [0, 1] or a list of one weight per view, got {!r}"),
+    ("mu", [0.5, True], "mu[1] must be a finite number >= 0, got True"),
+    ("n_neighbors", 8.0, "n_neighbors must be an integer >= 1, got {!r}"),
+    ("n_tokens", np.int64(0), "n_tokens must be an integer >= 1, got {!r}"),
+    ("n_layers", True, "n_layers must be an integer >= 1, got {!r}"),
+    ("ff_width", None, "ff_width must be an integer >= 1, got {!r}"),
+    ("max_samples", -1, "max_samples must be an integer >= 1, got {!r}"),
+    ("standardize", 0, "standardize must be True or False, got {!r}"),
+    ("variant", "umha1",
+     "variant must be one of full, umha-1, umha-2, umha-3, umha-4, umha-5; got {!r}"),
+    ("optimizer", "SGD", "optimizer must be one of adam, sgd; got {!r}"),
+    ("n_epochs", 0, "n_epochs must be an integer >= 1, got {!r}"),
+    ("batch_size", np.float64(50.0), "batch_size must be an integer >= 2, got {!r}"),
+    ("learning_rate", -1e-3, "learning_rate must be a finite number > 0, got {!r}"),
+    ("momentum", 1.0, "momentum must be a finite number < 1, got {!r}"),
+    ("weight_decay", False, "weight_decay must be a finite number >= 0, got {!r}"),
+    ("validation_fraction", -0.25, "validation_fraction must be a finite number >= 0, got {!r}"),
+    ("random_state", np.float64(0.0), "random_state must be an integer >= 0, got {!r}"),
+])
+def test_bad_values_are_refused_by_name_before_training(param, value, message, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(_torch, "train_loop", no_training)
+    train, _ = _data()
+    with pytest.raises(InvalidInputError, match=re.escape(message.format(value))):
+        UMHA(**{**ONE_EPOCH, param: value}).fit(train)
 
 
 def test_import_without_torch_names_the_extra_to_install():
