@@ -210,16 +210,18 @@ def _exit_on_failures(failed) -> None:
 
 
 def _rich_table(table):
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
-    rich = RichTable(title=table.caption, title_justify="left", show_lines=False)
+    # escape: captions and row names hold literal brackets ("cmfh [unified db]")
+    rich = RichTable(title=escape(table.caption), title_justify="left", show_lines=False)
     rich.add_column("method", style="bold")
     for t in table.tasks:
         for b in table.bits:
-            rich.add_column(f"{t}\n{b} bits", justify="right")
+            rich.add_column(f"{escape(t)}\n{b} bits", justify="right")
     _, body = table.marked_rows(3, lambda v: f"[bold green]{v}[/]")
-    for row in body:
-        rich.add_row(*row)
+    for method, *values in body:
+        rich.add_row(escape(method), *values)
     return rich
 
 

@@ -211,7 +211,8 @@ def unified_rp():
 
 def test_unified_database_protocol_is_keyed_stored_and_captioned(tmp_path, unified_rp):
     store = tmp_path / "s.sqlite"
-    _bench(store, "--methods", "unified-rp,rp", *SMALL, "--database", "unified")
+    printed = _bench(store, "--methods", "unified-rp,rp", *SMALL, "--database", "unified")
+    assert "unified-rp [unified db]" in printed.output  # not swallowed as rich markup
     _bench(store, "--methods", "unified-rp", *SMALL)
     with ResultStore(store) as results:
         cells = results.stored_cells()
