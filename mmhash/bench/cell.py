@@ -132,7 +132,8 @@ class CellRecord:
 
     ``results`` rows are ``(task, metric, tie, value)``; ``curves`` rows are
     ``(task, kind "pr" | "p@k", tie, x, precision, recall or None)`` with x the radius or K;
-    ``codes`` the cell's codes (None for a failed cell).
+    ``codes`` the cell's codes (None for a failed cell); ``device`` where a deep method
+    trained (its ``device_``: ``cpu``, ``cuda:0``, ...; None for the others).
     """
 
     key: CellKey
@@ -143,6 +144,7 @@ class CellRecord:
     results: Sequence[tuple[str, str, str, float]] = ()
     curves: Sequence[tuple[str, str, str, list, list, list | None]] = ()
     codes: CodeSet | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,8 @@ def run_cell(dataset: Dataset, key: CellKey, evaluation: Evaluation | None = Non
     encode_seconds = time.perf_counter() - start
 
     results, curves = evaluate_codes(codes, q_labels, r_labels, evaluation or Evaluation())
-    return CellRecord(key, "done", None, train_seconds, encode_seconds, results, curves, codes)
+    return CellRecord(key, "done", None, train_seconds, encode_seconds, results, curves, codes,
+                      getattr(hasher, "device_", None))
 
 
 def run_cell_safely(dataset: Dataset, key: CellKey, evaluation: Evaluation,

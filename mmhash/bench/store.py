@@ -5,7 +5,7 @@ Schema (version 3):
 * ``runs``: one row per ``mmhash bench`` invocation -- config, versions, git revision, machine;
 * ``cells``: one row per finished (or failed) cell of a run -- the fields of its
   :class:`~mmhash.bench.cell.CellKey` (dataset, fingerprint, method, params, bits, seed, views,
-  database), status, error, train/encode seconds;
+  database), status, error, train/encode seconds, and the device a deep method trained on;
 * ``results``: the metric values of a cell -- task, metric, tie policy, value;
 * ``curves`` (since version 2): per cell and task, the PR curve by Hamming radius and the P@K
   curve, as JSON arrays;
@@ -16,8 +16,8 @@ Schema (version 3):
 
 Opening a file of an older version migrates it in place, in one transaction (:data:`MIGRATIONS`):
 version 2 -> 3 renames ``dataset_sha256`` to ``fingerprint`` and adds ``database`` (older cells
-ran ``per-view``); their cells have no codes, which :func:`mmhash.bench.recompute.recompute`
-reports.
+ran ``per-view``) and ``device``; their cells have no codes, which
+:func:`mmhash.bench.recompute.recompute` reports.
 
 A cell and its results are written in one transaction, so a run killed at any point loses only
 the cell in flight, and earlier runs are never modified. Reports read the newest finished cell of
@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS cells (
     seed INTEGER NOT NULL,
     views TEXT NOT NULL,
     database TEXT NOT NULL DEFAULT 'per-view',
+    device TEXT,
     status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
     error TEXT,
     train_seconds REAL,
@@ -115,6 +116,7 @@ MIGRATIONS: dict[int, list[str]] = {
     1: [_CURVES],
     2: ["ALTER TABLE cells RENAME COLUMN dataset_sha256 TO fingerprint",
         "ALTER TABLE cells ADD COLUMN database TEXT NOT NULL DEFAULT 'per-view'",
+        "ALTER TABLE cells ADD COLUMN device TEXT",
         "DROP INDEX IF EXISTS cells_key",
         f"CREATE INDEX IF NOT EXISTS cells_by_key ON cells ({_KEY_COLUMNS})",
         *_CODES],
@@ -222,9 +224,9 @@ class ResultStore:
         """Store one cell, its results, curves and codes atomically; returns the cell id."""
         key = record.key.as_row()
         columns = [*KEY_FIELDS, "run_id", "status", "error", "train_seconds", "encode_seconds",
-                   "finished"]
+                   "device", "finished"]
         values = [*(key[f] for f in KEY_FIELDS), run_id, record.status, record.error,
-                  record.train_seconds, record.encode_seconds, _now()]
+                  record.train_seconds, record.encode_seconds, record.device, _now()]
         with self._transaction():
             cur = self._db.execute(
                 f"INSERT INTO cells ({', '.join(columns)}) "
@@ -271,10 +273,10 @@ class ResultStore:
         (with ``run_id``: the newest of that run).
 
         Keys of each row: the :data:`~mmhash.bench.cell.KEY_FIELDS`, task, metric, tie, value,
-        train_seconds, encode_seconds, run_id, cell_id.
+        train_seconds, encode_seconds, device, run_id, cell_id.
         """
         where, args = self._filters(run_id, dataset, methods)
-        extra = ("train_seconds", "encode_seconds", "run_id", "cell_id")
+        extra = ("train_seconds", "encode_seconds", "device", "run_id", "cell_id")
         sql = f"""
             SELECT {', '.join(f'c.{f}' for f in KEY_FIELDS)}, r.task, r.metric, r.tie, r.value,
                    {', '.join(f'c.{f}' for f in extra)}

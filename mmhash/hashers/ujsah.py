@@ -114,8 +114,17 @@ except ImportError as exc:  # the registry lists ujsah as unavailable with this 
     ) from exc
 
 from mmhash.base import ProgressCallback
+from mmhash.deep import (
+    DeepHasher,
+    ScaledTanh,
+    check_fraction,
+    cosine_mse,
+    feature_similarity,
+    fused_similarity,
+    mlp,
+    second_order,
+)
 from mmhash.errors import InvalidInputError
-from mmhash.hashers._torch import TorchHasher, check_fraction
 from mmhash.params import check_bool, check_choice, check_integer, check_number
 
 DECODE_FROM = ("own", "predicted")
@@ -128,12 +137,7 @@ def similarity_matrices(views: Sequence[torch.Tensor], rescale: bool = True) -> 
     Rows are L2-normalised first (an all-zero row has similarity 0 to everything before
     rescaling).
     """
-    out = []
-    for X in views:
-        Xn = F.normalize(X, dim=1)
-        C = Xn @ Xn.T
-        out.append(2.0 * C - 1.0 if rescale else C)
-    return out
+    return [feature_similarity(X, rescale) for X in views]
 
 
 def view_weights(mu: float | Sequence[float], n_views: int) -> list[float]:
@@ -175,39 +179,23 @@ def joint_semantics(sims: Sequence[torch.Tensor], weights: Sequence[float], eta:
     ``S = (1 - eta) S~ + eta / (P n) sum_{u<w} sims[u] sims[w]^T`` over the ``P`` pairs of views
     in order; without (UJSAH-1), ``S = S~``. Shape ``(n, n)``, same dtype as ``sims``.
     """
-    s_tilde = sum(w * S for w, S in zip(weights, sims))
+    s_tilde = fused_similarity(sims, weights)
     if not joint:
         return s_tilde
-    n = sims[0].shape[0]
-    pairs = list(itertools.combinations(range(len(sims)), 2))
-    cross = sum(sims[u] @ sims[w].T for u, w in pairs) / (len(pairs) * n)
+    cross = second_order([(sims[u], sims[w]) for u, w in itertools.combinations(range(len(sims)),
+                                                                                 2)])
     return (1.0 - eta) * s_tilde + eta * cross
 
 
 # ---- the network -----------------------------------------------------------------------------
-class RowNormalize(nn.Module):
-    """L2-normalise each row (an all-zero row stays zero); no parameters."""
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return F.normalize(X, dim=1)
-
-
 def _encoder(d: int, width: int, n_bits: int, dropout: float,
              normalize: bool) -> nn.Sequential:
-    layers: list[nn.Module] = [RowNormalize()] if normalize else []
-    layers += [nn.Linear(d, width), nn.ReLU()]
-    if dropout > 0:
-        layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers, nn.Linear(width, n_bits), nn.Tanh())
+    return mlp(d, [width], n_bits, dropout=dropout, normalize_input=normalize,
+               output=ScaledTanh())
 
 
 def _decoder(n_bits: int, width: int, depth: int, d: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    size = n_bits
-    for _ in range(depth):
-        layers += [nn.Linear(size, width), nn.ReLU()]
-        size = width
-    return nn.Sequential(*layers, nn.Linear(size, d))
+    return mlp(n_bits, [width] * depth, d)
 
 
 class UJSAHNet(nn.Module):
@@ -225,9 +213,7 @@ class UJSAHNet(nn.Module):
         self.encoders = nn.ModuleList(
             _encoder(d, w, n_bits, dropout, normalize_inputs) for d, w in zip(dims, widths))
         self.predictors = nn.ModuleList(
-            nn.Sequential(nn.Linear(n_bits, predictor_width), nn.ReLU(),
-                          nn.Linear(predictor_width, n_bits), nn.Tanh())
-            for _ in dims)
+            mlp(n_bits, [predictor_width], n_bits, output=ScaledTanh()) for _ in dims)
         self.decoders = nn.ModuleList(
             _decoder(n_bits, w, depth, d) for d, w, depth in zip(dims, widths, depths))
 
@@ -254,8 +240,8 @@ def ujsah_loss(net: UJSAHNet, batch: Sequence[torch.Tensor], *, alpha: float, be
     codes = [E(X) for E, X in zip(net.encoders, batch)]
     unit = [F.normalize(Z, dim=1) for Z in codes]
     pairs = list(itertools.combinations(range(len(batch)), 2))
-    cross = sum(F.mse_loss(unit[u] @ unit[w].T, S) for u, w in pairs)
-    intra = sum(F.mse_loss(Zn @ Zn.T, S) for Zn in unit)
+    cross = sum(cosine_mse(unit[u], unit[w], S, normalized=True) for u, w in pairs)
+    intra = sum(cosine_mse(Zn, Zn, S, normalized=True) for Zn in unit)
     consistency = sum(F.mse_loss(unit[u], unit[w]) for u, w in pairs)
     inputs = net.predict(codes) if decode_from == "predicted" else codes
     reconstruction = sum(
@@ -268,7 +254,7 @@ def ujsah_loss(net: UJSAHNet, batch: Sequence[torch.Tensor], *, alpha: float, be
 
 
 # ---- the hasher ------------------------------------------------------------------------------
-class UJSAH(TorchHasher):
+class UJSAH(DeepHasher):
     """UJSAH: joint-semantics autoencoder hashing for any number of views (Chen et al., 2023).
 
     See the module docstring for the equations, the M-view form and the choices made where the
@@ -299,8 +285,9 @@ class UJSAH(TorchHasher):
         the UJSAH loss on them after every epoch and keeps the encoders of the epoch with the
         lowest held-out loss -- an unsupervised criterion: no labels, no queries.
     n_threads : torch threads while training (None: every available core); restored after fit.
-    device : where training runs, ``"cpu"`` (default) or ``"cuda"``/``"cuda:N"``; the kept
-        encoders always encode on the CPU. Identical codes per seed are guaranteed on the CPU.
+    device : where training runs: ``"auto"`` (default: a GPU when torch sees one, else the CPU),
+        ``"cpu"`` or ``"cuda"``/``"cuda:N"``; the kept encoders always encode on the CPU.
+        Identical codes per seed are guaranteed on the CPU.
     random_state : seeds the initialisation, dropout, the shuffling and the held-out rows; the
         same value gives identical codes on CPU (for the same ``n_threads``).
     """
@@ -324,7 +311,7 @@ class UJSAH(TorchHasher):
                  dropout: float = 0.0, n_epochs: int = 50, batch_size: int = 32,
                  optimizer: str = "adam", learning_rate: float = 1e-4, momentum: float = 0.9,
                  weight_decay: float = 5e-4, validation_fraction: float = 0.0,
-                 n_threads: int | None = None, device: str = "cpu", random_state: int = 0):
+                 n_threads: int | None = None, device: str = "auto", random_state: int = 0):
         self.n_bits = n_bits
         self.alpha = alpha
         self.beta = beta

@@ -58,8 +58,8 @@ except ImportError as exc:  # the registry lists umha as unavailable with this m
     ) from exc
 
 from mmhash.base import ProgressCallback
+from mmhash.deep import ENCODE_CHUNK, DeepHasher, check_fraction, check_pairwise_size, cosine_mse
 from mmhash.errors import InvalidInputError
-from mmhash.hashers._torch import ENCODE_CHUNK, TorchHasher, check_fraction
 from mmhash.hashers.ujsah import joint_semantics, similarity_matrices, view_weights
 from mmhash.params import check_bool, check_choice, check_integer, check_number
 
@@ -205,8 +205,8 @@ def umha_loss(net: UMHANet, views: Sequence[torch.Tensor], A: torch.Tensor, *, a
     """
     unit = [F.normalize(E(X), dim=1) for E, X in zip(net.encoders, views)]
     pairs = list(itertools.combinations(range(len(unit)), 2))
-    cross = sum(F.mse_loss(unit[u] @ unit[w].T, A) for u, w in pairs)
-    intra = sum(F.mse_loss(Zn @ Zn.T, A) for Zn in unit)
+    cross = sum(cosine_mse(unit[u], unit[w], A, normalized=True) for u, w in pairs)
+    intra = sum(cosine_mse(Zn, Zn, A, normalized=True) for Zn in unit)
     target = torch.arange(A.shape[0], device=A.device)
     instance = torch.zeros((), device=A.device)
     if gamma > 0:
@@ -220,7 +220,7 @@ def umha_loss(net: UMHANet, views: Sequence[torch.Tensor], A: torch.Tensor, *, a
 
 
 # ---- the hasher ------------------------------------------------------------------------------
-class UMHA(TorchHasher):
+class UMHA(DeepHasher):
     """UMHA: attention hash networks guided by a collaboratively updated auxiliary similarity.
 
     See the module docstring for the equations and ``docs/methods/umha.md`` for the sources and
@@ -256,8 +256,9 @@ class UMHA(TorchHasher):
         training rows; after every epoch the UMHA loss on them (against their fixed ``A0`` block)
         chooses the epoch whose encoders are kept -- unsupervised: no labels, no queries.
     n_threads : torch threads while training (None: every available core).
-    device : where training runs, ``"cpu"`` (default) or ``"cuda"``/``"cuda:N"``; the kept
-        encoders always encode on the CPU. Identical codes per seed are guaranteed on the CPU.
+    device : where training runs: ``"auto"`` (default: a GPU when torch sees one, else the CPU),
+        ``"cpu"`` or ``"cuda"``/``"cuda:N"``; the kept encoders always encode on the CPU.
+        Identical codes per seed are guaranteed on the CPU.
     random_state : seeds the initialisation, dropout, the shuffling and the held-out rows.
     """
 
@@ -281,7 +282,7 @@ class UMHA(TorchHasher):
                  batch_size: int = 128, optimizer: str = "adam", learning_rate: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 0.0,
                  validation_fraction: float = 0.0, n_threads: int | None = None,
-                 device: str = "cpu", random_state: int = 0):
+                 device: str = "auto", random_state: int = 0):
         self.n_bits = n_bits
         self.variant = variant
         self.alpha = alpha
@@ -350,10 +351,7 @@ class UMHA(TorchHasher):
     def _fit(self, views: dict[str, np.ndarray], *,
              progress: ProgressCallback | None = None) -> None:
         n = len(next(iter(views.values())))
-        if n > self.max_samples:
-            raise InvalidInputError(
-                f"{n} training rows exceed max_samples={self.max_samples}: UMHA holds two "
-                f"{n} x {n} similarity matrices; subsample the training set or raise max_samples")
+        check_pairwise_size(n, int(self.max_samples), method="UMHA", n_matrices=2)
         if self.n_neighbors >= n:
             raise InvalidInputError(
                 f"n_neighbors={self.n_neighbors} must be smaller than the {n} training rows")

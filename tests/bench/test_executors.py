@@ -88,7 +88,7 @@ def test_executor_options_are_validated():
 
 
 def test_serial_executor_reports_the_epochs_of_hashers_that_train_in_epochs():
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     data = make_synthetic(n=120, dims=(16, 12), n_labels=4, random_state=1)
     fast = {"image_width": 16, "text_width": 16, "predictor_width": 8, "image_decoder_depth": 1,
             "text_decoder_depth": 1, "n_epochs": 3, "batch_size": 32, "n_threads": 1}
@@ -98,5 +98,7 @@ def test_serial_executor_reports_the_epochs_of_hashers_that_train_in_epochs():
                               seen.append((key.method, epoch, total, sorted(metrics))))
     records = list(executor.map(data, cells, Evaluation()))
     assert [r.status for r in records] == ["done", "done"]
+    want = "cuda:0" if torch.cuda.is_available() else "cpu"  # device="auto", recorded per cell
+    assert [r.device for r in records] == [want, None]
     # rp has no epochs: only UJSAH reports, once per epoch, with its training loss.
     assert seen == [("ujsah", e, 3, ["loss"]) for e in (1, 2, 3)]

@@ -16,9 +16,9 @@ torch = pytest.importorskip("torch")
 
 from mmhash.base import read_saved  # noqa: E402
 from mmhash.data.synthetic import make_synthetic  # noqa: E402
+from mmhash.deep import hasher as deep_hasher  # noqa: E402
+from mmhash.deep import make_optimizer, train_loop  # noqa: E402
 from mmhash.errors import InvalidInputError  # noqa: E402
-from mmhash.hashers import _torch  # noqa: E402
-from mmhash.hashers._torch import make_optimizer, train_loop  # noqa: E402
 from mmhash.hashers.umha import (  # noqa: E402
     UMHA,
     VARIANTS,
@@ -462,7 +462,7 @@ def test_bad_values_are_refused_by_name_before_training(param, value, message, m
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(_torch, "train_loop", no_training)
+    monkeypatch.setattr(deep_hasher, "train_loop", no_training)
     train, _ = _data()
     with pytest.raises(InvalidInputError, match=re.escape(message.format(value))):
         UMHA(**{**ONE_EPOCH, param: value}).fit(train)

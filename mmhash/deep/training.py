@@ -1,21 +1,25 @@
-"""Shared machinery of the PyTorch hashers: seeding, threads, batching, the training loop.
+"""The training machinery of deep hashers: seeding, threads, devices, batching, the loop.
 
-Only deep hashers import this module (it imports torch at the top); ``import mmhash`` never does.
-What it provides, so that every deep method trains the same way:
+Part of the public :mod:`mmhash.deep` API (it imports torch at the top; ``import mmhash`` never
+does). What it provides, so that every deep method -- mmhash's and a plugin's -- trains the
+same way:
 
 * :func:`torch_session` -- a context that seeds a *forked* torch RNG (the caller's global torch
   RNG state is untouched) and sets the torch thread count, restoring it on exit;
 * :func:`iter_batches` / :func:`holdout_split` -- seeded shuffling and the unsupervised held-out
   rows used for epoch selection (never labels, never queries);
-* :func:`make_optimizer` -- SGD (with momentum) or Adam by name;
+* :func:`resolve_device` -- ``"auto"`` (a GPU when torch sees one, else the CPU), ``"cpu"``,
+  ``"cuda[:N]"``, ``"mps"``, with a clear error for an accelerator the machine lacks;
+* :func:`make_optimizer` -- SGD (with momentum) or Adam by name, over parameter groups;
 * :func:`train_loop` -- epochs of mini-batch steps with a progress callback and ``logging``;
-  optionally keeps the parameters of the epoch with the lowest held-out loss, and calls an
-  ``on_epoch_end`` hook (methods that update training-only state from the model use it);
+  optionally keeps the parameters of the epoch with the lowest held-out loss (and stops after
+  ``patience`` epochs without a better one), calls ``on_epoch_start`` / ``on_epoch_end`` hooks,
+  and takes either a loss (one optimiser step per batch) or a whole ``step`` (methods with
+  several updates per batch);
 * :func:`module_to_arrays` / :func:`arrays_to_module` -- a module's tensors as numpy arrays
-  (save without pickle) and back;
-* :class:`TorchHasher` -- a :class:`~mmhash.base.BaseHasher` that ties these together: a subclass
-  builds a network with one encoder per view and defines the mini-batch loss; fitting, encoding
-  (float64, eval mode, in chunks) and saving/loading the encoders come from here.
+  (save without pickle) and back.
+
+:class:`mmhash.deep.DeepHasher` ties these together.
 """
 
 from __future__ import annotations
@@ -28,15 +32,15 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from mmhash.base import EPOCH_PROGRESS, BaseHasher, ProgressCallback
+from mmhash.base import ProgressCallback
 from mmhash.errors import DataError, InvalidInputError, UnknownNameError
-from mmhash.params import check_choice, check_integer, check_number
+from mmhash.params import check_integer, check_number
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ logger = logging.getLogger(__name__)
 OPTIMIZERS = ("adam", "sgd")
 #: Rows encoded per forward pass at encode time (bounds memory; codes do not depend on it).
 ENCODE_CHUNK = 4096
-_STATE_PREFIX = "torch__"
+
 
 
 # ---- seeding and threads ---------------------------------------------------------------------
@@ -68,19 +72,27 @@ def resolve_threads(n_threads: int | None) -> int:
     return int(n_threads)
 
 
+#: The device names a deep hasher takes (``cuda:N`` too).
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
 def resolve_device(device: Any) -> torch.device:
-    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``) as a usable ``torch.device``.
+    """``device`` (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``) as a usable
+    ``torch.device``; ``"auto"`` is the first CUDA device when torch sees one, else the CPU.
 
     Raises :class:`InvalidInputError` for a malformed name or an accelerator this machine lacks,
     so a configuration written for a GPU machine fails with one clear line elsewhere.
     """
     if not isinstance(device, str):
-        raise InvalidInputError(f"device must be a string such as 'cpu' or 'cuda', got {device!r}")
+        raise InvalidInputError(f"device must be a string such as 'auto', 'cpu' or 'cuda', "
+                                f"got {device!r}")
+    if device == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     try:
         resolved = torch.device(device)
     except RuntimeError:
         raise InvalidInputError(
-            f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from None
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = 0 if resolved.index is None else resolved.index
@@ -92,7 +104,7 @@ def resolve_device(device: Any) -> torch.device:
             raise InvalidInputError(f"device={device!r}, but MPS is not available here")
     elif resolved.type != "cpu":
         raise InvalidInputError(
-            f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
     return resolved
 
 
@@ -174,6 +186,10 @@ def make_optimizer(name: str, parameters: Any, *, learning_rate: float, momentum
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """``"sgd"`` (with ``momentum``) or ``"adam"`` over ``parameters``; L2 ``weight_decay``.
 
+    ``parameters`` is an iterable of tensors or of parameter groups (dicts with ``"params"`` and
+    per-group settings such as ``"lr"``: DJSRH's image and text networks learn at different
+    rates); the keyword values are the defaults of every group.
+
     The fused implementations do the same update in one pass over each parameter; with the
     paper-width UJSAH networks (26M parameters) the separate passes of the per-tensor version
     were a third of the step time on two cores.
@@ -188,6 +204,41 @@ def make_optimizer(name: str, parameters: Any, *, learning_rate: float, momentum
 
 # ---- the loop --------------------------------------------------------------------------------
 LossFn = Callable[[list[torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+#: One training step on a batch: updates the parameters itself and returns
+#: ``(loss as float, {part: float})``.
+StepFn = Callable[[list[torch.Tensor]], tuple[float, dict[str, float]]]
+
+
+def loss_step(loss_fn: LossFn, optimizer: torch.optim.Optimizer, name: str = "model") -> StepFn:
+    """The usual step: the batch loss, one backward pass, one optimiser step. Raises
+    :class:`InvalidInputError` when the loss is NaN or infinite (diverged training)."""
+
+    def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
+        loss, parts = loss_fn(batch)
+        check_finite(loss, name)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach()), parts
+
+    return step
+
+
+class Diverged(InvalidInputError):
+    """A training loss became NaN or infinite; :func:`train_loop` adds the epoch."""
+
+    def __init__(self, name: str, loss: float, epoch: int | None = None):
+        self.name, self.loss, self.epoch = name, loss, epoch
+        when = "" if epoch is None else f" at epoch {epoch}"
+        super().__init__(f"{name} training diverged{when} (loss {loss}); lower learning_rate "
+                         "or the loss weights")
+
+
+def check_finite(loss: torch.Tensor, name: str = "model") -> None:
+    """Raise :class:`Diverged` (an :class:`InvalidInputError` naming the fix) when a loss is
+    NaN or infinite."""
+    if not torch.isfinite(loss):
+        raise Diverged(name, loss.item())
 
 
 @dataclass
@@ -224,28 +275,38 @@ def evaluate_loss(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor
 
 
 def train_loop(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor],
-               optimizer: torch.optim.Optimizer, *, n_epochs: int, batch_size: int,
+               optimizer: torch.optim.Optimizer | None, *, n_epochs: int, batch_size: int,
                rng: np.random.Generator, validation: Sequence[torch.Tensor] | None = None,
                select: nn.Module | None = None, progress: ProgressCallback | None = None,
+               on_epoch_start: Callable[[int], None] | None = None,
                on_epoch_end: Callable[[int], None] | None = None,
+               step: StepFn | None = None, patience: int | None = None,
                name: str = "model") -> TrainResult:
     """Train ``model`` for ``n_epochs`` epochs of shuffled mini-batches.
 
     Parameters
     ----------
-    model : the module whose parameters ``optimizer`` updates (put in train mode here).
+    model : the module being trained (put in train mode here).
     loss_fn : maps a batch -- one float tensor ``(b, d_m)`` per view, rows paired -- to
         ``(scalar loss, {part: float})``; the loss must be a per-batch mean so that its scale does
-        not depend on the batch size.
+        not depend on the batch size. It is the training objective (unless ``step`` is given)
+        and the held-out criterion.
     data : the training views, float tensors with the same number of rows.
+    optimizer : updates the parameters from ``loss_fn`` (:func:`loss_step`); None with ``step``.
     rng : shuffles the rows each epoch (seeded by the caller).
     validation : held-out views (same layout). When given, the held-out loss is computed after
         every epoch and the parameters of ``select`` (default: the whole model) at the epoch with
         the lowest held-out loss are restored at the end -- unsupervised epoch selection.
     progress : called as ``progress(epoch, n_epochs, {"loss": ..., "val_loss": ...})``.
+    on_epoch_start : called as ``on_epoch_start(epoch)`` before the epoch's first step (e.g. to
+        set a schedule such as DJSRH's ``tanh(sqrt(epoch) h)``).
     on_epoch_end : called as ``on_epoch_end(epoch)`` after the epoch's training steps and before
         the held-out loss (e.g. to update training-only state from the model); it must leave the
         model in train mode.
+    step : a whole training step per batch (:data:`StepFn`) for methods that make several
+        updates per batch; default: :func:`loss_step` of ``loss_fn`` and ``optimizer``.
+    patience : with ``validation``, stop after this many epochs without a lower held-out loss
+        (early stopping); None trains all ``n_epochs``.
 
     Raises :class:`InvalidInputError` when the loss becomes NaN or infinite (diverged training).
     """
@@ -253,21 +314,22 @@ def train_loop(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor],
     select = model if select is None else select
     best_loss, best_state = math.inf, None
     n = len(data[0])
+    if step is None:
+        if optimizer is None:
+            raise ValueError("train_loop needs an optimizer or a step")
+        step = loss_step(loss_fn, optimizer, name)
     model.train()
     for epoch in range(1, n_epochs + 1):
         start = time.perf_counter()
+        if on_epoch_start is not None:
+            on_epoch_start(epoch)
         total = 0.0
         for idx in iter_batches(n, batch_size, rng):
-            loss, _ = loss_fn(_batch(data, idx))
-            if not torch.isfinite(loss):
-                raise InvalidInputError(
-                    f"{name} training diverged at epoch {epoch} (loss {loss.item()}); "
-                    "lower learning_rate or the loss weights"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
+            try:
+                loss, _ = step(_batch(data, idx))
+            except Diverged as exc:
+                raise Diverged(exc.name, exc.loss, epoch) from None
+            total += loss * len(idx)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
         record = {"epoch": epoch, "loss": total / n}
@@ -285,6 +347,11 @@ def train_loop(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor],
                     " ".join(f"{k}={v:.6g}" for k, v in metrics.items()))
         if progress is not None:
             progress(epoch, n_epochs, metrics)
+        if (patience is not None and validation is not None
+                and epoch - result.best_epoch >= patience):
+            logger.info("%s: no lower held-out loss for %d epochs; stopped at epoch %d", name,
+                        patience, epoch)
+            break
     if best_state is not None:
         select.load_state_dict(best_state)
         logger.info("%s: kept epoch %d (lowest held-out loss %.6g)", name, result.best_epoch,
@@ -317,162 +384,3 @@ def arrays_to_module(module: nn.Module, arrays: Mapping[str, np.ndarray], prefix
             raise DataError(f"saved tensor {prefix}{key} has shape {tuple(value.shape)}, "
                             f"expected {tuple(expected[key].shape)}")
     module.load_state_dict(state, strict=True, assign=True)
-
-
-# ---- the base class of deep hashers ----------------------------------------------------------
-class TorchHasher(BaseHasher):
-    """A :class:`BaseHasher` trained with PyTorch; subclasses define the network and the loss.
-
-    A subclass must
-
-    * take the training hyperparameters ``n_epochs``, ``batch_size``, ``optimizer``,
-      ``learning_rate``, ``momentum``, ``weight_decay``, ``validation_fraction``, ``n_threads``,
-      ``device`` and ``random_state`` in ``__init__`` (stored unchanged, like every parameter);
-    * implement :meth:`_build_model` (an ``nn.Module`` with an ``encoders`` ``ModuleList``: one
-      per view, mapping ``(n, d_m)`` features to ``(n, n_bits)`` real scores whose sign is the
-      code) and :meth:`_loss` (the mini-batch objective).
-
-    It may set :attr:`with_row_ids` and override :meth:`_begin_training` / :meth:`_end_epoch` to
-    keep training-only state across batches and update it once per epoch.
-
-    Training runs on ``device`` (default ``"cpu"``; ``"cuda"`` trains on a GPU). Parameters are
-    initialised on the CPU from the seed before the model moves there, so the starting point is
-    the same on every device; GPU kernels are not bitwise reproducible, so identical codes for
-    the same seed are guaranteed on the CPU only. Subclasses that create tensors during training
-    put them on :attr:`_device`.
-
-    Fitting runs in :func:`torch_session` (seeded, ``n_threads`` threads), in float32. Only the
-    encoders are kept after fit (on the CPU) and saved (as numpy arrays): they alone produce
-    out-of-sample codes; decoders and other training-only parts are discarded. Encoding runs the
-    encoders on the CPU in float64, in eval mode, in chunks of rows, so a code depends only on its
-    own item, with ``n_threads`` torch threads when it is set (None keeps the caller's count).
-
-    ``fit(views, progress=callback)`` reports each epoch to ``callback`` (see
-    :data:`ProgressCallback`). ``history_`` holds the per-epoch losses, ``best_epoch_`` the epoch
-    whose encoders were kept.
-    """
-
-    supported_views = (2, None)
-    capabilities = frozenset({EPOCH_PROGRESS})
-    #: A subclass that keeps per-row training state (e.g. a similarity matrix over the whole
-    #: training set) sets this: every batch given to :meth:`_loss` then ends with an int64 tensor
-    #: of the rows' positions in the views given to fit, after the view tensors.
-    with_row_ids: ClassVar[bool] = False
-    #: Where the current fit trains (set from ``device`` at the start of each fit).
-    _device: torch.device = torch.device("cpu")
-
-    # -- subclass hooks ------------------------------------------------------------------------
-    def _build_model(self, dims: list[int]) -> nn.Module:
-        """The full training network for views of dimensions ``dims`` (in view order)."""
-        raise NotImplementedError
-
-    def _loss(self, model: nn.Module, batch: list[torch.Tensor]
-              ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The mini-batch objective: (scalar tensor, {part name: float}) for paired rows."""
-        raise NotImplementedError
-
-    def _begin_training(self, model: nn.Module, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
-        """Called once inside the torch session, before the first epoch, with the new model,
-        every training row (fit and held-out) of each view, float64 ``(n, d_m)`` in view order,
-        and the sorted int64 positions of the fit rows. Default: nothing."""
-
-    def _end_epoch(self, model: nn.Module, epoch: int, data: list[torch.Tensor]) -> None:
-        """Called after each epoch's training steps, before the held-out loss, with the fit rows'
-        tensors (row ids last when :attr:`with_row_ids`); must leave ``model`` in train mode.
-        Default: nothing."""
-
-    # -- validation ----------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        """Validate the training hyperparameters; subclasses extend it (call super())."""
-        check_integer("n_epochs", self.n_epochs, minimum=1)
-        # The batch similarity losses compare rows with each other: one row has no pairs.
-        check_integer("batch_size", self.batch_size, minimum=2)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_number("learning_rate", self.learning_rate, minimum=0, exclusive=True)
-        check_fraction("momentum", self.momentum)
-        check_number("weight_decay", self.weight_decay, minimum=0)
-        check_fraction("validation_fraction", self.validation_fraction)
-        # These resolve as well as check (None -> every core; a device this machine has), and
-        # fit and encode call them again; calling them here fails before training.
-        resolve_threads(self.n_threads)
-        resolve_device(self.device)
-        check_seed(self.random_state)
-
-    # -- fit / encode ----------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        arrays = list(views.values())
-        dims = [X.shape[1] for X in arrays]
-        seed = check_seed(self.random_state)
-        # A numpy stream of its own for shuffling and the held-out rows: never the global one.
-        rng = np.random.default_rng([seed, 0x5EED])
-        fit_rows, val_rows = holdout_split(len(arrays[0]), self.validation_fraction, rng)
-        self._device = device = resolve_device(self.device)
-        with torch_session(seed, self.n_threads):
-            model = self._build_model(dims)  # initialised on the CPU: same start on any device
-            self._begin_training(model, arrays, fit_rows)
-            model.to(device)
-            data = [torch.from_numpy(X[fit_rows].astype(np.float32)).to(device) for X in arrays]
-            validation = ([torch.from_numpy(X[val_rows].astype(np.float32)).to(device)
-                           for X in arrays] if len(val_rows) else None)
-            if self.with_row_ids:
-                data.append(torch.from_numpy(fit_rows).to(device))
-                if validation is not None:
-                    validation.append(torch.from_numpy(val_rows).to(device))
-            optimizer = make_optimizer(self.optimizer, model.parameters(),
-                                       learning_rate=float(self.learning_rate),
-                                       momentum=float(self.momentum),
-                                       weight_decay=float(self.weight_decay))
-            result = train_loop(
-                model, lambda batch: self._loss(model, batch), data, optimizer,
-                n_epochs=int(self.n_epochs), batch_size=int(self.batch_size), rng=rng,
-                validation=validation, select=model.encoders,
-                progress=progress,
-                on_epoch_end=lambda epoch: self._end_epoch(model, epoch, data),
-                name=type(self).__name__,
-            )
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
-        self._set_encoders(model.encoders.cpu())
-
-    def _set_encoders(self, encoders: nn.ModuleList) -> None:
-        encoders = encoders.float().eval()
-        for p in encoders.parameters():
-            p.requires_grad_(False)
-        self._encoders = encoders
-        # float64 copies for encoding: fewer rounding-induced sign flips near zero.
-        self._scorers = copy.deepcopy(encoders).double().eval()
-
-    def _encode(self, X: np.ndarray, modality: str) -> np.ndarray:
-        scorer = self._scorers[self.modalities_.index(modality)]
-        out = np.empty((X.shape[0], self.n_bits), dtype=np.float64)
-        # An explicit n_threads holds for encoding too (tiny batches on a busy machine are far
-        # slower with more threads); None keeps the caller's setting, e.g. a bench worker's cap.
-        previous = torch.get_num_threads()
-        if self.n_threads is not None:
-            torch.set_num_threads(resolve_threads(self.n_threads))
-        try:
-            with torch.no_grad():
-                for start in range(0, X.shape[0], ENCODE_CHUNK):
-                    chunk = torch.from_numpy(
-                        np.array(X[start:start + ENCODE_CHUNK], dtype=np.float64))
-                    out[start:start + ENCODE_CHUNK] = scorer(chunk).numpy()
-        finally:
-            torch.set_num_threads(previous)
-        return out
-
-    # -- persistence ---------------------------------------------------------------------------
-    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays, values = super()._get_state()
-        arrays.update(module_to_arrays(self._encoders, _STATE_PREFIX + "encoders."))
-        return arrays, values
-
-    def _set_state(self, arrays: dict[str, np.ndarray], values: dict[str, Any]) -> None:
-        own = {k: v for k, v in arrays.items() if k.startswith(_STATE_PREFIX)}
-        super()._set_state({k: v for k, v in arrays.items() if k not in own}, values)
-        dims = [int(self.n_features_[m]) for m in self.modalities_]
-        with torch.device("meta"):  # no parameter initialisation, no RNG use
-            model = self._build_model(dims)
-        arrays_to_module(model.encoders, own, _STATE_PREFIX + "encoders.")
-        self._set_encoders(model.encoders)

@@ -10,8 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mmhash.errors import DataError, InvalidInputError, UnknownNameError  # noqa: E402
-from mmhash.hashers._torch import (  # noqa: E402
+from mmhash.deep.training import (  # noqa: E402
     arrays_to_module,
     check_seed,
     holdout_split,
@@ -22,6 +21,7 @@ from mmhash.hashers._torch import (  # noqa: E402
     torch_session,
     train_loop,
 )
+from mmhash.errors import DataError, InvalidInputError, UnknownNameError  # noqa: E402
 
 
 def test_session_seeds_forked_rng_and_restores_global_state():
@@ -155,7 +155,7 @@ def test_loop_reports_progress_logs_and_lowers_the_loss(caplog):
     data = [torch.full((20, 1), 3.0)]
     calls = []
     opt = make_optimizer("sgd", model.parameters(), learning_rate=0.05)
-    with caplog.at_level(logging.INFO, logger="mmhash.hashers._torch"):
+    with caplog.at_level(logging.INFO, logger="mmhash.deep.training"):
         result = train_loop(model, model.loss, data, opt, n_epochs=4, batch_size=8,
                             rng=np.random.default_rng(0),
                             progress=lambda e, n, m: calls.append((e, n, dict(m))), name="toy")
@@ -184,6 +184,48 @@ def test_loop_keeps_the_epoch_with_the_lowest_held_out_loss():
     assert result.best_epoch == best
     assert model.w.item() == pytest.approx(seen[best - 1]), "parameters of the best epoch"
     assert model.w.item() != pytest.approx(seen[-1])
+
+
+def test_loop_stops_early_after_patience_epochs_without_a_better_held_out_loss():
+    model = _Scalar()
+    opt = make_optimizer("sgd", model.parameters(), learning_rate=0.005)
+    result = train_loop(model, model.loss, [torch.full((16, 1), 5.0)], opt, n_epochs=40,
+                        batch_size=4, rng=np.random.default_rng(0),
+                        validation=[torch.full((6, 1), 1.0)], patience=3)
+    assert len(result.history) == result.best_epoch + 3 < 40
+
+
+def test_loop_takes_a_whole_step_and_epoch_hooks():
+    """Methods with several updates per batch hand the loop a step; hooks frame each epoch."""
+    model = _Scalar()
+    opt = make_optimizer("sgd", model.parameters(), learning_rate=0.1)
+    events = []
+
+    def step(batch):
+        for _ in range(2):  # two updates per batch
+            loss, parts = model.loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        events.append("step")
+        return float(loss.detach()), parts
+
+    train_loop(model, model.loss, [torch.full((8, 1), 2.0)], None, n_epochs=2, batch_size=4,
+               rng=np.random.default_rng(0), step=step,
+               on_epoch_start=lambda e: events.append(f"start {e}"),
+               on_epoch_end=lambda e: events.append(f"end {e}"))
+    assert events == ["start 1", "step", "step", "end 1", "start 2", "step", "step", "end 2"]
+    with pytest.raises(ValueError, match="optimizer or a step"):
+        train_loop(model, model.loss, [torch.ones(4, 1)], None, n_epochs=1, batch_size=2,
+                   rng=np.random.default_rng(0))
+
+
+def test_optimizer_takes_parameter_groups_with_their_own_rates():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    opt = make_optimizer("sgd", [{"params": a.parameters(), "lr": 0.01},
+                                 {"params": b.parameters()}], learning_rate=0.5, momentum=0.9)
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.5]
+    assert all(g["momentum"] == 0.9 for g in opt.param_groups)
 
 
 def test_loop_stops_with_a_clear_error_when_the_loss_diverges():

@@ -1,0 +1,220 @@
+"""The base class of deep hashers: a :class:`~mmhash.base.BaseHasher` trained with PyTorch.
+
+Part of the public :mod:`mmhash.deep` API: mmhash's UJSAH and UMHA and the deep baselines of
+``mmhash-baselines`` derive from :class:`DeepHasher`, and so can a third party's deep plugin. A
+subclass defines the network and the mini-batch loss; seeding, threads, device, batching, epoch
+progress, held-out epoch selection, encoding and pickle-free saving come from here.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmhash.base import EPOCH_PROGRESS, BaseHasher, ProgressCallback
+from mmhash.deep.training import (
+    ENCODE_CHUNK,
+    OPTIMIZERS,
+    StepFn,
+    arrays_to_module,
+    check_fraction,
+    check_seed,
+    holdout_split,
+    make_optimizer,
+    module_to_arrays,
+    resolve_device,
+    resolve_threads,
+    torch_session,
+    train_loop,
+)
+from mmhash.params import check_choice, check_integer, check_number
+
+_STATE_PREFIX = "torch__"
+
+
+class DeepHasher(BaseHasher):
+    """A :class:`BaseHasher` trained with PyTorch; subclasses define the network and the loss.
+
+    A subclass must
+
+    * take the training hyperparameters ``n_epochs``, ``batch_size``, ``optimizer``,
+      ``learning_rate``, ``momentum``, ``weight_decay``, ``validation_fraction``, ``n_threads``,
+      ``device`` and ``random_state`` in ``__init__`` (stored unchanged, like every parameter);
+    * implement :meth:`_build_model` (an ``nn.Module`` with an ``encoders`` ``ModuleList``: one
+      per view, mapping ``(n, d_m)`` features to ``(n, n_bits)`` real scores whose sign is the
+      code) and :meth:`_loss` (the mini-batch objective).
+
+    It may set :attr:`with_row_ids` and override :meth:`_begin_training`,
+    :meth:`_begin_epoch` / :meth:`_end_epoch` to keep training-only state across batches and
+    update it once per epoch, :meth:`_parameter_groups` (per-network learning rates),
+    :meth:`_make_step` (several updates per batch: DGCPN's extra steps, a discriminator) and
+    :attr:`patience` (early stopping on the held-out loss).
+
+    Training runs on ``device``: ``"auto"`` (the default of mmhash's deep methods) takes a GPU
+    when torch sees one, else the CPU; ``"cpu"``, ``"cuda[:N]"``, ``"mps"`` force one, and
+    ``device_`` records where a fit ran (the bench stores it with the cell). Parameters are
+    initialised on the CPU from the seed before the model moves there, so the starting point is
+    the same on every device; GPU kernels are not bitwise reproducible, so identical codes for
+    the same seed are guaranteed on the CPU only. Subclasses that create tensors during training
+    put them on :attr:`_device`.
+
+    Fitting runs in :func:`torch_session` (seeded, ``n_threads`` threads), in float32. Only the
+    encoders are kept after fit (on the CPU) and saved (as numpy arrays): they alone produce
+    out-of-sample codes; decoders and other training-only parts are discarded. Encoding runs the
+    encoders on the CPU in float64, in eval mode, in chunks of rows, so a code depends only on its
+    own item, with ``n_threads`` torch threads when it is set (None keeps the caller's count).
+
+    It declares :data:`~mmhash.base.EPOCH_PROGRESS`: ``fit(views, progress=callback)`` reports
+    each epoch to ``callback``. ``history_`` holds the per-epoch losses, ``best_epoch_`` the
+    epoch whose encoders were kept.
+    """
+
+    supported_views = (2, None)
+    capabilities = frozenset({EPOCH_PROGRESS})
+    #: A subclass that keeps per-row training state (e.g. a similarity matrix over the whole
+    #: training set) sets this: every batch given to :meth:`_loss` then ends with an int64 tensor
+    #: of the rows' positions in the views given to fit, after the view tensors.
+    with_row_ids: ClassVar[bool] = False
+    #: Where the current fit trains (set from ``device`` at the start of each fit).
+    _device: torch.device = torch.device("cpu")
+    #: Early stopping: with held-out rows (``validation_fraction`` > 0), stop after this many
+    #: epochs without a lower held-out loss; None trains every epoch.
+    patience: ClassVar[int | None] = None
+
+    # -- subclass hooks ------------------------------------------------------------------------
+    def _build_model(self, dims: list[int]) -> nn.Module:
+        """The full training network for views of dimensions ``dims`` (in view order)."""
+        raise NotImplementedError
+
+    def _loss(self, model: nn.Module, batch: list[torch.Tensor]
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The mini-batch objective: (scalar tensor, {part name: float}) for paired rows."""
+        raise NotImplementedError
+
+    def _begin_training(self, model: nn.Module, arrays: list[np.ndarray],
+                        fit_rows: np.ndarray) -> None:
+        """Called once inside the torch session, before the first epoch, with the new model,
+        every training row (fit and held-out) of each view, float64 ``(n, d_m)`` in view order,
+        and the sorted int64 positions of the fit rows. Default: nothing."""
+
+    def _begin_epoch(self, model: nn.Module, epoch: int) -> None:
+        """Called before each epoch's first step (epochs count from 1), e.g. to set the slope of
+        a :class:`~mmhash.deep.blocks.ScaledTanh`. Default: nothing."""
+
+    def _end_epoch(self, model: nn.Module, epoch: int, data: list[torch.Tensor]) -> None:
+        """Called after each epoch's training steps, before the held-out loss, with the fit rows'
+        tensors (row ids last when :attr:`with_row_ids`); must leave ``model`` in train mode.
+        Default: nothing."""
+
+    def _parameter_groups(self, model: nn.Module) -> Any:
+        """What the optimiser updates: the model's parameters (default), or parameter groups
+        with their own settings, e.g. ``[{"params": ..., "lr": 0.01}, ...]``."""
+        return model.parameters()
+
+    def _make_step(self, model: nn.Module, optimizer: torch.optim.Optimizer
+                   ) -> StepFn | None:
+        """A whole training step per batch (see :data:`~mmhash.deep.training.StepFn`), for
+        methods that update more than once per batch; None (default): one optimiser step on
+        :meth:`_loss`."""
+        return None
+
+    # -- validation ----------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        """Validate the training hyperparameters; subclasses extend it (call super())."""
+        check_integer("n_epochs", self.n_epochs, minimum=1)
+        # The batch similarity losses compare rows with each other: one row has no pairs.
+        check_integer("batch_size", self.batch_size, minimum=2)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("learning_rate", self.learning_rate, minimum=0, exclusive=True)
+        check_fraction("momentum", self.momentum)
+        check_number("weight_decay", self.weight_decay, minimum=0)
+        check_fraction("validation_fraction", self.validation_fraction)
+        # These resolve as well as check (None -> every core; a device this machine has), and
+        # fit and encode call them again; calling them here fails before training.
+        resolve_threads(self.n_threads)
+        resolve_device(self.device)
+        check_seed(self.random_state)
+
+    # -- fit / encode ----------------------------------------------------------------------------
+    def _fit(self, views: dict[str, np.ndarray], *,
+             progress: ProgressCallback | None = None) -> None:
+        arrays = list(views.values())
+        dims = [X.shape[1] for X in arrays]
+        seed = check_seed(self.random_state)
+        # A numpy stream of its own for shuffling and the held-out rows: never the global one.
+        rng = np.random.default_rng([seed, 0x5EED])
+        fit_rows, val_rows = holdout_split(len(arrays[0]), self.validation_fraction, rng)
+        self._device = device = resolve_device(self.device)
+        self.device_ = str(device)
+        with torch_session(seed, self.n_threads):
+            model = self._build_model(dims)  # initialised on the CPU: same start on any device
+            self._begin_training(model, arrays, fit_rows)
+            model.to(device)
+            data = [torch.from_numpy(X[fit_rows].astype(np.float32)).to(device) for X in arrays]
+            validation = ([torch.from_numpy(X[val_rows].astype(np.float32)).to(device)
+                           for X in arrays] if len(val_rows) else None)
+            if self.with_row_ids:
+                data.append(torch.from_numpy(fit_rows).to(device))
+                if validation is not None:
+                    validation.append(torch.from_numpy(val_rows).to(device))
+            optimizer = make_optimizer(self.optimizer, self._parameter_groups(model),
+                                       learning_rate=float(self.learning_rate),
+                                       momentum=float(self.momentum),
+                                       weight_decay=float(self.weight_decay))
+            result = train_loop(
+                model, lambda batch: self._loss(model, batch), data, optimizer,
+                n_epochs=int(self.n_epochs), batch_size=int(self.batch_size), rng=rng,
+                validation=validation, select=model.encoders, progress=progress,
+                on_epoch_start=lambda epoch: self._begin_epoch(model, epoch),
+                on_epoch_end=lambda epoch: self._end_epoch(model, epoch, data),
+                step=self._make_step(model, optimizer), patience=self.patience,
+                name=type(self).__name__,
+            )
+        self.history_ = result.history
+        self.best_epoch_ = result.best_epoch
+        self._set_encoders(model.encoders.cpu())
+
+    def _set_encoders(self, encoders: nn.ModuleList) -> None:
+        encoders = encoders.float().eval()
+        for p in encoders.parameters():
+            p.requires_grad_(False)
+        self._encoders = encoders
+        # float64 copies for encoding: fewer rounding-induced sign flips near zero.
+        self._scorers = copy.deepcopy(encoders).double().eval()
+
+    def _encode(self, X: np.ndarray, modality: str) -> np.ndarray:
+        scorer = self._scorers[self.modalities_.index(modality)]
+        out = np.empty((X.shape[0], self.n_bits), dtype=np.float64)
+        # An explicit n_threads holds for encoding too (tiny batches on a busy machine are far
+        # slower with more threads); None keeps the caller's setting, e.g. a bench worker's cap.
+        previous = torch.get_num_threads()
+        if self.n_threads is not None:
+            torch.set_num_threads(resolve_threads(self.n_threads))
+        try:
+            with torch.no_grad():
+                for start in range(0, X.shape[0], ENCODE_CHUNK):
+                    chunk = torch.from_numpy(
+                        np.array(X[start:start + ENCODE_CHUNK], dtype=np.float64))
+                    out[start:start + ENCODE_CHUNK] = scorer(chunk).numpy()
+        finally:
+            torch.set_num_threads(previous)
+        return out
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays, values = super()._get_state()
+        arrays.update(module_to_arrays(self._encoders, _STATE_PREFIX + "encoders."))
+        return arrays, values
+
+    def _set_state(self, arrays: dict[str, np.ndarray], values: dict[str, Any]) -> None:
+        own = {k: v for k, v in arrays.items() if k.startswith(_STATE_PREFIX)}
+        super()._set_state({k: v for k, v in arrays.items() if k not in own}, values)
+        dims = [int(self.n_features_[m]) for m in self.modalities_]
+        with torch.device("meta"):  # no parameter initialisation, no RNG use
+            model = self._build_model(dims)
+        arrays_to_module(model.encoders, own, _STATE_PREFIX + "encoders.")
+        self._set_encoders(model.encoders)

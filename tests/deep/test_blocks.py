@@ -1,0 +1,119 @@
+"""The deep family's building blocks against plain numpy formulas."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mmhash.deep import (  # noqa: E402
+    ScaledTanh,
+    check_pairwise_size,
+    cosine,
+    cosine_mse,
+    feature_similarity,
+    fused_similarity,
+    graph_term,
+    knn_graph,
+    mlp,
+    resolve_device,
+    second_order,
+    set_alpha,
+    sqrt_schedule,
+)
+from mmhash.errors import InvalidInputError  # noqa: E402
+
+RNG = np.random.default_rng(0)
+X = RNG.random((7, 5))
+Y = RNG.standard_normal((7, 3))
+
+
+def _unit(A):
+    norms = np.linalg.norm(A, axis=1, keepdims=True)
+    return A / np.where(norms > 0, norms, 1)
+
+
+def test_feature_similarity_is_rescaled_cosine():
+    Xz = X.copy()
+    Xz[2] = 0  # an all-zero row: cosine 0, rescaled -1
+    got = feature_similarity(torch.from_numpy(Xz)).numpy()
+    want = 2 * _unit(Xz) @ _unit(Xz).T - 1
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    assert np.allclose(got[2], -1)
+    np.testing.assert_allclose(feature_similarity(torch.from_numpy(X), rescale=False).numpy(),
+                               _unit(X) @ _unit(X).T, atol=1e-12)
+
+
+def test_fused_and_second_order_terms():
+    S, T = (torch.from_numpy(A) for A in (X @ X.T, Y @ Y.T))
+    np.testing.assert_allclose(fused_similarity([S, T], [0.3, 0.7]).numpy(),
+                               0.3 * X @ X.T + 0.7 * Y @ Y.T, atol=1e-12)
+    np.testing.assert_allclose(second_order([(S, S)]).numpy(), (X @ X.T) @ (X @ X.T).T / 7,
+                               atol=1e-10)
+    both = second_order([(S, T), (T, S)]).numpy()
+    np.testing.assert_allclose(both, ((X @ X.T) @ (Y @ Y.T).T + (Y @ Y.T) @ (X @ X.T).T) / 14,
+                               atol=1e-10)
+    with pytest.raises(InvalidInputError, match="weights for 2"):
+        fused_similarity([S, T], [1.0])
+
+
+def test_knn_graph_keeps_k_neighbours_row_normalised():
+    S = torch.from_numpy(_unit(X) @ _unit(X).T)
+    P = knn_graph(S, 3).numpy()
+    S = S.numpy()
+    for i in range(7):
+        others = [j for j in np.argsort(-S[i], kind="stable") if j != i][:3]
+        assert set(np.flatnonzero(P[i])) == set(others)
+        np.testing.assert_allclose(P[i, others], S[i, others] / S[i, others].sum())
+    np.testing.assert_allclose(graph_term(torch.from_numpy(P)).numpy(), P @ P.T)
+    assert knn_graph(torch.from_numpy(S), 2, include_self=True).numpy()[0, 0] > 0
+    with pytest.raises(InvalidInputError, match="between 1 and 6"):
+        knn_graph(torch.from_numpy(S), 7)
+
+
+def test_pairwise_size_is_refused_with_the_memory_it_needs():
+    check_pairwise_size(100, 100, method="DGCPN")
+    with pytest.raises(InvalidInputError, match=r"186000 training rows exceed max_samples=20000: "
+                                                r"DGCPN holds 2 dense .*257\.8 GiB.*max_samples"):
+        check_pairwise_size(186_000, 20_000, method="DGCPN", n_matrices=2)
+
+
+def test_cosine_mse_with_and_without_weights():
+    A, B = torch.from_numpy(X[:, :3]), torch.from_numpy(Y)
+    target = torch.from_numpy(RNG.uniform(-1, 1, (7, 7)))
+    weight = torch.from_numpy(RNG.random((7, 7)))
+    cos = _unit(X[:, :3]) @ _unit(Y).T
+    np.testing.assert_allclose(cosine(A, B).numpy(), cos, atol=1e-12)
+    assert cosine_mse(A, B, target).item() == pytest.approx(((cos - target.numpy()) ** 2).mean())
+    assert cosine_mse(A, B, target, weight=weight).item() == pytest.approx(
+        (weight.numpy() * (cos - target.numpy()) ** 2).mean())
+    unit = torch.nn.functional.normalize(A, dim=1)
+    assert cosine_mse(unit, unit, target, normalized=True).item() == pytest.approx(
+        cosine_mse(A, A, target).item())
+
+
+def test_mlp_layers_and_scaled_tanh():
+    net = mlp(5, [8, 4], 3, dropout=0.5, batch_norm=True, normalize_input=True,
+              output=ScaledTanh(2.0))
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == ["RowNormalize", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear",
+                     "BatchNorm1d", "ReLU", "Dropout", "Linear", "ScaledTanh"]
+    assert [type(m).__name__ for m in mlp(5, [8, 4], 3, dropout=0.5, dropout_last_only=True)
+            ].count("Dropout") == 1
+    h = torch.linspace(-2, 2, 9)
+    act = ScaledTanh(3.0)
+    np.testing.assert_allclose(act(h).numpy(), np.tanh(3 * h.numpy()), atol=1e-6)
+    set_alpha(net, 5.0)
+    assert net[-1].alpha == 5.0 and "alpha=5" in repr(net[-1])
+    assert torch.equal(torch.sign(ScaledTanh(0.1)(h)), torch.sign(ScaledTanh(9.0)(h)))
+    assert [sqrt_schedule(e) for e in (1, 4)] == [1.0, 2.0] and sqrt_schedule(2) == math.sqrt(2)
+
+
+def test_auto_device_is_the_cpu_without_a_gpu():
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == want
+    with pytest.raises(InvalidInputError, match="'auto', 'cpu'"):
+        resolve_device("tpu")
