@@ -31,7 +31,7 @@ from mmhash.data.formats import read_cell, read_mfeat, read_svcl
 from mmhash.data.splits import save_split, validation_subset
 from mmhash.errors import DataError
 
-SPLITS_DIR = Path(__file__).parent / "splits"
+SPLITS_DIR = Path(__file__).resolve().parents[1] / "mmhash" / "data" / "splits"
 
 
 def _from_indices(query: np.ndarray, train: np.ndarray, retrieval: np.ndarray) -> Split:
@@ -64,7 +64,24 @@ def mfeat_split(data_dir: Path) -> Split:
     return _staged_split(data_dir / "uci_mfeat" / "uci_mfeat.npz", raw.views)
 
 
-MAKERS = {"wiki.npz": wiki_split, "cub10.npz": cub10_split, "mfeat.npz": mfeat_split}
+def mirflickr25k_split(data_dir: Path) -> Split:
+    """The DCMH family's protocol on the 20,015-row release: rows 0..1,999 query, the rest
+    retrieval, and a fixed draw of 5,000 training rows from the retrieval set
+    (:func:`mmhash.data.formats.dcmh.training_draw`). Only the row count is read."""
+    from mmhash.data.formats.dcmh import QUERY_ROWS, STANDARD_ROWS, training_draw
+    from mmhash.data.formats.matfile import open_keyed
+
+    with open_keyed(data_dir / "mirflickr25k" / "mirflickr25k-lall.mat") as f:
+        n = len(f.read(["LAll"])["LAll"])
+    if n != STANDARD_ROWS:
+        raise DataError(f"mirflickr25k-lall.mat has {n} rows, the release has {STANDARD_ROWS}")
+    retrieval = np.arange(QUERY_ROWS, n, dtype=np.int64)
+    return _from_indices(np.arange(QUERY_ROWS, dtype=np.int64), training_draw(retrieval),
+                         retrieval)
+
+
+MAKERS = {"wiki.npz": wiki_split, "cub10.npz": cub10_split, "mfeat.npz": mfeat_split,
+          "mirflickr25k.npz": mirflickr25k_split}
 
 
 def make_all(data_dir: Path, out_dir: Path = SPLITS_DIR) -> dict[str, Split]:
@@ -81,7 +98,7 @@ def make_all(data_dir: Path, out_dir: Path = SPLITS_DIR) -> dict[str, Split]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True,
-                        help="folder holding wikipedia/, cub10/, uci_mfeat/")
+                        help="folder holding wikipedia/, cub10/, uci_mfeat/, mirflickr25k/")
     parser.add_argument("--out", type=Path, default=SPLITS_DIR)
     args = parser.parse_args(argv)
     make_all(args.data_dir, args.out)

@@ -173,6 +173,8 @@ def _user_name(reader: str, target: Path) -> str:
         return target.parent.name
     if reader == "triple":
         return triple_paths(target)["train"].stem.removesuffix("_train")
+    if reader == "dcmh":  # mirflickr25k-iall.mat -> mirflickr25k
+        return target.stem.rsplit("-", 1)[0]
     return target.stem
 
 

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from mmhash.data import PARTS, load_dataset
-from mmhash.data.formats import read_cell, read_mfeat, read_npz, read_svcl, read_wikidata
+from mmhash.data.formats import (
+    read_cell,
+    read_mfeat,
+    read_npz,
+    read_path,
+    read_svcl,
+    read_wikidata,
+)
 from mmhash.data.splits import stored_split
 from mmhash.errors import DataError
 
@@ -236,3 +243,58 @@ def test_wikipedia_folder_as_a_user_path(real_data, need):
     stored = stored_split("wiki.npz")
     for part in PARTS:
         np.testing.assert_array_equal(getattr(ds.split, part), getattr(stored, part))
+
+
+# --- MIRFlickr-25K, DCMH files ------------------------------------------------------------------
+MIR = ("mirflickr25k/mirflickr25k-yall.mat", "mirflickr25k/mirflickr25k-lall.mat")
+
+
+def _mirflickr_with_images(need, tmp_path, writer, image_dim=16):
+    """The real YAll and LAll beside an IAll the test writes in the same layout (the image
+    file itself cannot be had here): a (20015, image_dim) float32 matrix."""
+    yall, lall = need(*MIR)
+    for real in (yall, lall):
+        shutil.copy(real, tmp_path / real.name)
+    images = np.random.default_rng(0).random((20015, image_dim), dtype=np.float32)
+    writer(tmp_path / "mirflickr25k-iall.mat", {"IAll": images})
+    return tmp_path, images
+
+
+def test_dcmh_reader_on_the_real_tag_and_label_files(need, tmp_path, mat_writer):
+    folder, images = _mirflickr_with_images(need, tmp_path, mat_writer)
+    for given in ("iall", "yall", "lall"):  # any of the three names the set
+        raw = read_path(folder / f"mirflickr25k-{given}.mat")
+        assert raw.reader == "dcmh"
+    assert {v: X.shape for v, X in raw.views.items()} == {"image": (20015, 16),
+                                                          "text": (20015, 1386)}
+    np.testing.assert_array_equal(raw.views["image"], images.astype(np.float64))
+    # SOURCE.md: 3.78 labels and 4.64 tags per item on average, every item labelled
+    assert raw.labels.shape == (20015, 24) and raw.labels.sum(1).min() == 1
+    assert round(raw.labels.sum(1).mean(), 2) == 3.78
+    assert round(raw.views["text"].sum(1).mean(), 2) == 4.64
+    assert raw.labels.sum(0)[1] == 179 and raw.labels.sum(0).max() == 8463  # baby, structures
+    assert raw.parts["query"].tolist() == list(range(2000))
+    assert raw.parts["retrieval"][0] == 2000 and len(raw.parts["retrieval"]) == 18015
+    assert len(raw.parts["train"]) == 5000 and raw.parts["train"].min() >= 2000
+
+
+def test_dcmh_set_loads_as_a_dataset_with_the_stored_split(need, tmp_path, write_mat5):
+    folder, _ = _mirflickr_with_images(need, tmp_path, write_mat5)
+    data = load_dataset(folder / "mirflickr25k-iall.mat")
+    assert data.name == "mirflickr25k" and data.view_names == ["image", "text"]
+    stored = stored_split("mirflickr25k.npz")
+    for part in PARTS:
+        np.testing.assert_array_equal(getattr(data.split, part), getattr(stored, part))
+    assert data.info["reader_notes"]["training_draw"].startswith("stored: 5000 rows")
+    assert len(data.info["source_files"]) == 3
+
+
+def test_dcmh_set_names_a_missing_file(need, tmp_path):
+    yall, lall = need(*MIR)
+    shutil.copy(yall, tmp_path / yall.name)
+    with pytest.raises(DataError, match=r"three files side by side; missing: .*iall\.mat"):
+        read_path(tmp_path / "mirflickr25k-yall.mat")
+    shutil.copy(lall, tmp_path / lall.name)
+    shutil.copy(lall, tmp_path / "mirflickr25k-iall.mat")  # the wrong variable inside
+    with pytest.raises(DataError, match=r"no variable 'IAll' \(found: LAll\)"):
+        read_path(tmp_path / "mirflickr25k-yall.mat")

