@@ -172,6 +172,9 @@ class BaseHasher:
     conformance_params: ClassVar[dict[str, Any]] = {}
     #: Optional parts of the contract this method implements (see :data:`CAPABILITIES`).
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: The default space ``mmhash tune`` searches: parameter -> list of values, or a range
+    #: ``(low, high)`` / ``(low, high, "log")`` (see :mod:`mmhash.bench.tune`).
+    search_space: ClassVar[dict[str, Any]] = {}
 
 
     # ---- parameters -------------------------------------------------------------------------

@@ -97,6 +97,9 @@ def _describe(dataset) -> str:
               help="Use only these views of the dataset (comma-separated).")
 @click.option("--param", "param_items", multiple=True, metavar="METHOD.NAME=VALUE",
               help="Set a hyperparameter of one method (repeatable).")
+@click.option("--params-file", default=None, type=click.Path(dir_okay=False),
+              help="A TOML file of [params.METHOD] tables (what `mmhash tune -o` writes); "
+                   "--param values override it.")
 @click.option("--database", default=None, type=click.Choice(["per-view", "unified"]),
               help="Rank against each retrieval view's codes (per-view, default) or, for "
                    "methods that learn one, a code per item from all its views (unified: the "
@@ -118,18 +121,25 @@ def _describe(dataset) -> str:
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Directory of the real datasets (default $MMHASH_DATA, else ./data).")
 @_errors_as_one_line
-def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, database, suite,
-          store, export_path, resume, jobs, executor_kind, scheduler, data_dir) -> None:
+def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, params_file,
+          database, suite, store, export_path, resume, jobs, executor_kind, scheduler,
+          data_dir) -> None:
     """Run methods x bits x seeds on fixed splits, store every cell, print comparison tables."""
     from mmhash.bench.plan import make_plan
     from mmhash.bench.report import export
 
     if export_path and not export_path.lower().endswith((".csv", ".json")):
         raise InvalidInputError(f"--export {export_path!r}: use a .csv or .json file name")
+    params = {}
+    if params_file:
+        from mmhash.bench.tune import read_params_file
+
+        params = read_params_file(params_file)
+    for method, values in _parse_params(param_items).items():
+        params[method] = {**params.get(method, {}), **values}
     plan = make_plan(datasets=datasets, methods=methods, bits=bits, seeds=seeds,
-                     metrics=metrics, ties=ties, views=views,
-                     params=_parse_params(param_items), suite=suite, database=database,
-                     data_dir=data_dir)
+                     metrics=metrics, ties=ties, views=views, params=params, suite=suite,
+                     database=database, data_dir=data_dir)
     from mmhash.bench.plan import execute_plan
     from mmhash.bench.store import ResultStore
 
@@ -378,6 +388,91 @@ def _print_comparison(out, result) -> None:
             table.add_row(c["dataset"], method, c["params"], c["task"], c["metric"], c["tie"],
                           str(c["bits"]), f"{c['reference']:.4f}", now, delta)
         out.print(table)
+
+
+# ---- tune ----------------------------------------------------------------------------------
+@main.command()
+@click.argument("method")
+@click.option("--dataset", required=True,
+              help="Registered dataset or a path; only its training rows are used.")
+@click.option("--bits", default="64", show_default=True, help="Code length of every trial.")
+@click.option("--space", "space_items", multiple=True, metavar="NAME=v1,v2|NAME=lo:hi[:log]",
+              help="A searched parameter (repeatable); default: the method's own search space.")
+@click.option("--trials", default=None, type=click.IntRange(min=1),
+              help="Settings to try (default: the whole grid, or 20 for TPE).")
+@click.option("--metric", default="map", show_default=True,
+              help="Validation score: map, map@K or p@K (mean over the tasks).")
+@click.option("--tie", default="expected", show_default=True, help="Tie policy of the score.")
+@click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
+              help="A parameter held fixed in every trial (repeatable).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seeds the sampler and every fit.")
+@click.option("--store", default="mmhash-results.sqlite", show_default=True,
+              type=click.Path(dir_okay=False),
+              help="Every trial is stored here; a rerun reads back what is stored (resume).")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="Write the best setting as [params.METHOD] TOML for bench --params-file.")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help="Directory of the real datasets (default $MMHASH_DATA, else ./data).")
+@_errors_as_one_line
+def tune(method, dataset, bits, space_items, trials, metric, tie, param_items, seed, store,
+         output, data_dir) -> None:
+    """Search METHOD's hyperparameters on the validation split (never the test queries)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from mmhash.bench.grid import parse_bits
+    from mmhash.bench.store import ResultStore
+    from mmhash.bench.tune import parse_space, write_params
+    from mmhash.bench.tune import tune as run_tune
+    from mmhash.data import load_dataset
+    from mmhash.registry import get_hasher_class
+
+    get_hasher_class(method)
+    bit_list = parse_bits(bits)
+    if len(bit_list) != 1:
+        raise InvalidInputError(f"--bits {bits!r}: tune one code length at a time")
+    n_bits = bit_list[0]
+    data = load_dataset(dataset, data_dir=data_dir)
+    space = parse_space(space_items) if space_items else None
+    fixed = _parse_params(tuple(f"{method}.{p}" for p in param_items)).get(method, {})
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[best]}"))
+    with ResultStore(store) as results, \
+            Progress(*columns, console=_console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"tune {method} on {data.name}:validation", total=trials, best="")
+        best = [-1.0]
+
+        def step(done, total, trial):
+            if trial.value is not None:
+                best[0] = max(best[0], trial.value)
+            bar.update(task, completed=done, total=total, best=f"best {best[0]:.4f}")
+
+        result = run_tune(method, data, bits=n_bits, space=space, trials=trials, metric=metric,
+                          tie=tie, fixed=fixed, store=results, seed=seed, progress=step)
+    _print_tune(_console(), result)
+    if output:
+        write_params(output, result)
+        _console().print(f"wrote the best setting to {output} (mmhash bench --params-file "
+                         f"{output})")
+
+
+def _print_tune(out, result) -> None:
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
+    best = result.best
+    table = RichTable(title=escape(
+        f"mmhash tune {result.method} on {result.dataset}:validation, {result.bits} bits, "
+        f"{result.metric} ({result.tie} ties), mean over tasks"), title_justify="left")
+    for name in result.space:
+        table.add_column(name)
+    table.add_column("validation score", justify="right")
+    table.add_column("", justify="left")
+    for trial in result.trials:
+        value = "failed" if trial.value is None else f"{trial.value:.4f}"
+        note = ("best" if trial is best else "") + (" (stored)" if trial.stored else "")
+        table.add_row(*(escape(json.dumps(trial.params[n])) for n in result.space), value, note)
+    out.print(table)
 
 
 # ---- list / datasets / check -----------------------------------------------------------------

@@ -117,6 +117,8 @@ class CMFH(BaseHasher):
     name = "cmfh"
     supported_views = (2, 2)
     capabilities = frozenset({UNIFIED_DATABASE})
+    #: ``mmhash tune cmfh``: the paper's three weights, over the ranges its Fig. 5 explores.
+    search_space = {"lam": (0.1, 0.9), "mu": (1.0, 1000.0, "log"), "gamma": (1e-4, 1.0, "log")}
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, lam: float = 0.5,
                  mu: float = 100.0, gamma: float = 0.01, max_iter: int = 1000,

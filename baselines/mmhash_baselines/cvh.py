@@ -72,6 +72,9 @@ class CVH(BaseHasher):
 
     name = "cvh"
     supported_views = (2, None)
+    #: ``mmhash tune cvh``: the ridge decides how many directions survive when the feature
+    #: dimension approaches the number of training pairs.
+    search_space = {"reg": (1e-6, 10.0, "log")}
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, reg: float = 1e-4,
                  max_features: int = 20000):

@@ -37,16 +37,17 @@ def recompute(store: ResultStore, *, metrics: str | Sequence[str] = ("map",),
     """
     evaluation = Evaluation.parse(metrics, ties)
     out = Recomputed()
-    labels: dict[str | None, tuple | None] = {}
+    labels: dict[tuple[str, str | None], tuple | None] = {}
     for cell_id, key, has_codes in store.stored_cells(run_id=run_id, dataset=dataset,
                                                       methods=methods):
-        if key.fingerprint not in labels:
-            labels[key.fingerprint] = store.labels(key.fingerprint)
+        data = (key.dataset, key.fingerprint)
+        if data not in labels:
+            labels[data] = store.labels(*data)
         codes = store.codes(cell_id) if has_codes else None
-        if codes is None or labels[key.fingerprint] is None:
+        if codes is None or labels[data] is None:
             out.without_codes.append(key)
             continue
-        query_labels, retrieval_labels = labels[key.fingerprint]
+        query_labels, retrieval_labels = labels[data]
         results, curves = evaluate_codes(codes, query_labels, retrieval_labels, evaluation)
         row = {**key.as_row(), "cell_id": cell_id}
         out.rows.extend({**row, "task": task, "metric": metric, "tie": tie, "value": value}

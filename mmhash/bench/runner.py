@@ -44,7 +44,7 @@ def run_grid(dataset: Dataset, cells: Sequence[CellKey], store: ResultStore, run
     summary.skipped = len(cells) - len(todo)
     if todo:
         (_, q_labels), (_, r_labels) = dataset.part("query"), dataset.part("retrieval")
-        store.add_labels(dataset_fingerprint(dataset), q_labels, r_labels)
+        store.add_labels(dataset.name, dataset_fingerprint(dataset), q_labels, r_labels)
     executor = executor or SerialExecutor()
     finished = summary.skipped
     for record in executor.map(dataset, todo, evaluation or Evaluation()):

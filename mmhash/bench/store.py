@@ -11,8 +11,9 @@ Schema (version 3):
   curve, as JSON arrays;
 * ``codes`` (since version 3): per cell, its codes, bit-packed and compressed
   (:class:`~mmhash.bench.codes.CodeSet`), so every metric can be recomputed without refitting;
-* ``labels`` (since version 3): per dataset fingerprint, the query and retrieval labels the
-  codes are evaluated against.
+* ``labels`` (since version 3): per dataset (name and fingerprint: the validation protocol of a
+  dataset has other queries than the dataset), the query and retrieval labels the codes are
+  evaluated against.
 
 Opening a file of an older version migrates it in place, in one transaction (:data:`MIGRATIONS`):
 version 2 -> 3 renames ``dataset_sha256`` to ``fingerprint`` and adds ``database`` (older cells
@@ -106,8 +107,10 @@ _CODES = [
         codes BLOB NOT NULL
     )""",
     """CREATE TABLE IF NOT EXISTS labels (
-        fingerprint TEXT PRIMARY KEY,
-        labels BLOB NOT NULL
+        dataset TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        labels BLOB NOT NULL,
+        PRIMARY KEY (dataset, fingerprint)
     )""",
 ]
 
@@ -213,12 +216,14 @@ class ResultStore:
         with self._transaction():
             self._db.execute("UPDATE runs SET finished=? WHERE run_id=?", (_now(), run_id))
 
-    def add_labels(self, fingerprint: str, query_labels: np.ndarray,
+    def add_labels(self, dataset: str, fingerprint: str, query_labels: np.ndarray,
                    retrieval_labels: np.ndarray) -> None:
-        """Keep a dataset's labels (once per fingerprint) for recomputing metrics from codes."""
+        """Keep a dataset's labels (once per name and fingerprint) for recomputing metrics from
+        codes."""
         with self._transaction():
-            self._db.execute("INSERT OR IGNORE INTO labels (fingerprint, labels) VALUES (?, ?)",
-                             (fingerprint, labels_to_bytes(query_labels, retrieval_labels)))
+            self._db.execute(
+                "INSERT OR IGNORE INTO labels (dataset, fingerprint, labels) VALUES (?, ?, ?)",
+                (dataset, fingerprint, labels_to_bytes(query_labels, retrieval_labels)))
 
     def add_cell(self, run_id: int, record: CellRecord) -> int:
         """Store one cell, its results, curves and codes atomically; returns the cell id."""
@@ -328,10 +333,11 @@ class ResultStore:
         row = self._db.execute("SELECT codes FROM codes WHERE cell_id=?", (cell_id,)).fetchone()
         return None if row is None else CodeSet.from_bytes(row[0])
 
-    def labels(self, fingerprint: str | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """``(query_labels, retrieval_labels)`` stored for a dataset fingerprint, or None."""
-        row = self._db.execute("SELECT labels FROM labels WHERE fingerprint=?",
-                               (fingerprint,)).fetchone()
+    def labels(self, dataset: str, fingerprint: str | None
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(query_labels, retrieval_labels)`` stored for a dataset, or None."""
+        row = self._db.execute("SELECT labels FROM labels WHERE dataset=? AND fingerprint=?",
+                               (dataset, fingerprint)).fetchone()
         return None if row is None else labels_from_bytes(row[0])
 
     def failures(self, run_id: int) -> list[dict[str, Any]]:

@@ -120,6 +120,28 @@ class Dataset:
             self.synthetic, dict(self.info),
         )
 
+    def validation_protocol(self) -> Dataset:
+        """The dataset model selection sees: the *training rows only*, with the validation rows
+        as queries and the rest of the training rows as training and retrieval set.
+
+        Named ``<name>:validation``; the test queries (and any retrieval row outside training)
+        are not in it at all, so nothing fitted or scored on it can read them.
+        """
+        train, held_out = self.split.train, self.split.validation
+        if len(held_out) == 0:
+            raise DataError(f"dataset {self.name!r} has no validation rows to select on")
+        rows = np.asarray(train)
+        position = {int(r): i for i, r in enumerate(rows)}
+        queries = np.array(sorted(position[int(r)] for r in held_out), dtype=np.int64)
+        fit = np.setdiff1d(np.arange(len(rows), dtype=np.int64), queries)
+        split = Split(query=queries, retrieval=fit, train=fit,
+                      validation=np.empty(0, dtype=np.int64))
+        info = {**self.info, "protocol": (
+            f"validation split of {self.name}: {len(queries)} validation rows as queries against "
+            f"the other {len(fit)} training rows (fit on those); test queries not included")}
+        return Dataset(f"{self.name}:validation", {v: X[rows] for v, X in self.views.items()},
+                       self.labels[rows], split, self.synthetic, info)
+
     def summary(self) -> dict[str, Any]:
         """Sizes and views, as ``mmhash datasets`` shows them."""
         return {

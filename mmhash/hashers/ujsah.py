@@ -294,6 +294,9 @@ class UJSAH(DeepHasher):
 
     name = "ujsah"
     supported_views = (2, None)
+    #: ``mmhash tune ujsah``: the optimiser's step and the two weights the paper's Fig. 4 varies.
+    search_space: ClassVar[dict[str, Any]] = {
+        "learning_rate": (1e-5, 1e-3, "log"), "mu": (0.1, 0.9), "eta": (0.0, 0.6)}
     conformance_params: ClassVar[dict[str, Any]] = {
         "image_width": 64, "text_width": 64, "predictor_width": 32,
         "image_decoder_depth": 1, "text_decoder_depth": 1,
