@@ -9,6 +9,16 @@ import pytest
 from mmhash.registry import get_hasher_class, list_hashers
 from mmhash.testing import iter_checks
 
+#: Checks a method is known to fail, with why: each an open problem, not a hidden one. Strict:
+#: a fix that makes the check pass turns the expected failure into a reminder to drop it here.
+KNOWN_FAILURES = {
+    ("dgcpn", "hostile_data"): "features on very different scales (1e-4..1e4 per column): the "
+                               "official nets take raw features; cross-modal mAP .38 vs the rp "
+                               "floor's .42 (robust defaults: issue 13)",
+    ("jdsh", "hostile_data"): "features on very different scales: mAP .38 vs the rp floor's .42 "
+                              "(raw features into the official nets; robust defaults: issue 13)",
+}
+
 
 def _cases():
     for info in list_hashers():
@@ -18,7 +28,10 @@ def _cases():
             continue
         cls = get_hasher_class(info.name)
         for check_name, run in iter_checks(cls):
-            yield pytest.param(info.name, check_name, run, id=f"{info.name}-{check_name}")
+            known = KNOWN_FAILURES.get((info.name, check_name))
+            marks = [pytest.mark.xfail(reason=known, strict=True)] if known else []
+            yield pytest.param(info.name, check_name, run, id=f"{info.name}-{check_name}",
+                               marks=marks)
 
 
 @pytest.mark.parametrize(("hasher", "check", "run"), list(_cases()))

@@ -128,6 +128,31 @@ class BatchDependentDatabase(_Learned):
         return scores - scores.mean(axis=0)
 
 
+class CrashesOnZeroRows(_Learned):
+    """Dies inside LAPACK on an all-zero row, as LSSH did on real TF-IDF text."""
+
+    name = "crashes-on-zero-rows"
+
+    def _fit(self, views):
+        if any((~X.any(axis=1)).any() for X in views.values()):
+            np.linalg.cholesky(np.zeros((2, 2)))  # LinAlgError: not positive definite
+        super()._fit(views)
+
+
+class RefusesTinySets(_Learned):
+    """Refuses small training sets with one clear line: a valid answer to hostile data."""
+
+    name = "refuses-tiny-sets"
+
+    def _fit(self, views):
+        from mmhash.errors import InvalidInputError
+
+        n = len(next(iter(views.values())))
+        if n < 100:
+            raise InvalidInputError(f"{n} training pairs; this method needs at least 100")
+        super()._fit(views)
+
+
 class MadeUpCapability(_Learned):
     name = "made-up-capability"
     capabilities = frozenset({"telepathy"})
@@ -159,12 +184,17 @@ def test_sound_hasher_passes_every_check():
         (SilentEpochs, "declared_capabilities"),
         (BatchDependentDatabase, "declared_capabilities"),
         (MadeUpCapability, "declared_capabilities"),
+        (CrashesOnZeroRows, "hostile_data"),
     ],
     ids=lambda v: v if isinstance(v, str) else v.name,
 )
 def test_broken_hasher_fails_the_check_it_breaks(cls, check):
     with pytest.raises(AssertionError):
         _run(cls, check)
+
+
+def test_a_clear_refusal_is_a_valid_answer_to_hostile_data():
+    _run(RefusesTinySets, "hostile_data")
 
 
 def test_check_hasher_lists_every_failure():

@@ -509,9 +509,11 @@ def _dual_newton(G: np.ndarray, E: np.ndarray, nu: np.ndarray, floor: float,
         H, _ = lapack.dpotri(factor, lower=0)  # upper triangle of M^-1 (Fortran order)
         H *= Z @ Z.T  # upper triangle of the Hessian / 2
         step = np.where(bound, -g, 0.0)
-        Hf = H if free.all() else np.asfortranarray(H[np.ix_(free, free)])
-        _, sol, info = lapack.dposv(Hf, -0.5 * g[free], lower=0, overwrite_a=1)
-        step[free] = sol if info == 0 else -g[free]
+        if free.any():  # with every atom at its bound there is no Newton block to solve
+            # (LAPACK refuses a 0 x 0 system: real TF-IDF data with all-zero rows got here)
+            Hf = H if free.all() else np.asfortranarray(H[np.ix_(free, free)])
+            _, sol, info = lapack.dposv(Hf, -0.5 * g[free], lower=0, overwrite_a=1)
+            step[free] = sol if info == 0 else -g[free]
         t, slack = 1.0, 1e-12 * abs(f)  # slack: round-off of phi near the optimum
         while True:
             trial = np.maximum(floor, nu + t * step)

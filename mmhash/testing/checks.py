@@ -279,6 +279,103 @@ def check_beats_random_floor(cls: type, params: dict[str, Any]) -> None:
     )
 
 
+def _hostile_cases(n_views: int) -> dict[str, tuple[dict, dict, dict, Any, Any]]:
+    """Valid but hostile training sets, as real features make them: case -> (train views,
+    query views, retrieval views, query labels, retrieval labels). Queries and items go through
+    the same transformation as the training rows where it is a property of the features
+    (scales, constant columns, extra dimensions)."""
+    data = _data(n_views)
+    (train, _), (query, q_labels), (items, r_labels) = (data.part(p) for p in
+                                                        ("train", "query", "retrieval"))
+    names = list(train)
+    rng = np.random.default_rng(11)
+    n = len(train[names[0]])
+    cases = {}
+
+    zero = {m: X.copy() for m, X in train.items()}
+    for m in names:  # 13 all-zero text rows broke LSSH on real TF-IDF data
+        zero[m][rng.choice(n, size=max(2, n // 20), replace=False)] = 0.0
+    cases["all-zero rows"] = (zero, query, items, q_labels, r_labels)
+
+    repeat = np.concatenate([np.arange(n), np.arange(min(n, 60))])
+    cases["duplicate rows"] = ({m: X[repeat] for m, X in train.items()}, query, items,
+                               q_labels, r_labels)
+
+    def constant_columns(X):
+        X = X.copy()
+        X[:, ::4] = 3.0
+        return X
+
+    cases["constant columns"] = tuple(
+        {m: constant_columns(X) for m, X in part.items()} for part in (train, query, items)
+    ) + (q_labels, r_labels)
+
+    def rescaled(X, m):  # columns on scales from 1e-4 to 1e4, and the views apart too
+        scales = 10.0 ** (np.arange(X.shape[1]) % 9 - 4 + 2 * names.index(m))
+        return X * scales
+
+    cases["features on very different scales"] = tuple(
+        {m: rescaled(X, m) for m, X in part.items()} for part in (train, query, items)
+    ) + (q_labels, r_labels)
+
+    few = np.sort(rng.choice(n, size=40, replace=False))
+    extra = {m: rng.standard_normal((X.shape[1], 100)) / np.sqrt(X.shape[1])
+             for m, X in train.items()}
+
+    def widened(X, m):  # 100 more columns, mixtures of the real ones: d > n training pairs
+        return np.hstack([X, X @ extra[m]])
+
+    cases["more dimensions than training pairs"] = (
+        {m: widened(X[few], m) for m, X in train.items()},
+        {m: widened(X, m) for m, X in query.items()},
+        {m: widened(X, m) for m, X in items.items()}, q_labels, r_labels)
+    tiny = np.sort(rng.choice(n, size=12, replace=False))
+    cases["very few training pairs"] = ({m: X[tiny] for m, X in train.items()}, query, items,
+                                        q_labels, r_labels)
+    return cases
+
+
+#: How far below the random-projection floor (mean of three seeds) hostile data may leave a
+#: method: the floor itself moves by about this much between seeds on these small sets.
+HOSTILE_SLACK = 0.03
+
+
+def check_hostile_data(cls: type, params: dict[str, Any]) -> None:
+    """Valid but hostile data -- all-zero rows, duplicate rows, constant columns, features on
+    very different scales, more dimensions than training pairs, very few training pairs -- is
+    fitted, with codes at least as good as the rp floor, or refused with one clear
+    :class:`InvalidInputError` (which should name the limit and the parameter that moves it);
+    never a crash from inside a numerical routine."""
+    from mmhash.evaluation import mean_average_precision
+    from mmhash.hashers.rp import RandomProjectionHasher
+
+    n_bits = params.get("n_bits", N_BITS)
+    failures = []
+    for case, (train, query, items, q_labels, r_labels) in _hostile_cases(_min_views(cls)).items():
+        try:
+            hasher = _make(cls, params).fit(train)
+        except InvalidInputError:
+            continue  # a clear refusal is a valid answer
+        except Exception as exc:
+            failures.append(f"{case}: fit raised {type(exc).__name__}: {exc}")
+            continue
+        # the floor: mean of three random projections (one alone moves by ~.04 here)
+        floors = [RandomProjectionHasher(n_bits=n_bits, random_state=s).fit(train)
+                  for s in range(3)]
+        names = list(train)
+        got, base = [], []
+        for a in names:
+            for b in names:
+                if a != b:
+                    for h, out in ((hasher, got), *((f, base) for f in floors)):
+                        out.append(mean_average_precision(
+                            h.encode(query[a], a), h.encode(items[b], b), q_labels, r_labels))
+        if np.mean(got) < np.mean(base) - HOSTILE_SLACK:
+            failures.append(f"{case}: cross-modal mAP {np.mean(got):.3f} below the rp floor "
+                            f"{np.mean(base):.3f}")
+    assert not failures, "; ".join(failures)
+
+
 def check_declared_capabilities(cls: type, params: dict[str, Any]) -> None:
     """Declared capabilities are known and honoured: ``epoch_progress`` reports every epoch
     in order; ``unified_database`` gives ±1 codes of each item from all its views,
@@ -332,6 +429,7 @@ CHECKS: dict[str, Check] = {
     "supported_view_counts": check_supported_view_counts,
     "beats_random_floor": check_beats_random_floor,
     "declared_capabilities": check_declared_capabilities,
+    "hostile_data": check_hostile_data,
 }
 
 
@@ -345,7 +443,8 @@ def iter_checks(cls: type, params: dict[str, Any] | None = None,
     """Yield (check name, zero-argument callable) for every check that applies to ``cls``."""
     full = check_params(cls, params)
     for name, check in CHECKS.items():
-        if name in skip or (name == "beats_random_floor" and cls.name == "rp"):
+        if name in skip or (name in ("beats_random_floor", "hostile_data")
+                            and cls.name == "rp"):
             continue  # the floor cannot beat itself
         yield name, (lambda check=check: check(cls, full))
 
