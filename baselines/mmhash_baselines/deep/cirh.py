@@ -338,8 +338,10 @@ class CIRHNet(nn.Module):
 
 # ---- the hasher ------------------------------------------------------------------------------
 class CIRH(DeepHasher):
-    """CIRH: a joint graph model produces the training codes, hash networks learn them (Zhu et
-    al., TKDE 2022).
+    """CIRH: graph-model codes for the training set, learned by hash networks (TKDE 2022).
+
+    Zhu et al., TKDE 2022: a joint graph model produces the training codes, per-modality hash
+    networks learn them.
 
     Two views (image first, text second). See the module docstring for the similarity, both
     stages, the fixed stage-2 indexing and every choice against the official code. Fitting

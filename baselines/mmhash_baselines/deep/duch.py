@@ -237,8 +237,10 @@ def duch_objective(net: DUCHNet, h_v: torch.Tensor, h_v_aug: torch.Tensor, h_t: 
 
 # ---- the hasher ------------------------------------------------------------------------------
 class DUCH(DeepHasher):
-    """DUCH: NT-Xent inter- and intra-modal contrast, an adversarial code discriminator and
-    binarisation terms (Mikriukov, Ravanbakhsh, Demir, 2022). Two views (image first, then text).
+    """DUCH: contrastive (NT-Xent) and adversarial hashing (Mikriukov et al., 2022).
+
+    NT-Xent inter- and intra-modal contrast, an adversarial code discriminator and binarisation
+    terms (Mikriukov, Ravanbakhsh, Demir, 2022). Two views (image first, then text).
 
     See the module docstring for the equations, the augmentation (our choice) and each paper /
     code choice. Cost per epoch: O(N (d_v w_v + d_t w_t + (w_v + w_t) k + B k)) for the four

@@ -225,8 +225,10 @@ def ranking_loss(h_x: torch.Tensor, h_y: torch.Tensor, margin: float, shift: flo
 
 # ---- the hasher ------------------------------------------------------------------------------
 class UCCH(DeepHasher):
-    """UCCH: contrastive hashing against a momentum memory bank of binary codes, plus a
-    cross-modal ranking loss (Hu et al., TPAMI 2023). Two views (image first, then text).
+    """UCCH: contrastive hashing against a memory bank of codes (Hu et al., TPAMI 2023).
+
+    Contrast against a momentum memory bank of binary codes, plus a cross-modal ranking loss.
+    Two views (image first, then text).
 
     See the module docstring for the equations and each paper/code choice. Cost per epoch:
     O(N (d_v w + (l_v - 2) w^2 + d_t w + w k)) for the heads (``w`` the widths, ``l`` the layer
