@@ -234,3 +234,19 @@ def test_evaluation_tokens_are_parsed_not_tried():
         Evaluation.parse(["map"], ["random"])
     with pytest.raises(mmhash.InvalidInputError, match="K must be a positive integer"):
         Evaluation.parse(["p@0"], ["expected"])
+
+
+def test_large_sets_are_encoded_in_slices_with_the_same_codes(monkeypatch):
+    from mmhash.bench import cell
+
+    data = mmhash.load_dataset("synthetic")
+    train, _ = data.part("train")
+    (items, _) = data.part("retrieval")
+    hasher = mmhash.get_hasher("cvh", n_bits=16).fit(train)
+    whole = cell.encode_in_chunks(hasher.encode, items["image"], "image")
+    monkeypatch.setattr(cell, "ENCODE_ROWS", 7)
+    calls = []
+    sliced = cell.encode_in_chunks(lambda X, v: calls.append(len(X)) or hasher.encode(X, v),
+                                   items["image"], "image")
+    np.testing.assert_array_equal(sliced, whole)
+    assert max(calls) == 7 and sum(calls) == len(items["image"])
