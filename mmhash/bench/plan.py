@@ -89,7 +89,11 @@ def make_plan(*, datasets=None, methods=None, bits=None, seeds=None, metrics=Non
                     list(DEFAULT_TIES))
     protocol = parse_database(database if database is not None
                               else spec.database if spec else None)
-    all_params = {**(spec.params if spec else {}), **(params or {})}
+    # A suite's params for methods that --methods leaves out do not apply (and are no typo);
+    # without --methods a suite's params must all name its methods.
+    suite_params = {m: v for m, v in (spec.params if spec else {}).items()
+                    if methods is None or m in method_names}
+    all_params = {**suite_params, **(params or {})}
 
     for name in method_names:
         get_hasher_class(name)

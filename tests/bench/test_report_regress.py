@@ -153,3 +153,16 @@ def test_tables_of_many_views_hold_one_view_pair_each():
     assert out[0].cells[("y", "b->a", 32)] == (0.1 + 0.02, 0.0, 1)
     two_views = tables([r for r in rows if r["task"] in ("a->b", "b->a")])
     assert len(two_views) == 1 and "table 1" not in two_views[0].caption
+
+
+def test_a_suite_narrowed_by_methods_drops_the_others_params(suites, degradable):
+    from mmhash.bench.plan import make_plan
+
+    folder = suites(0.0).parent
+    (folder / "withparams.toml").write_text(
+        'datasets = ["synthetic"]\nmethods = ["degradable", "rp"]\nbits = [16]\nseeds = [0]\n'
+        '[params.degradable]\nn_bits_typo_free = 1\n')
+    plan = make_plan(suite="withparams", methods="rp")
+    assert {c.method for _, cells in plan.grids for c in cells} == {"rp"}
+    with pytest.raises(mmhash.UnknownNameError, match="parameter of 'degradable'"):
+        make_plan(suite="withparams")  # the suite itself still has to be right
