@@ -8,7 +8,8 @@ not import it. What a deep plugin uses:
   (``"auto"``: a GPU when torch sees one), batching, epoch progress (the bench's epoch bar),
   held-out epoch selection and early stopping, encoding and pickle-free saving come with it;
 * the loop's parts (:mod:`mmhash.deep.training`): :func:`torch_session`, :func:`train_loop`,
-  :func:`make_optimizer`, :func:`holdout_split`, :func:`iter_batches`, :func:`resolve_device`;
+  :func:`make_optimizer`, :func:`update` (one checked optimiser step, optionally clipped),
+  :func:`holdout_split`, :func:`iter_batches`, :func:`resolve_device`;
 * the family's blocks (:mod:`mmhash.deep.blocks`): :func:`feature_similarity`,
   :func:`fused_similarity`, :func:`second_order`, :func:`knn_graph`, :func:`graph_term`,
   :func:`check_pairwise_size`, :func:`cosine`, :func:`cosine_mse`, :func:`mlp`,
@@ -60,6 +61,7 @@ from mmhash.deep.training import (
     resolve_threads,
     torch_session,
     train_loop,
+    update,
 )
 
 __all__ = [
@@ -96,4 +98,5 @@ __all__ = [
     "sqrt_schedule",
     "torch_session",
     "train_loop",
+    "update",
 ]

@@ -209,16 +209,30 @@ LossFn = Callable[[list[torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 StepFn = Callable[[list[torch.Tensor]], tuple[float, dict[str, float]]]
 
 
+def update(loss: torch.Tensor, optimizer: torch.optim.Optimizer, *, name: str = "model",
+           clip_norm: float = 0.0, parameters: Any = None) -> None:
+    """One optimiser update from a scalar ``loss``: refuse a NaN / infinite loss
+    (:class:`Diverged`), zero the gradients (to None: a network the loss does not reach gets no
+    gradient and the optimiser skips it), backpropagate, clip the global gradient norm of
+    ``parameters`` (default: the optimiser's) to ``clip_norm`` when it is > 0, and step. Every
+    deep method's update goes through here, also those that make several per batch."""
+    check_finite(loss, name)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip_norm > 0:
+        params = [p for group in optimizer.param_groups for p in group["params"]] \
+            if parameters is None else list(parameters)
+        nn.utils.clip_grad_norm_(params, clip_norm)
+    optimizer.step()
+
+
 def loss_step(loss_fn: LossFn, optimizer: torch.optim.Optimizer, name: str = "model") -> StepFn:
-    """The usual step: the batch loss, one backward pass, one optimiser step. Raises
+    """The usual step: the batch loss and one :func:`update`. Raises
     :class:`InvalidInputError` when the loss is NaN or infinite (diverged training)."""
 
     def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
         loss, parts = loss_fn(batch)
-        check_finite(loss, name)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        update(loss, optimizer, name=name)
         return float(loss.detach()), parts
 
     return step

@@ -20,6 +20,7 @@ from mmhash.deep.training import (  # noqa: E402
     resolve_device,
     torch_session,
     train_loop,
+    update,
 )
 from mmhash.errors import DataError, InvalidInputError, UnknownNameError  # noqa: E402
 
@@ -218,6 +219,17 @@ def test_loop_takes_a_whole_step_and_epoch_hooks():
     with pytest.raises(ValueError, match="optimizer or a step"):
         train_loop(model, model.loss, [torch.ones(4, 1)], None, n_epochs=1, batch_size=2,
                    rng=np.random.default_rng(0))
+
+
+def test_update_clips_the_global_gradient_norm_and_refuses_divergence():
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([w], lr=1.0)
+    update((w * torch.tensor([30.0, 40.0, 0.0])).sum(), opt, parameters=[w], clip_norm=1.0)
+    np.testing.assert_allclose(w.detach().numpy(), [-0.6, -0.8, 0.0], atol=1e-6)
+    update((w * torch.tensor([3.0, 4.0, 0.0])).sum(), opt, clip_norm=1.0)  # the optimiser's
+    np.testing.assert_allclose(w.detach().numpy(), [-1.2, -1.6, 0.0], atol=1e-6)
+    with pytest.raises(InvalidInputError, match="m training diverged"):
+        update(w.sum() * float("nan"), opt, name="m")
 
 
 def test_optimizer_takes_parameter_groups_with_their_own_rates():

@@ -1,20 +1,15 @@
-"""Pieces the two contrastive deep baselines (UCCH, DUCH) share: seeded random streams, one
-optimiser step with optional gradient clipping, and learning-rate schedules.
+"""Pieces the two contrastive deep baselines (UCCH, DUCH) share: seeded random streams and
+learning-rate schedules (their updates, clipped or not, are :func:`mmhash.deep.update`).
 
 Not part of :mod:`mmhash.deep`, which has no per-method random streams (it seeds torch's global
-CPU generator for the fit, which a CUDA draw would not use) and no clipped step; written here
-so that both methods draw their negatives / augmentations / interpolations the same way.
+CPU generator for the fit, which a CUDA draw would not use); written here so that both methods
+draw their negatives / augmentations / interpolations the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import torch
-from torch import nn
-
-from mmhash.deep import check_finite
 
 
 def derived_seed(random_state: int, stream: int) -> int:
@@ -30,22 +25,6 @@ def seeded_generator(random_state: int, stream: int, device: torch.device) -> to
     generator = torch.Generator(device=device)
     generator.manual_seed(derived_seed(random_state, stream))
     return generator
-
-
-def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                   parameters: Iterable[nn.Parameter] | None = None, *,
-                   clip_norm: float = 0.0, name: str = "model") -> None:
-    """One update: refuse a NaN / infinite ``loss`` (:class:`mmhash.deep.Diverged`), zero the
-    gradients, backpropagate, clip the global gradient norm of ``parameters`` to ``clip_norm``
-    (0: no clipping) and step."""
-    check_finite(loss, name)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip_norm > 0:
-        params = [p for group in optimizer.param_groups for p in group["params"]] \
-            if parameters is None else list(parameters)
-        nn.utils.clip_grad_norm_(params, clip_norm)
-    optimizer.step()
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, learning_rate: float) -> None:

@@ -122,12 +122,12 @@ from mmhash.deep import (
     DeepHasher,
     ScaledTanh,
     StepFn,
-    check_finite,
     check_fraction,
     cosine_mse,
     feature_similarity,
     fused_similarity,
     mlp,
+    update,
 )
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_integer, check_number
@@ -256,13 +256,6 @@ def cirh_graph_loss(H_image: torch.Tensor, H_text: torch.Tensor, H: torch.Tensor
     return total, {key: float(value.detach()) for key, value in parts.items()}
 
 
-def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    check_finite(loss, "CIRH")
-    # set_to_none: the network a stage does not train has no gradient and Adam skips it.
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
 
 def graph_step(graph: GraphModel, optimizer: torch.optim.Optimizer, X_image: torch.Tensor,
                X_text: torch.Tensor, A: torch.Tensor, *, mix: Sequence[float],
@@ -280,7 +273,7 @@ def graph_step(graph: GraphModel, optimizer: torch.optim.Optimizer, X_image: tor
                                   reconstruction_weight=reconstruction_weight,
                                   similarity_weight=similarity_weight)
     codes = torch.sign(H).detach()
-    _update(optimizer, loss)
+    update(loss, optimizer, name="CIRH")
     return float(loss.detach()), parts, codes
 
 
@@ -307,7 +300,7 @@ def fit_hash_networks(image_net: nn.Module, text_net: nn.Module,
     for X_image, X_text, rows, B in batches:
         loss = cirh_hash_loss(image_net(X_image), text_net(X_text), B, pair_block(S, rows),
                               beta=beta)
-        _update(optimizer, loss)
+        update(loss, optimizer, name="CIRH")
         total += float(loss.detach()) * len(rows)
         count += len(rows)
     return total / count

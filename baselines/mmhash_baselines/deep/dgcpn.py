@@ -101,7 +101,6 @@ from mmhash.deep import (
     DeepHasher,
     ScaledTanh,
     StepFn,
-    check_finite,
     check_fraction,
     cosine_mse,
     feature_similarity,
@@ -109,6 +108,7 @@ from mmhash.deep import (
     graph_term,
     knn_graph,
     mlp,
+    update,
 )
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_integer, check_number
@@ -167,13 +167,6 @@ def dgcpn_loss(codes_image: torch.Tensor, codes_text: torch.Tensor, S: torch.Ten
     return total, {key: float(value.detach()) for key, value in parts.items()}
 
 
-def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    check_finite(loss, "DGCPN")
-    # set_to_none: a net the loss does not reach has no gradient and SGD skips it entirely.
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
 
 def dgcpn_step(image_net: nn.Module, text_net: nn.Module, optimizer: torch.optim.Optimizer,
                X_image: torch.Tensor, X_text: torch.Tensor, S: torch.Tensor,
@@ -185,13 +178,13 @@ def dgcpn_step(image_net: nn.Module, text_net: nn.Module, optimizer: torch.optim
     net only, (3) ``L(sign(H_I), H_T)`` -> text net only. Returns step (1)'s loss and parts
     (the objective the epoch's training loss reports)."""
     loss, parts = dgcpn_loss(image_net(X_image), text_net(X_text), S, **weights)
-    _update(optimizer, loss)
+    update(loss, optimizer, name="DGCPN")
     codes_image, codes_text = image_net(X_image), text_net(X_text)
     loss_image, _ = dgcpn_loss(codes_image, torch.sign(codes_text).detach(), S, **weights)
-    _update(optimizer, loss_image)
+    update(loss_image, optimizer, name="DGCPN")
     # codes_text's graph is untouched by step (2): the text net has not changed since.
     loss_text, _ = dgcpn_loss(torch.sign(codes_image).detach(), codes_text, S, **weights)
-    _update(optimizer, loss_text)
+    update(loss_text, optimizer, name="DGCPN")
     return float(loss.detach()), parts
 
 

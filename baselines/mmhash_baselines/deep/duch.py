@@ -106,11 +106,10 @@ except ImportError as exc:  # the registry lists duch as unavailable with this m
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, StepFn, check_fraction, check_seed, mlp
+from mmhash.deep import DeepHasher, StepFn, check_fraction, check_seed, mlp, update
 from mmhash.params import check_integer, check_number
 from mmhash_baselines.deep._contrastive import (
     derived_seed,
-    optimizer_step,
     seeded_generator,
     set_learning_rate,
 )
@@ -408,12 +407,12 @@ class DUCH(DeepHasher):
                                 device=self._generator.device).to(h_v.device) for _ in range(2)]
             d_loss = (discriminator_loss(model, h_t, h_v, mixes[0], gp_weight)
                       + discriminator_loss(model, h_t_aug, h_v_aug, mixes[1], gp_weight))
-            optimizer_step(d_loss, self._discriminator_optimizer, name="DUCH discriminator")
+            update(d_loss, self._discriminator_optimizer, name="DUCH discriminator")
             # Then the hash networks, with D (just updated) frozen.
             model.discriminator.requires_grad_(False)
             try:
                 total, parts = self._objective(model, outputs, self._targets[rows])
-                optimizer_step(total, optimizer, name="DUCH")
+                update(total, optimizer, name="DUCH")
             finally:
                 model.discriminator.requires_grad_(True)
             parts["discriminator"] = float(d_loss.detach())

@@ -94,10 +94,9 @@ except ImportError as exc:  # the registry lists ucch as unavailable with this m
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, StepFn, check_fraction, check_seed, mlp
+from mmhash.deep import DeepHasher, StepFn, check_fraction, check_seed, mlp, update
 from mmhash.params import check_integer, check_number
 from mmhash_baselines.deep._contrastive import (
-    optimizer_step,
     seeded_generator,
     set_learning_rate,
 )
@@ -378,8 +377,8 @@ class UCCH(DeepHasher):
                 contrastive = memory_contrastive_loss(h_x, h_y, self._bank, idx, temperature)
                 bank_momentum = float(self.bank_momentum)
             loss, parts = self._objective(contrastive, h_x, h_y)
-            optimizer_step(loss, optimizer, parameters, clip_norm=float(self.clip_norm),
-                           name="UCCH")
+            update(loss, optimizer, name="UCCH", clip_norm=float(self.clip_norm),
+                   parameters=parameters)
             # The code updates the bank with the outputs the logits were computed from.
             update_bank(self._bank, rows, h_x.detach(), h_y.detach(), bank_momentum)
             return float(loss.detach()), parts

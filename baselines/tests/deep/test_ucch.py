@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mmhash_baselines.deep._contrastive import derived_seed, optimizer_step  # noqa: E402
+from mmhash_baselines.deep._contrastive import derived_seed  # noqa: E402
 from mmhash_baselines.deep.ucch import (  # noqa: E402
     UCCH,
     bank_logits,
@@ -148,11 +148,8 @@ def test_sampling_and_initial_bank_are_seeded():
     assert 0.2 < float((bank > 0).float().mean()) < 0.4
 
 
-def test_optimizer_step_clips_the_global_gradient_norm():
-    w = torch.nn.Parameter(torch.zeros(3))
-    opt = torch.optim.SGD([w], lr=1.0)
-    optimizer_step((w * torch.tensor([30.0, 40.0, 0.0])).sum(), opt, [w], clip_norm=1.0)
-    np.testing.assert_allclose(w.detach().numpy(), [-0.6, -0.8, 0.0], atol=1e-6)
+def test_random_streams_are_independent_and_repeatable():
+    # the clipped update UCCH uses is mmhash.deep.update (tested in tests/deep/test_training.py)
     assert derived_seed(0, 1) != derived_seed(0, 2) and derived_seed(0, 1) == derived_seed(0, 1)
 
 
