@@ -12,6 +12,7 @@ not import it. What a deep plugin uses:
   :func:`holdout_split`, :func:`iter_batches`, :func:`resolve_device`;
 * the family's blocks (:mod:`mmhash.deep.blocks`): :func:`feature_similarity`,
   :func:`fused_similarity`, :func:`second_order`, :func:`knn_graph`, :func:`graph_term`,
+  :func:`keep_largest`, :func:`pair_block`,
   :func:`check_pairwise_size`, :func:`cosine`, :func:`cosine_mse`, :func:`mlp`,
   :class:`ScaledTanh` with :func:`sqrt_schedule` / :func:`set_alpha`.
 
@@ -34,8 +35,10 @@ from mmhash.deep.blocks import (
     feature_similarity,
     fused_similarity,
     graph_term,
+    keep_largest,
     knn_graph,
     mlp,
+    pair_block,
     pairwise_memory,
     second_order,
     set_alpha,
@@ -86,10 +89,12 @@ __all__ = [
     "graph_term",
     "holdout_split",
     "iter_batches",
+    "keep_largest",
     "knn_graph",
     "loss_step",
     "make_optimizer",
     "mlp",
+    "pair_block",
     "pairwise_memory",
     "resolve_device",
     "resolve_threads",

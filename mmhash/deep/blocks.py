@@ -12,6 +12,8 @@ Target similarities (float tensors ``(n, n)``, no gradients needed)
     M-view mean over view pairs);
     :func:`knn_graph` and :func:`graph_term` -- the row-normalised kNN-truncated graph ``P`` of a
     similarity over the whole training set and its neighbourhood term ``P P^T`` (DGCPN, CIRH);
+    :func:`keep_largest` -- the truncation alone; :func:`pair_block` -- a batch's block of such
+    a whole-training-set matrix, by the rows' positions (UMHA, DGCPN, CIRH);
     :func:`pairwise_memory` / :func:`check_pairwise_size` -- what n x n matrices cost, and a
     clear refusal before they are built.
 
@@ -81,10 +83,26 @@ def knn_graph(S: torch.Tensor, k: int, *, include_self: bool = False) -> torch.T
                                 f"{n - (0 if include_self else 1)} for {n} rows")
     scores = S if include_self else S.masked_fill(
         torch.eye(n, dtype=torch.bool, device=S.device), -math.inf)
-    top = scores.topk(k, dim=1)
-    P = torch.zeros_like(S).scatter_(1, top.indices, S.gather(1, top.indices))
+    P = keep_largest(scores, k)  # the masked diagonal is never among the kept entries
     total = P.sum(dim=1, keepdim=True)
     return P / torch.where(total != 0, total, torch.ones_like(total))
+
+
+def keep_largest(S: torch.Tensor, k: int) -> torch.Tensor:
+    """Each row of ``S`` ``(n, n)`` kept at its ``k`` largest entries (the diagonal competes
+    like any other entry), every other entry 0, no normalisation: CIRH keeps the truncated
+    cosines themselves, :func:`knn_graph` normalises them. A new ``(n, n)`` tensor.
+
+    The official codes sort each row ascending and zero the ``n - k`` smallest; ``topk`` keeps
+    the same entries up to the order of ties."""
+    top = S.topk(k, dim=1)
+    return torch.zeros_like(S).scatter_(1, top.indices, top.values)
+
+
+def pair_block(S: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``S[rows][:, rows]``: the ``(b, b)`` block of a whole-training-set matrix for the batch
+    whose positions in the training set are ``rows`` (int64 ``(b,)``), in the batch's order."""
+    return S.index_select(0, rows).index_select(1, rows)
 
 
 def graph_term(P: torch.Tensor) -> torch.Tensor:

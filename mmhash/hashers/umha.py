@@ -58,7 +58,14 @@ except ImportError as exc:  # the registry lists umha as unavailable with this m
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.deep import ENCODE_CHUNK, DeepHasher, check_fraction, check_pairwise_size, cosine_mse
+from mmhash.deep import (
+    ENCODE_CHUNK,
+    DeepHasher,
+    check_fraction,
+    check_pairwise_size,
+    cosine_mse,
+    pair_block,
+)
 from mmhash.errors import InvalidInputError
 from mmhash.hashers.ujsah import joint_semantics, similarity_matrices, view_weights
 from mmhash.params import check_bool, check_choice, check_integer, check_number
@@ -384,7 +391,7 @@ class UMHA(DeepHasher):
     def _loss(self, model: UMHANet, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
         *views, rows = batch
-        A = self._aux.index_select(0, rows).index_select(1, rows)
+        A = pair_block(self._aux, rows)
         gamma = float(self.gamma) if self._uses("instance") else 0.0
         return umha_loss(model, views, A, alpha=float(self.alpha), beta=float(self.beta),
                          gamma=gamma, tau=float(self.tau))

@@ -17,8 +17,10 @@ from mmhash.deep import (  # noqa: E402
     feature_similarity,
     fused_similarity,
     graph_term,
+    keep_largest,
     knn_graph,
     mlp,
+    pair_block,
     resolve_device,
     second_order,
     set_alpha,
@@ -72,6 +74,15 @@ def test_knn_graph_keeps_k_neighbours_row_normalised():
     assert knn_graph(torch.from_numpy(S), 2, include_self=True).numpy()[0, 0] > 0
     with pytest.raises(InvalidInputError, match="between 1 and 6"):
         knn_graph(torch.from_numpy(S), 7)
+
+
+def test_truncation_and_a_batchs_block():
+    S = torch.from_numpy(_unit(X) @ _unit(X).T)
+    kept = keep_largest(S, 2).numpy()
+    for i in range(7):  # the diagonal competes: cosine 1 is each row's largest
+        assert set(np.flatnonzero(kept[i])) == set(np.argsort(-S.numpy()[i], kind="stable")[:2])
+    rows = torch.tensor([4, 0, 2])
+    np.testing.assert_array_equal(pair_block(S, rows).numpy(), S.numpy()[[4, 0, 2]][:, [4, 0, 2]])
 
 
 def test_pairwise_size_is_refused_with_the_memory_it_needs():

@@ -3,15 +3,13 @@
 Both methods build one dense ``n x n`` target similarity from the features of every training row
 (fit and held-out rows alike: features only, no labels), truncate each row to its most similar
 items, and read each mini-batch's targets out of it by the rows' positions (``with_row_ids``).
-The pieces here are the ones :mod:`mmhash.deep` does not have:
+The pieces here are the ones :mod:`mmhash.deep` does not have (the truncation and a batch's
+block are :func:`mmhash.deep.keep_largest` / :func:`mmhash.deep.pair_block`):
 
 * :func:`neighbours_for` -- the neighbour count ``k`` for ``n`` training rows: the given one, or
   by default the official codes' share of their training set (2,000 of 5,000: 40%);
 * :func:`check_neighbours` -- the refusals that depend on the training-set size (``max_samples``
   and ``n_neighbors``), before any ``n x n`` allocation;
-* :func:`keep_largest` -- a row truncation *without* the row normalisation of
-  :func:`mmhash.deep.knn_graph` (CIRH keeps the truncated cosines themselves);
-* :func:`pair_block` -- the ``(b, b)`` targets of a batch, indexed by the rows' positions;
 * :func:`training_tensors` -- the training views as float32 tensors on the training device.
 """
 
@@ -50,22 +48,6 @@ def check_neighbours(n: int, *, n_neighbors: int, max_samples: int, method: str,
             f"n_neighbors={n_neighbors} must be between {minimum} and the {n} training rows "
             f"({method} keeps the n_neighbors most similar training items of each row, the item "
             "itself included); lower n_neighbors")
-
-
-def keep_largest(S: torch.Tensor, k: int) -> torch.Tensor:
-    """Each row of ``S`` ``(n, n)`` kept at its ``k`` largest entries (the diagonal competes like
-    any other entry), every other entry set to 0; no normalisation. A new ``(n, n)`` tensor.
-
-    The official codes sort each row ascending and zero the ``n - k`` smallest; ``topk`` keeps
-    the same entries up to the order of ties."""
-    top = S.topk(k, dim=1)
-    return torch.zeros_like(S).scatter_(1, top.indices, top.values)
-
-
-def pair_block(S: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``S[rows][:, rows]``: the ``(b, b)`` targets of the batch whose positions in the training
-    set are ``rows`` (int64 ``(b,)``), in the batch's order."""
-    return S.index_select(0, rows).index_select(1, rows)
 
 
 def training_tensors(arrays: Sequence[np.ndarray], device: torch.device) -> list[torch.Tensor]:

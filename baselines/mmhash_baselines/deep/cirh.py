@@ -11,7 +11,7 @@ second; ``n`` is the number of training rows.
 Global similarity (my_opt.py:189-208), built once over the whole training set, no gradient
     ``S1 = a1 cos(X_I) + (1 - a1) cos(X_T)`` (cosines of L2-normalised rows; here ``a1`` weights
     the *image* side), each row truncated to its ``k`` largest entries -- the item itself
-    included -- the others set to 0 (:func:`~._graph.keep_largest`; no row normalisation, not
+    included -- the others set to 0 (:func:`mmhash.deep.keep_largest`; no row normalisation, not
     symmetrised). ``S2 = 2 / (1 + exp(-S1)) - 1 + I = tanh(S1 / 2) + I``, symmetrised
     ``(S2 + S2^T) / 2``; ``S = a2 S1 + (1 - a2) S2`` (:func:`cirh_similarity`). With non-negative
     features ``S`` is never negative (a truncated pair gets 0, not -1) and its diagonal is about
@@ -126,13 +126,15 @@ from mmhash.deep import (
     cosine_mse,
     feature_similarity,
     fused_similarity,
+    keep_largest,
     mlp,
+    pair_block,
     update,
 )
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_integer, check_number
 
-from ._graph import check_neighbours, keep_largest, neighbours_for, pair_block, training_tensors
+from ._graph import check_neighbours, neighbours_for, training_tensors
 
 #: Dense float32 n x n matrices alive at the peak of :func:`cirh_similarity` (for the refusal).
 PEAK_MATRICES = 6

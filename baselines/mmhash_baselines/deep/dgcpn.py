@@ -108,12 +108,13 @@ from mmhash.deep import (
     graph_term,
     knn_graph,
     mlp,
+    pair_block,
     update,
 )
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_integer, check_number
 
-from ._graph import check_neighbours, neighbours_for, pair_block, training_tensors
+from ._graph import check_neighbours, neighbours_for, training_tensors
 
 #: Dense float32 n x n matrices alive at the peak of :func:`dgcpn_similarity` (for the refusal).
 PEAK_MATRICES = 8
