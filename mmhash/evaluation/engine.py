@@ -122,19 +122,16 @@ def iter_histograms(data: PackedEval) -> Iterator[tuple[slice, np.ndarray, np.nd
     """
     k = kernels()
     for rows in _blocks(data.n_queries):
-        qc = data.query_codes[rows]
-        counts = _run(
-            k.key_histograms,
-            len(qc) * data.n_items,
-            qc,
-            data.retrieval_codes_t,
-            data.labels.query[rows],
-            data.labels.retrieval_t,
-            data.labels.ids,
-            data.n_bits,
-            queries_per_task(len(qc)),
-        )
+        counts = _run(k.key_histograms, *_block_args(data, rows))
         yield rows, counts.sum(axis=2), counts[:, :, 1].copy()
+
+
+def _block_args(data: PackedEval, rows: slice) -> tuple:
+    """``(pairs, qc, rct, ql, rlt, ids, n_bits, qb)``: the pair count :func:`_run` needs, then the
+    leading arguments both walking kernels take for a block of queries."""
+    qc = data.query_codes[rows]
+    return (len(qc) * data.n_items, qc, data.retrieval_codes_t, data.labels.query[rows],
+            data.labels.retrieval_t, data.labels.ids, data.n_bits, queries_per_task(len(qc)))
 
 
 def index_metrics(data: PackedEval, ks: list[int]) -> dict:
@@ -175,22 +172,8 @@ def index_walk(data: PackedEval, rows: slice, n: np.ndarray, r: np.ndarray,
         raise ValueError("every AP cut-off must also be a hit cut-off")
     n_before = np.cumsum(n, axis=1) - n
     r_before = np.cumsum(r, axis=1) - r
-    qc = data.query_codes[rows]
-    total, hits, prefix = _run(
-        k.index_precision_sums,
-        len(qc) * data.n_items,
-        qc,
-        data.retrieval_codes_t,
-        data.labels.query[rows],
-        data.labels.retrieval_t,
-        data.labels.ids,
-        data.n_bits,
-        queries_per_task(len(qc)),
-        n_before,
-        r_before,
-        cuts,
-        ap_cuts,
-    )
+    total, hits, prefix = _run(k.index_precision_sums, *_block_args(data, rows), n_before,
+                               r_before, cuts, ap_cuts)
     found = r.sum(axis=1)  # every relevant item: the histograms count them all
     out = {"ap": np.divide(total, found, out=np.zeros(len(found)), where=found > 0)}
     cum_hits = np.cumsum(hits, axis=1)  # integers: exact in any grouping
