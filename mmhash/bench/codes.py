@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,12 +96,3 @@ def labels_from_bytes(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"stored labels cannot be read ({exc})") from None
 
-
-def sizes(codes: CodeSet) -> dict[str, int]:
-    """Bytes of a code set: ``raw`` (int8 as encoded), ``packed`` (8 bits a byte), ``stored``."""
-    arrays: Sequence[np.ndarray] = [*codes.query.values(), *codes.retrieval.values()]
-    if codes.database is not None:
-        arrays = [*arrays, codes.database]
-    raw = sum(a.size for a in arrays)
-    return {"raw": raw, "packed": sum(a.shape[0] * -(-a.shape[1] // 8) for a in arrays),
-            "stored": len(codes.to_bytes())}

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from mmhash.bench.cell import CellKey, Evaluation, dataset_fingerprint
+from mmhash.bench.cell import CellKey, Evaluation
 from mmhash.bench.executors import Executor, SerialExecutor
 from mmhash.bench.store import ResultStore
 from mmhash.data.dataset import Dataset
@@ -42,9 +42,9 @@ def run_grid(dataset: Dataset, cells: Sequence[CellKey], store: ResultStore, run
     done = store.finished_keys() if resume else set()
     todo = [cell for cell in cells if cell not in done]
     summary.skipped = len(cells) - len(todo)
-    if todo:
+    if todo:  # the labels the stored codes are evaluated against, once per dataset
         (_, q_labels), (_, r_labels) = dataset.part("query"), dataset.part("retrieval")
-        store.add_labels(dataset.name, dataset_fingerprint(dataset), q_labels, r_labels)
+        store.add_labels(todo[0].dataset, todo[0].fingerprint, q_labels, r_labels)
     executor = executor or SerialExecutor()
     finished = summary.skipped
     for record in executor.map(dataset, todo, evaluation or Evaluation()):
