@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from mmhash_baselines.cmfh import (
     CMFH,
+    PrincipalCoordinates,
     objective_value,
-    projection_factor,
     update_basis,
     update_latent,
     update_projection,
@@ -32,9 +32,25 @@ def tiny():
     return blocks
 
 
+def _sq(M):
+    return float(np.sum(M * M))
+
+
 def _G(b):
-    return objective_value(b["X1"], b["X2"], b["U1"], b["U2"], b["V"], b["P1"], b["P2"],
-                           LAM, MU, GAMMA)
+    """Eq. 5 written out directly in the raw features (the reference for the fit's traces)."""
+    return (LAM * _sq(b["X1"] - b["U1"] @ b["V"]) + (1 - LAM) * _sq(b["X2"] - b["U2"] @ b["V"])
+            + MU * (_sq(b["V"] - b["P1"] @ b["X1"]) + _sq(b["V"] - b["P2"] @ b["X2"]))
+            + GAMMA * sum(_sq(b[key]) for key in ("U1", "U2", "V", "P1", "P2")))
+
+
+def _principal(b):
+    """The blocks in each view's principal coordinates, and the coordinates themselves."""
+    pcs = [PrincipalCoordinates.of(b[x].T) for x in ("X1", "X2")]
+    return pcs, {
+        "X1": pcs[0].scores, "X2": pcs[1].scores, "V": b["V"],
+        "U1": pcs[0].basis.T @ b["U1"], "U2": pcs[1].basis.T @ b["U2"],
+        "P1": b["P1"] @ pcs[0].basis, "P2": b["P2"] @ pcs[1].basis,
+    }
 
 
 def _numeric_argmin(b, key):
@@ -52,16 +68,38 @@ def _numeric_argmin(b, key):
 def test_closed_form_update_equals_numeric_minimiser(tiny, key):
     b = tiny
     if key == "U1":
-        closed = update_basis(b["X1"], b["V"], GAMMA / LAM)
+        closed = update_basis(b["X1"] @ b["V"].T, b["V"], GAMMA / LAM)
     elif key == "U2":
-        closed = update_basis(b["X2"], b["V"], GAMMA / (1 - LAM))
+        closed = update_basis(b["X2"] @ b["V"].T, b["V"], GAMMA / (1 - LAM))
     elif key == "V":
         closed = update_latent(b["X1"], b["X2"], b["U1"], b["U2"], b["P1"], b["P2"],
                                LAM, MU, GAMMA)
-    else:
-        X = b["X1"] if key == "P1" else b["X2"]
-        closed = update_projection(X, b["V"], projection_factor(X, GAMMA / MU))
+    else:  # the P-step runs in principal coordinates; mapped back it is the raw minimiser
+        pc = PrincipalCoordinates.of((b["X1"] if key == "P1" else b["X2"]).T)
+        closed = update_projection(pc.scores @ b["V"].T, pc.variances, GAMMA / MU) @ pc.basis.T
     np.testing.assert_allclose(closed, _numeric_argmin(b, key), atol=1e-5)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_principal_coordinates_keep_every_term_of_the_objective(tiny, wide):
+    """G from the traces in principal coordinates equals G written out in the raw features,
+    for d <= n (a rotation) and d > n (the thin SVD), when U lies in the span of X (as every
+    U-step leaves it)."""
+    b = dict(tiny)
+    if wide:  # 9 > 7 features: the thin-SVD branch
+        b["X1"] = np.random.default_rng(3).standard_normal((9, 7))
+        b["P1"] = np.random.default_rng(4).standard_normal((3, 9))
+    b["U1"] = update_basis(b["X1"] @ b["V"].T, b["V"], 0.3)
+    b["U2"] = update_basis(b["X2"] @ b["V"].T, b["V"], 0.3)
+    pcs, p = _principal(b)
+    np.testing.assert_allclose(np.diag(pcs[0].variances), p["X1"] @ p["X1"].T, atol=1e-10)
+    # P's part outside the span of X is dropped by the change of coordinates; ||P|| is only
+    # kept for a P inside the span, which every P-step returns.
+    for x, key, pc in (("X1", "P1", pcs[0]), ("X2", "P2", pcs[1])):
+        b[key] = p[key] @ pc.basis.T
+    terms = [(float(np.sum(p[x] ** 2)), p[x] @ p["V"].T, p[u], p[q], pc.variances)
+             for x, u, q, pc in (("X1", "U1", "P1", pcs[0]), ("X2", "U2", "P2", pcs[1]))]
+    assert objective_value(terms, p["V"], LAM, MU, GAMMA) == pytest.approx(_G(b), rel=1e-10)
 
 
 @pytest.mark.parametrize("init", ["normal", "uniform"])
