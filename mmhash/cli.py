@@ -395,6 +395,8 @@ def _print_comparison(out, result) -> None:
 @click.argument("method")
 @click.option("--dataset", required=True,
               help="Registered dataset or a path; only its training rows are used.")
+@click.option("--views", default=None,
+              help="Use only these views of the dataset (comma-separated).")
 @click.option("--bits", default="64", show_default=True, help="Code length of every trial.")
 @click.option("--space", "space_items", multiple=True, metavar="NAME=v1,v2|NAME=lo:hi[:log]",
               help="A searched parameter (repeatable); default: the method's own search space.")
@@ -415,12 +417,12 @@ def _print_comparison(out, result) -> None:
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Directory of the real datasets (default $MMHASH_DATA, else ./data).")
 @_errors_as_one_line
-def tune(method, dataset, bits, space_items, trials, metric, tie, param_items, seed, store,
-         output, data_dir) -> None:
+def tune(method, dataset, views, bits, space_items, trials, metric, tie, param_items, seed,
+         store, output, data_dir) -> None:
     """Search METHOD's hyperparameters on the validation split (never the test queries)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from mmhash.bench.grid import parse_bits
+    from mmhash.bench.grid import parse_bits, parse_list
     from mmhash.bench.store import ResultStore
     from mmhash.bench.tune import parse_space, write_params
     from mmhash.bench.tune import tune as run_tune
@@ -433,6 +435,8 @@ def tune(method, dataset, bits, space_items, trials, metric, tie, param_items, s
         raise InvalidInputError(f"--bits {bits!r}: tune one code length at a time")
     n_bits = bit_list[0]
     data = load_dataset(dataset, data_dir=data_dir)
+    if views:
+        data = data.select_views(parse_list(views, "--views"))
     space = parse_space(space_items) if space_items else None
     fixed = _parse_params(tuple(f"{method}.{p}" for p in param_items)).get(method, {})
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

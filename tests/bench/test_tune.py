@@ -82,6 +82,17 @@ def test_the_cli_tunes_with_the_methods_own_space(tmp_path):
     assert "[params.cvh]" in out.read_text()
 
 
+def test_the_cli_tunes_a_two_view_method_on_two_of_three_views(tmp_path):
+    args = ["tune", "cmfh", "--dataset", "synthetic3", "--bits", "8", "--space",
+            "max_iter=2", "--store", str(tmp_path / "t.sqlite")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "exactly 2 views" in res.output
+    res = CliRunner().invoke(main, [*args, "--views", "image,tags"])
+    assert res.exit_code == 0, res.output
+    with ResultStore(tmp_path / "t.sqlite") as store:
+        assert {key.views for key in store.finished_keys()} == {("image", "tags")}
+
+
 def test_bad_spaces_are_one_clear_line():
     from mmhash.registry import get_hasher_class
 
