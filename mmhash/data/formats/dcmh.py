@@ -71,6 +71,44 @@ def _read_one(path: Path, variable: str):
         return f.read([variable])[variable], f.format
 
 
+def read_role(path: str | Path, role: str) -> tuple[np.ndarray, str]:
+    """One of the three files as mmhash arrays, and its format (``mat-v5`` or ``mat-v7.3``).
+
+    ``role`` is ``image`` or ``text`` (float64 (n, d)) or ``labels`` (uint8 (n, c) multi-hot);
+    :class:`DataError` for a missing file, a missing variable or a non-numeric matrix. Also how
+    ``synthetic-mirflickr`` reads the real ``YAll`` and ``LAll``.
+    """
+    path = Path(path)
+    variable = FILES[role][1]
+    array, fmt = _read_one(path, variable)
+    if role == "labels":
+        return multi_hot(array, variable, str(path)), fmt
+    return as_features(array, variable, str(path)), fmt
+
+
+def family_parts(n: int, query_rows: int = QUERY_ROWS,
+                 train_rows: int = TRAIN_ROWS) -> tuple[dict[str, np.ndarray], str]:
+    """The family's split of ``n`` aligned rows: ``query`` rows ``0..query_rows-1``,
+    ``retrieval`` the rest, ``train`` the fixed draw of ``train_rows`` retrieval rows (int64).
+
+    The standard 20,015 rows with the standard sizes get the stored draw
+    (``mirflickr25k.npz``); any other shape gets :func:`training_draw`. Returns the parts and
+    a note saying which.
+    """
+    retrieval = np.arange(query_rows, n, dtype=np.int64)
+    if (n, query_rows, train_rows) == (STANDARD_ROWS, QUERY_ROWS, TRAIN_ROWS):
+        from mmhash.data.splits import stored_split
+
+        train, origin = np.asarray(stored_split(STORED_SPLIT).train), "stored"
+    else:
+        train = training_draw(retrieval, train_rows)
+        origin = f"drawn (not the standard {STANDARD_ROWS:,} rows)"
+    parts = {"query": np.arange(query_rows, dtype=np.int64), "retrieval": retrieval,
+             "train": train}
+    return parts, (f"{origin}: {train_rows} rows of the retrieval set, "
+                   f"default_rng({TRAIN_SEED})")
+
+
 def read_dcmh(path: str | Path) -> RawData:
     """Read the three DCMH MIRFlickr files of which ``path`` is one.
 
@@ -86,25 +124,15 @@ def read_dcmh(path: str | Path) -> RawData:
         raise DataError(f"the DCMH MIRFlickr set needs three files side by side; missing: "
                         f"{', '.join(missing)}")
     arrays, formats = {}, {}
-    for role, (_, variable) in FILES.items():
-        arrays[role], formats[role] = _read_one(paths[role], variable)
-    views = {role: as_features(arrays[role], FILES[role][1], str(paths[role]))
-             for role in ("image", "text")}
-    labels = multi_hot(arrays["labels"], "LAll", str(paths["labels"]))
+    for role in FILES:
+        arrays[role], formats[role] = read_role(paths[role], role)
+    views = {role: arrays[role] for role in ("image", "text")}
+    labels = arrays["labels"]
     n = check_rows(views, labels, f"the DCMH files beside {paths['image']}")
     if n <= QUERY_ROWS + TRAIN_ROWS:
         raise DataError(f"{paths['labels']}: {n} rows; the protocol needs more than "
                         f"{QUERY_ROWS} queries + {TRAIN_ROWS} training rows")
-    retrieval = np.arange(QUERY_ROWS, n, dtype=np.int64)
-    if n == STANDARD_ROWS:
-        from mmhash.data.splits import stored_split
-
-        train, origin = np.asarray(stored_split(STORED_SPLIT).train), "stored"
-    else:
-        train, origin = training_draw(retrieval), "drawn (not the standard 20,015 rows)"
-    parts = {"query": np.arange(QUERY_ROWS, dtype=np.int64), "retrieval": retrieval,
-             "train": train}
+    parts, training_note = family_parts(n)
     notes = {"files": {role: str(p) for role, p in paths.items()}, "formats": formats,
-             "training_draw": f"{origin}: {TRAIN_ROWS} rows of the retrieval set, "
-                              f"default_rng({TRAIN_SEED})"}
+             "training_draw": training_note}
     return RawData(views, labels, parts, list(paths.values()), "dcmh", notes)
