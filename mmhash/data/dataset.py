@@ -49,6 +49,12 @@ class Split:
             raise DataError(f"dataset {name!r}: query indices overlap the training set")
 
 
+def _all_finite(X: np.ndarray, rows: int = 8192) -> bool:
+    """``np.isfinite(X).all()`` a block of rows at a time: no boolean copy of a whole view
+    (764 MB for synthetic-nuswide's 186,577 x 4,096 image view)."""
+    return all(np.isfinite(X[i:i + rows]).all() for i in range(0, len(X), rows))
+
+
 @dataclass
 class Dataset:
     """Paired multimodal data with labels and a fixed split.
@@ -85,7 +91,7 @@ class Dataset:
                 raise DataError(
                     f"dataset {self.name!r}: view {view!r} has shape {X.shape}, expected ({n}, d)"
                 )
-            if not np.isfinite(X).all():
+            if not _all_finite(X):
                 raise DataError(f"dataset {self.name!r}: view {view!r} has NaN or infinite values")
         labels = np.asarray(self.labels)
         if labels.ndim != 2 or labels.shape[0] != n:
