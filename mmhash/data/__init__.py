@@ -8,6 +8,7 @@
 
 from mmhash.data.dataset import PARTS, Dataset, Split
 from mmhash.data.loading import dataset_card, list_datasets, load_dataset
+from mmhash.data.standard_shaped import make_synthetic_mirflickr, make_synthetic_nuswide
 from mmhash.data.synthetic import make_synthetic
 
 __all__ = [
@@ -18,4 +19,6 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "make_synthetic",
+    "make_synthetic_mirflickr",
+    "make_synthetic_nuswide",
 ]

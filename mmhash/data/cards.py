@@ -5,16 +5,25 @@ installed mmhash (editable or not) finds them; ``datasets/README.md`` at the top
 is the human index. The fields:
 
 - ``name``, ``description``, ``synthetic``, ``reader`` (a key of
-  :data:`mmhash.data.formats.READERS`, or ``synthetic``), ``n``, ``classes``, ``multi_label``;
-  optional ``class_names``, ``citation``, ``license``, ``folder`` (under the data directory).
+  :data:`mmhash.data.formats.READERS`; for a synthetic set a key of
+  :data:`mmhash.data.loading.GENERATORS`: ``synthetic``, ``synthetic-mirflickr``,
+  ``synthetic-nuswide``), ``n``, ``classes``, ``multi_label``; optional ``class_names``,
+  ``citation``, ``license``, ``folder`` (under the data directory), ``notes``. A synthetic
+  set's ``description`` starts with ``SYNTHETIC`` and says which parts, if any, are real.
 - ``[views.<name>]`` with ``dim`` and ``description``, in the dataset's view order.
 - ``[[files]]`` with ``path`` (relative to the data directory), ``role`` (how the reader uses
   it), ``sha256``, ``size`` and provenance (``upstream``, ``upstream_path``, ``commit``,
-  ``blob``).
+  ``blob``). Required for a real set; a synthetic set lists the real files it uses, if any
+  (passed to its generator as ``files=``, role -> path).
 - ``[split]`` with ``file`` (in ``mmhash/data/splits/``), ``source`` (``original``: must equal
-  the train/test rows of the files; ``suggested``; ``generator``), ``definition`` and the sizes
-  of ``query``, ``retrieval``, ``train``, ``validation``.
-- ``[params]`` (synthetic sets): keyword arguments of :func:`~mmhash.data.make_synthetic`.
+  the train/test rows of the files; ``suggested``; ``protocol``: a field's standard rule with a
+  stored draw; ``generator``: drawn by the generator from its seed), ``definition`` and the
+  sizes of ``query``, ``retrieval``, ``train``, ``validation``.
+- ``[params]`` (synthetic sets): keyword arguments of the generator (the standard sizes and
+  the seed).
+
+:attr:`Card.nbytes` is what loading a set allocates for its float64 views; tests that load
+every card skip the large ones by it.
 """
 
 from __future__ import annotations
@@ -59,6 +68,11 @@ class Card:
         """View name -> feature dimension, in view order."""
         return {v: int(spec["dim"]) for v, spec in self.views.items()}
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the float64 views a load returns: ``n * sum(dims) * 8``."""
+        return self.n * sum(self.dims.values()) * 8
+
 
 def parse_card(text: str, source: str) -> Card:
     """Parse and check one card; :class:`DataError` naming ``source`` if it is malformed."""
@@ -69,12 +83,11 @@ def parse_card(text: str, source: str) -> Card:
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise DataError(f"dataset card {source} lacks {', '.join(missing)}")
-    if not data["synthetic"]:
-        for f in data.get("files", []):
-            if not {"path", "sha256", "role"} <= set(f):
-                raise DataError(f"dataset card {source}: each [[files]] needs path, sha256, role")
-        if not data.get("files"):
-            raise DataError(f"dataset card {source} lists no files")
+    for f in data.get("files", []):  # synthetic sets' real files are checked the same way
+        if not {"path", "sha256", "role"} <= set(f):
+            raise DataError(f"dataset card {source}: each [[files]] needs path, sha256, role")
+    if not data["synthetic"] and not data.get("files"):
+        raise DataError(f"dataset card {source} lists no files")
     for size in SPLIT_SIZES:
         if size not in data["split"]:
             raise DataError(f"dataset card {source}: [split] lacks {size}")

@@ -6,12 +6,18 @@ against the current directory), whose layout mirrors the staged ``datasets`` fol
 (``wikipedia/``, ``cub10/``, ``uci_mfeat/csv/``). Each file is checked against the sha256 in the
 card, the split comes from the package's stored index file, and the parsed arrays are cached in
 the process (keyed by the files' path, mtime and size), so a second load costs a copy.
+
+A synthetic card's ``reader`` names its generator in :data:`GENERATORS`; it is called with the
+card's ``[params]`` on every load (nothing is cached: the full ``synthetic-nuswide`` is 7.6 GB).
+A synthetic card may also list ``[[files]]`` (``synthetic-mirflickr``'s real tags and labels):
+they are looked up and checked exactly like a real set's files and passed as ``files=``.
 """
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +35,17 @@ from mmhash.data.splits import (
     split_from_parts,
     stored_split,
 )
+from mmhash.data.standard_shaped import make_synthetic_mirflickr, make_synthetic_nuswide
 from mmhash.data.synthetic import make_synthetic
 from mmhash.errors import DataError, UnknownNameError
+
+#: ``reader`` of a synthetic card -> its generator, called as ``generator(**card's [params],
+#: name=card name)``, plus ``files=`` (role -> checked path) when the card lists ``[[files]]``.
+GENERATORS: dict[str, Callable[..., Dataset]] = {
+    "synthetic": make_synthetic,
+    "synthetic-mirflickr": make_synthetic_mirflickr,
+    "synthetic-nuswide": make_synthetic_nuswide,
+}
 
 ENV = "MMHASH_DATA"
 DEFAULT_DIR = "data"
@@ -103,18 +118,25 @@ def _read_registered(card: Card, paths: dict[str, Path]) -> RawData:
     raise DataError(f"dataset card {card.name!r} names an unknown reader {card.reader!r}")
 
 
-def _check_against_card(card: Card, raw: RawData, split: Split) -> None:
-    dims = {v: int(X.shape[1]) for v, X in raw.views.items()}
-    if dims != card.dims or raw.n != card.n or raw.labels.shape[1] != card.classes:
+def _check_shapes(card: Card, views: dict[str, np.ndarray], labels: np.ndarray, split: Split,
+                  source: str) -> None:
+    """:class:`DataError` unless the views, labels and split have the card's declared sizes;
+    ``source`` says where the arrays came from ("the files hold", "the generator made")."""
+    dims = {v: int(X.shape[1]) for v, X in views.items()}
+    n, classes = int(labels.shape[0]), int(labels.shape[1])
+    if dims != card.dims or n != card.n or classes != card.classes:
         raise DataError(
-            f"dataset {card.name!r}: the files hold n={raw.n}, views {dims}, "
-            f"{raw.labels.shape[1]} classes; the card says n={card.n}, views {card.dims}, "
-            f"{card.classes} classes"
+            f"dataset {card.name!r}: {source} n={n}, views {dims}, {classes} classes; the card "
+            f"says n={card.n}, views {card.dims}, {card.classes} classes"
         )
     sizes = {p: len(getattr(split, p)) for p in PARTS}
     expected = {p: int(card.split[p]) for p in PARTS}
     if sizes != expected:
-        raise DataError(f"dataset {card.name!r}: stored split sizes {sizes}, card says {expected}")
+        raise DataError(f"dataset {card.name!r}: split sizes {sizes}, card says {expected}")
+
+
+def _check_against_card(card: Card, raw: RawData, split: Split) -> None:
+    _check_shapes(card, raw.views, raw.labels, split, "the files hold")
     if card.split.get("source") == "original":
         # The stored indices must be exactly the release's own train/test rows.
         if not (np.array_equal(split.query, raw.parts.get("test", []))
@@ -125,17 +147,10 @@ def _check_against_card(card: Card, raw: RawData, split: Split) -> None:
             )
 
 
-def _load_synthetic(card: Card) -> Dataset:
-    ds = make_synthetic(**card.params, name=card.name)
-    ds.info.update({"card": card.name, "reader": "synthetic", "source_files": [],
-                    "split": {"source": "generator", "definition": card.split.get("definition")},
-                    "split_generated": True})
-    return ds
-
-
-def _load_registered(card: Card, data_dir: str | os.PathLike | None) -> Dataset:
-    if card.synthetic:
-        return _load_synthetic(card)
+def _checked_files(card: Card, data_dir: str | os.PathLike | None
+                   ) -> tuple[Path, dict[str, Path], list[dict[str, str]]]:
+    """The card's files under the data directory: (root, role -> path, [{path, sha256}]);
+    :class:`DataError` naming the first missing file, or a file that is not the pinned version."""
     root, origin = data_root(data_dir)
     paths = _file_paths(card, root)
     missing = [f["path"] for f in card.files if not paths[f["role"]].is_file()]
@@ -145,6 +160,31 @@ def _load_registered(card: Card, data_dir: str | os.PathLike | None) -> Dataset:
         {"path": str(paths[f["role"]]), "sha256": verify(paths[f["role"]], f["sha256"], card.name)}
         for f in card.files
     ]
+    return root, paths, digests
+
+
+def _load_synthetic(card: Card, data_dir: str | os.PathLike | None) -> Dataset:
+    generator = GENERATORS.get(card.reader)
+    if generator is None:
+        raise DataError(f"dataset card {card.name!r} names an unknown generator {card.reader!r} "
+                        f"(known: {', '.join(sorted(GENERATORS))})")
+    params, info = dict(card.params), {"source_files": []}
+    if card.files:  # real parts (synthetic-mirflickr's tags and labels): checked like real sets
+        root, params["files"], info["source_files"] = _checked_files(card, data_dir)
+        info["data_dir"] = str(root)
+    ds = generator(**params, name=card.name)
+    _check_shapes(card, ds.views, ds.labels, ds.split, "the generator made")
+    ds.info.update({**info, "card": card.name, "reader": card.reader,
+                    "split": {k: card.split[k] for k in ("file", "source", "definition")
+                              if k in card.split},
+                    "split_generated": card.split.get("source") == "generator"})
+    return ds
+
+
+def _load_registered(card: Card, data_dir: str | os.PathLike | None) -> Dataset:
+    if card.synthetic:
+        return _load_synthetic(card, data_dir)
+    root, paths, digests = _checked_files(card, data_dir)
     raw = _cached_read("card", f"{card.name}\0{root}", lambda: _read_registered(card, paths))
     split = stored_split(card.split["file"])
     _check_against_card(card, raw, split)
@@ -225,7 +265,8 @@ def load_dataset(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike
     Parameters
     ----------
     name_or_path : a registered name (see :func:`list_datasets`: ``synthetic``, ``synthetic3``,
-        ``wiki``, ``wiki3``, ``cub10``, ``mfeat``), or a path (``os.PathLike``, or a string with
+        ``synthetic-mirflickr``, ``synthetic-nuswide``, ``wiki``, ``wiki3``, ``cub10``,
+        ``mfeat``), or a path (``os.PathLike``, or a string with
         a path separator, a known extension, or naming an existing file) to a file in one of the
         formats of :mod:`mmhash.data.formats`. A registered name wins over a file of the same
         name in the current directory; write ``./wiki`` for the file.
@@ -256,12 +297,12 @@ def load_dataset(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike
 
 
 def _entry(card: Card, root: Path) -> dict[str, Any]:
-    if card.synthetic:
-        present, path, missing = True, "(generated)", []
+    paths = _file_paths(card, root)
+    missing = [str(paths[f["role"]]) for f in card.files if not paths[f["role"]].is_file()]
+    present = not missing
+    if card.synthetic and not card.files:
+        path = "(generated)"
     else:
-        paths = _file_paths(card, root)
-        missing = [str(paths[f["role"]]) for f in card.files if not paths[f["role"]].is_file()]
-        present = not missing
         path = str(root / card.folder) if card.folder else str(root)
     return {
         "name": card.name,
@@ -286,7 +327,8 @@ def list_datasets(*, data_dir: str | os.PathLike | None = None) -> list[dict[str
     """Every registered dataset and whether its files are in the data directory.
 
     Returns one dict per dataset, sorted by name: ``name``, ``present`` (bool: all files
-    exist; hashes are checked at load), ``path`` (the dataset's folder, or ``(generated)``),
+    exist; hashes are checked at load), ``path`` (the dataset's folder, or ``(generated)`` for a
+    synthetic set without files),
     ``n``, ``views`` (dict view -> dim), ``classes`` (these three are None when absent; the
     card's values are always under ``declared``), ``description``, ``synthetic``,
     ``multi_label``, ``reader``, the split sizes ``query``/``retrieval``/``train``/
