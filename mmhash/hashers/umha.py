@@ -285,7 +285,7 @@ class UMHA(DeepHasher):
                  rescale_similarity: bool = True, standardize: bool = True,
                  n_tokens: int = 8, token_dim: int = 64,
                  n_heads: int = 4, n_layers: int = 2, ff_width: int = 128,
-                 dropout: float = 0.0, max_samples: int = 10000, n_epochs: int = 15,
+                 dropout: float = 0.0, max_samples: int = 12000, n_epochs: int = 15,
                  batch_size: int = 128, optimizer: str = "adam", learning_rate: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 0.0,
                  validation_fraction: float = 0.0, n_threads: int | None = None,

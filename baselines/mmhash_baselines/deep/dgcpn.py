@@ -75,7 +75,8 @@ Memory: the similarity is built as dense float32 ``n x n`` matrices, six to eigh
 peak (eight when ``k`` is close to ``n``: the fused cosines, their masked copy, the top-k values
 and int64 indices, ``P`` before and after its normalisation; up to ``32 n^2`` bytes, 3.2 GB at
 ``n = 10000``) and one kept during training (``4 n^2``); training sets above ``max_samples`` rows
-(default 10000) are refused before anything is built.
+(default 12000, so the NUS-WIDE protocol's 10,500 training pairs fit: 3.5 GB at the peak there)
+are refused before anything is built.
 
 Not copied: the validation-set mAP (no labels in ``fit``), the unused FeatNet_I
 (train_div.py:58), the code's logging quirks (mAP@5 printed as mAP@50, train_div.py:227-228).
@@ -237,7 +238,7 @@ class DGCPN(DeepHasher):
     dropout : dropout after the hidden layer, training only (0.5).
     text_init_std : standard deviation of the text net's last weights (0.3); None keeps
         PyTorch's default initialisation.
-    max_samples : training rows above which fit refuses (the ``n x n`` matrices; 10000).
+    max_samples : training rows above which fit refuses (the ``n x n`` matrices; 12000).
     n_epochs : epochs (100, the code's maximum; see early stopping).
     batch_size, optimizer, learning_rate, momentum, weight_decay : 32, ``"sgd"``, 0.005, 0.9,
         5e-4 as in the code.
@@ -267,7 +268,7 @@ class DGCPN(DeepHasher):
                  scale: float | None = None, similarity_weight: float = 1.0,
                  consistency_weight: float = 1.0, image_width: int = 4096,
                  text_width: int = 4096, dropout: float = 0.5,
-                 text_init_std: float | None = 0.3, max_samples: int = 10000,
+                 text_init_std: float | None = 0.3, max_samples: int = 12000,
                  n_epochs: int = 100, batch_size: int = 32, optimizer: str = "sgd",
                  learning_rate: float = 0.005, momentum: float = 0.9,
                  weight_decay: float = 5e-4, validation_fraction: float = 0.0,
