@@ -11,13 +11,7 @@ from mmhash.testing import iter_checks
 
 #: Checks a method is known to fail, with why: each an open problem, not a hidden one. Strict:
 #: a fix that makes the check pass turns the expected failure into a reminder to drop it here.
-KNOWN_FAILURES = {
-    ("dgcpn", "hostile_data"): "features on very different scales (1e-4..1e4 per column): the "
-                               "official nets take raw features; cross-modal mAP .38 vs the rp "
-                               "floor's .42 (robust defaults: issue 13)",
-    ("jdsh", "hostile_data"): "features on very different scales: mAP .38 vs the rp floor's .42 "
-                              "(raw features into the official nets; robust defaults: issue 13)",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def _cases():

@@ -116,6 +116,7 @@ from mmhash.errors import InvalidInputError
 from mmhash.params import check_integer, check_number
 
 from ._graph import check_neighbours, neighbours_for, training_tensors
+from ._scaling import ColumnScaling
 
 #: Dense float32 n x n matrices alive at the peak of :func:`dgcpn_similarity` (for the refusal).
 PEAK_MATRICES = 8
@@ -211,7 +212,7 @@ class DGCPNNet(nn.Module):
 
 
 # ---- the hasher ------------------------------------------------------------------------------
-class DGCPN(DeepHasher):
+class DGCPN(ColumnScaling, DeepHasher):
     """DGCPN: graph-neighbour coherence with a global kNN similarity (Yu et al., AAAI 2021).
 
     Two views (image first, text second). See the module docstring for the similarity, the
@@ -249,6 +250,11 @@ class DGCPN(DeepHasher):
     n_threads : torch threads while training (None: every available core).
     device : where training runs: ``"auto"`` (default: a GPU when torch sees one, else the CPU),
         ``"cpu"`` or ``"cuda"``/``"cuda:N"``; the kept encoders always encode on the CPU.
+    standardize : ``"auto"`` (default), True or False: feed the nets (and the similarity)
+        columns standardised with the training mean and deviation -- under ``"auto"`` only the
+        views whose column deviations span more than 1,000x, so features like the paper's reach
+        the nets untouched (ours: the official code takes raw features;
+        :mod:`mmhash_baselines.deep._scaling`).
     random_state : seeds the initialisation, dropout, the shuffling and the held-out rows;
         the same value gives identical codes on the CPU (same ``n_threads``).
     """
@@ -272,7 +278,8 @@ class DGCPN(DeepHasher):
                  n_epochs: int = 100, batch_size: int = 32, optimizer: str = "sgd",
                  learning_rate: float = 0.005, momentum: float = 0.9,
                  weight_decay: float = 5e-4, validation_fraction: float = 0.0,
-                 n_threads: int | None = None, device: str = "auto", random_state: int = 0):
+                 n_threads: int | None = None, device: str = "auto", random_state: int = 0,
+                 standardize: bool | str = "auto"):
         self.n_bits = n_bits
         self.pair_target = pair_target
         self.text_weight = text_weight
@@ -296,10 +303,12 @@ class DGCPN(DeepHasher):
         self.n_threads = n_threads
         self.device = device
         self.random_state = random_state
+        self.standardize = standardize
 
     # -- parameters ------------------------------------------------------------------------------
     def _check_params(self) -> None:
         super()._check_params()
+        self._check_standardize()
         for key in ("pair_target", "similarity_weight", "consistency_weight"):
             check_number(key, getattr(self, key), minimum=0)
         if self.scale is not None:

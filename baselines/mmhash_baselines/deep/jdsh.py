@@ -123,6 +123,7 @@ from mmhash.deep import check_seed, feature_similarity, iter_batches
 from mmhash.errors import InvalidInputError
 from mmhash.params import check_bool, check_number
 from mmhash_baselines.deep._common import ImageTextNets, TwoNetHasher, reconstruction_loss
+from mmhash_baselines.deep._scaling import ColumnScaling
 
 
 # ---- the joint-modal similarity --------------------------------------------------------------
@@ -304,7 +305,7 @@ def jdsh_loss(net: nn.Module, batch: list[torch.Tensor], S: torch.Tensor, *, int
 
 
 # ---- the hasher ------------------------------------------------------------------------------
-class JDSH(TwoNetHasher):
+class JDSH(ColumnScaling, TwoNetHasher):
     """JDSH (Liu et al., SIGIR 2020) on given image and text features.
 
     Two views: the first is the image view (weight ``image_weight`` in ``S_J``), the second the
@@ -342,6 +343,11 @@ class JDSH(TwoNetHasher):
         (unsupervised; never the test queries).
     n_threads : torch threads while training (None: every available core).
     device : ``"auto"`` (a GPU when torch sees one, else the CPU), ``"cpu"``, ``"cuda[:N]"``.
+    standardize : ``"auto"`` (default), True or False: feed the nets (and the similarity)
+        columns standardised with the training mean and deviation -- under ``"auto"`` only the
+        views whose column deviations span more than 1,000x, so features like the paper's reach
+        the nets untouched (ours: the official code takes raw features;
+        :mod:`mmhash_baselines.deep._scaling`).
     random_state : seeds initialisation, shuffling, the fit's batches and the held-out rows
         (identical codes on the CPU for the same ``n_threads``).
 
@@ -367,7 +373,8 @@ class JDSH(TwoNetHasher):
                  learning_rate: float = 0.01, text_learning_rate: float = 0.01,
                  momentum: float = 0.9, weight_decay: float = 5e-4,
                  validation_fraction: float = 0.0, n_threads: int | None = None,
-                 device: str = "auto", random_state: int = 0):
+                 device: str = "auto", random_state: int = 0,
+                 standardize: bool | str = "auto"):
         self.n_bits = n_bits
         self.image_weight = image_weight
         self.text_weight = text_weight
@@ -395,9 +402,11 @@ class JDSH(TwoNetHasher):
         self.n_threads = n_threads
         self.device = device
         self.random_state = random_state
+        self.standardize = standardize
 
     def _check_params(self) -> None:
         super()._check_params()
+        self._check_standardize()
         for key in ("image_weight", "text_weight", "high_order_weight", "left_width",
                     "right_width", "dissimilar_weight", "similar_weight", "intra_weight",
                     "cross_weight", "pair_weight"):
