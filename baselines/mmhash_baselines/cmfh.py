@@ -186,9 +186,9 @@ class CMFH(BaseHasher):
             YV1, YV2 = Y1 @ V.T, Y2 @ V.T  # also the next iteration's U-step input
             P1 = update_projection(YV1, pcs[0].variances, gamma / mu)
             P2 = update_projection(YV2, pcs[1].variances, gamma / mu)
-            objective.append(objective_value(
-                [(sq_Y[0], YV1, U1, P1, pcs[0].variances), (sq_Y[1], YV2, U2, P2, pcs[1].variances)],
-                V, lam, mu, gamma))
+            terms = [(sq_Y[0], YV1, U1, P1, pcs[0].variances),
+                     (sq_Y[1], YV2, U2, P2, pcs[1].variances)]
+            objective.append(objective_value(terms, V, lam, mu, gamma))
             if len(objective) > 1:
                 prev = objective[-2]
                 if prev > 0 and (prev - objective[-1]) / prev < self.tol:
@@ -287,6 +287,6 @@ def objective_value(views, V: np.ndarray, lam: float, mu: float, gamma: float) -
     total = gamma * sq_V
     for w, (sq_Y, YVt, U, P, variances) in zip(weights, views):
         fit = sq_Y - 2 * float(np.vdot(U, YVt)) + float(np.vdot(U.T @ U, VVt))
-        proj = sq_V - 2 * float(np.vdot(P, YVt.T)) + float(np.vdot(P * P, np.broadcast_to(variances, P.shape)))
+        proj = sq_V - 2 * float(np.vdot(P, YVt.T)) + float(np.sum(P * P * variances))
         total += w * fit + mu * proj + gamma * (sq(U) + sq(P))
     return total

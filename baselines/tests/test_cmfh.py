@@ -95,7 +95,7 @@ def test_principal_coordinates_keep_every_term_of_the_objective(tiny, wide):
     np.testing.assert_allclose(np.diag(pcs[0].variances), p["X1"] @ p["X1"].T, atol=1e-10)
     # P's part outside the span of X is dropped by the change of coordinates; ||P|| is only
     # kept for a P inside the span, which every P-step returns.
-    for x, key, pc in (("X1", "P1", pcs[0]), ("X2", "P2", pcs[1])):
+    for key, pc in (("P1", pcs[0]), ("P2", pcs[1])):
         b[key] = p[key] @ pc.basis.T
     terms = [(float(np.sum(p[x] ** 2)), p[x] @ p["V"].T, p[u], p[q], pc.variances)
              for x, u, q, pc in (("X1", "U1", "P1", pcs[0]), ("X2", "U2", "P2", pcs[1]))]

@@ -65,7 +65,7 @@ def measure(dataset, method: str, *, bits: int = 64, seed: int = 0, epochs: int 
     from mmhash.base import EPOCH_PROGRESS, declares
     from mmhash.bench.cell import CellKey, Evaluation, canonical_params, evaluate_codes, run_cell
     from mmhash.errors import InvalidInputError, UnknownNameError
-    from mmhash.registry import get_hasher, get_hasher_class
+    from mmhash.registry import get_hasher_class
 
     threadpool_limits(threads)
     if "torch" in sys.modules:
