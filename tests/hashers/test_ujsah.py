@@ -166,6 +166,26 @@ def test_loss_is_eq8_with_entry_means():
     assert total.item() == pytest.approx(weighted, rel=1e-5)
 
 
+@pytest.mark.parametrize("n_views", [2, 3])
+def test_alpha_weighs_only_the_cross_view_terms_and_beta_only_the_within_view_ones(n_views):
+    """Eq. 8's placement, which mmhash keeps whatever the default values (issue 16: the
+    authors' script has the two the other way round): alpha alone leaves the cross-view terms
+    ||S - Zn^u Zn^w^T||, beta alone the within-view ones ||S - Zn^m Zn^m^T||."""
+    net, batch = _net_and_batch(n_views)
+    weights = [1.0 / n_views] * n_views
+    off = dict(gamma=0.0, delta=0.0, weights=weights, eta=0.3)
+    total_a, parts = ujsah_loss(net, batch, alpha=1.0, beta=0.0, **off)
+    total_b, _ = ujsah_loss(net, batch, alpha=0.0, beta=1.0, **off)
+    with torch.no_grad():
+        S = joint_semantics(similarity_matrices(batch), weights, 0.3, True)
+        Z = [torch.nn.functional.normalize(E(X), dim=1) for E, X in zip(net.encoders, batch)]
+        mean = lambda A: float((A ** 2).mean())  # noqa: E731
+        cross = sum(mean(S - Z[u] @ Z[w].T) for u in range(n_views) for w in range(u + 1, n_views))
+        within = sum(mean(S - Zm @ Zm.T) for Zm in Z)
+    assert total_a.item() == pytest.approx(cross, rel=1e-5) == pytest.approx(parts["cross"])
+    assert total_b.item() == pytest.approx(within, rel=1e-5) == pytest.approx(parts["intra"])
+
+
 def test_ujsah1_switch_means_eq1_only():
     train, query = _data()
     off = UJSAH(**TINY, joint_semantics=False, eta=0.3).fit(train)
