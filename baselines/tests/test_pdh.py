@@ -9,6 +9,7 @@ from mmhash_baselines.pdh import PDH, _sweep_blocks, _sweep_items, pdh_objective
 from sklearn.svm import LinearSVC
 
 from mmhash.data.synthetic import make_synthetic
+from mmhash.errors import InvalidInputError
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +166,11 @@ def test_cross_modal_retrieval_beats_the_random_floor(wide_data, cross_modal_map
     got = np.mean(cross_modal_maps(PDH(n_bits=16, max_iter=5).fit(train), wide_data))
     floor = np.mean(random_floor(wide_data))
     assert got > floor + 0.05, (got, floor)
+
+
+def test_a_view_above_max_entries_is_refused_before_fitting(data):
+    views, _ = data.part("train")
+    n, d = views["image"].shape
+    with pytest.raises(InvalidInputError, match=rf"max_entries={n * d - 1:,}.*raise max_entries"):
+        PDH(n_bits=8, max_entries=n * d - 1).fit(views)
+    PDH(n_bits=8, max_iter=1, max_entries=n * d).fit(views)  # at the limit: fits
