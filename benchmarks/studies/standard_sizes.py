@@ -97,7 +97,8 @@ def measure(dataset, method: str, *, bits: int = 64, seed: int = 0, epochs: int 
         per_epoch = (marks[-1] - marks[0]) / (len(marks) - 1)
         row.update(setup_s=marks[0] - start - per_epoch, epoch_s=per_epoch)
     row.update(status="done", fit_s=record.train_seconds, encode_s=record.encode_seconds)
-    (_, q_labels), (_, r_labels) = dataset.part("query"), dataset.part("retrieval")
+    q_labels, r_labels = (dataset.labels[dataset.split.query],
+                          dataset.labels[dataset.split.retrieval])
     tick = time.perf_counter()
     evaluate_codes(record.codes, q_labels, r_labels, Evaluation())
     row["evaluate_s"] = time.perf_counter() - tick

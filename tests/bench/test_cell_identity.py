@@ -250,3 +250,9 @@ def test_large_sets_are_encoded_in_slices_with_the_same_codes(monkeypatch):
                                    items["image"], "image")
     np.testing.assert_array_equal(sliced, whole)
     assert max(calls) == 7 and sum(calls) == len(items["image"])
+    # by row positions of the whole array: the same codes, gathered a slice at a time
+    calls.clear()
+    by_rows = cell.encode_in_chunks(lambda X, v: calls.append(len(X)) or hasher.encode(X, v),
+                                    data.views["image"], "image", rows=data.split.retrieval)
+    np.testing.assert_array_equal(by_rows, whole)
+    assert max(calls) == 7 and sum(calls) == len(data.split.retrieval)
