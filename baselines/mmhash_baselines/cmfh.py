@@ -238,16 +238,20 @@ class PrincipalCoordinates:
 
     @classmethod
     def of(cls, Xc: np.ndarray) -> PrincipalCoordinates:
-        """From centred features ``Xc``: float64 (n, d), items as rows."""
-        n, d = Xc.shape
-        if d <= n:  # eigenvectors of the d x d scatter: an exact rotation of the features
-            variances, basis = np.linalg.eigh(Xc.T @ Xc)
-            scores = basis.T @ Xc.T
-        else:  # more features than items: the thin SVD, r = n
-            basis, s, _ = scipy.linalg.svd(Xc.T, full_matrices=False)
-            scores = basis.T @ Xc.T
-            variances = s * s
-        return cls(basis, scores, np.maximum(variances, 0.0))
+        """From centred features ``Xc``: float64 (n, d), items as rows.
+
+        The thin SVD of the features themselves, ``Xc = W S Vt``, r = min(n, d): ``basis = Vt^T``,
+        ``scores = S W^T``, ``variances = S^2``. Not the eigenvectors of the scatter
+        ``Xc^T Xc``: forming it squares the condition number, and with columns on scales from
+        1e-4 to 1e6 its small eigenvectors come out mixed with the large ones, which the
+        P-step's division by ``variances + gamma/mu`` then amplifies (the hostile-scales
+        conformance case fell below the random floor that way).
+        """
+        try:
+            W, s, Vt = scipy.linalg.svd(Xc, full_matrices=False)
+        except np.linalg.LinAlgError:  # gesdd did not converge: the slower, surer driver
+            W, s, Vt = scipy.linalg.svd(Xc, full_matrices=False, lapack_driver="gesvd")
+        return cls(Vt.T, (W * s).T, s * s)
 
 
 # ---- the block updates of Sec. 3.3 (module level so the tests can check each one) -------------
