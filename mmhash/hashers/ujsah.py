@@ -56,8 +56,8 @@ scale open, so that the paper's weights mean what they meant there:
   the within-view terms), with the paper's values .08 and 18. The authors' script has them the
   other way round: it multiplies the within-view terms by the weight it searches over .01-10
   (.08) and the cross-view term by the one it searches over 1-1000 (18), so the published
-  numbers were produced with cross .08 -> 18 and within 18 -> .08; ``alpha=18, beta=0.08``
-  reproduces the script's weighting here.
+  numbers come from the cross-view term weighted 18 and the within-view terms .08;
+  ``alpha=18, beta=0.08`` reproduces that weighting here.
 * Defaults ``mu=0.8, eta=0.3`` are the values of the authors' MIRFlickr script; weight decay
   5e-4, batch 32 and 50 epochs are the authors' training setting. ``dropout`` (before the last
   encoder layer) is 0.3 in their code, 0 here (the paper's architecture has none).
