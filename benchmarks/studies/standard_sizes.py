@@ -36,18 +36,11 @@ import traceback
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
-def _peak_mib() -> float:
+def _status_mib(field: str) -> float:
+    """A memory line of ``/proc/self/status`` (``VmHWM``: peak resident, ``VmRSS``: now) in MiB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -80,7 +73,7 @@ def measure(dataset, method: str, *, bits: int = 64, seed: int = 0, epochs: int 
                   tuple(dataset.view_names))
     row = {"method": method, "deep": deep}
     _reset_peak()
-    base = _rss_mib()
+    base = _status_mib("VmRSS")
     marks: list[float] = []
     start = time.perf_counter()
     try:
@@ -103,7 +96,7 @@ def measure(dataset, method: str, *, bits: int = 64, seed: int = 0, epochs: int 
     tick = time.perf_counter()
     evaluate_codes(record.codes, q_labels, r_labels, Evaluation())
     row["evaluate_s"] = time.perf_counter() - tick
-    row["peak_mib"] = _peak_mib() - base
+    row["peak_mib"] = _status_mib("VmHWM") - base
     row["map"] = {task: value for task, metric, tie, value in record.results
                   if metric == "map" and tie == "expected"}
     return row
@@ -141,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     tick = time.perf_counter()
     dataset = load_dataset(args.dataset)
     print(f"# {args.dataset}: loaded in {time.perf_counter() - tick:.1f} s, "
-          f"{_rss_mib():.0f} MiB resident; {args.bits} bits, seed 0, deep methods "
+          f"{_status_mib('VmRSS'):.0f} MiB resident; {args.bits} bits, seed 0, deep methods "
           f"{args.epochs} epochs, budget {args.budget:.0f} s per method", flush=True)
     methods = (args.methods.split(",") if args.methods
                else [h.name for h in list_hashers() if h.available])
