@@ -408,3 +408,10 @@ def test_registry_lists_ujsah_as_unavailable_without_torch():
     available, reason = out.stdout.strip().splitlines()
     assert available == "False"
     assert "pip install 'mmhash[deep]'" in reason
+
+
+def test_default_weights_are_the_authors_codes_weighting():
+    """Issue 16: the defaults put 18 on the cross-view term and .08 on the within-view terms,
+    as the authors' script does (the paper prints the two the other way round)."""
+    hasher = UJSAH()
+    assert (hasher.alpha, hasher.beta, hasher.gamma, hasher.delta) == (18.0, 0.08, 200.0, 0.12)
