@@ -7,6 +7,7 @@
 from mmhash.base import (
     CAPABILITIES,
     EPOCH_PROGRESS,
+    REAL_VALUED_RANKING,
     UNIFIED_DATABASE,
     BaseHasher,
     Hasher,
@@ -35,6 +36,7 @@ def load_dataset(name_or_path, *, data_dir=None):
 __all__ = [
     "CAPABILITIES",
     "EPOCH_PROGRESS",
+    "REAL_VALUED_RANKING",
     "UNIFIED_DATABASE",
     "BaseHasher",
     "DataError",

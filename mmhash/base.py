@@ -12,7 +12,13 @@ A hasher learns binary codes for paired multimodal data without labels:
 * ``capabilities``: the optional parts of the contract the method implements, declared (never
   sniffed from signatures): :data:`EPOCH_PROGRESS` (``fit(views, progress=...)`` reports every
   epoch) and :data:`UNIFIED_DATABASE` (``encode_database(views)``: one code per database item
-  learned from all of its views, the protocol of CMFH, LSSH and IMH);
+  learned from all of its views, the protocol of CMFH, LSSH and IMH) and
+  :data:`REAL_VALUED_RANKING` (the method ranks by a real-valued distance between
+  ``represent(X, modality, role)`` outputs -- a quantiser's asymmetric distance, a reference's
+  cosine -- and the bench evaluates that ranking instead of Hamming distances);
+* ``reference``: True for the reference rows of the tables (``cca-real``, ``feature-cosine``):
+  real-valued rankings that show what binarisation costs; they are not hashers and have no
+  codes;
 * ``get_params()`` / ``clone()`` from ``__init__``'s signature; ``save(path)`` / ``load(path)``
   into one ``.npz`` file without pickle.
 
@@ -45,8 +51,17 @@ EPOCH_PROGRESS = "epoch_progress"
 #: unified code, IMH's jointly learned codes) and implements ``_encode_database(views)``; the
 #: bench's ``--database unified`` ranks queries against those codes.
 UNIFIED_DATABASE = "unified_database"
+#: Capability: the method ranks by a real-valued distance, not by the Hamming distance of its
+#: codes. It implements ``_represent(X, modality, role)`` -- float ``(n, m)`` representations of
+#: query items (``role="query"``) or database items (``role="database"``; may differ, e.g. a
+#: quantiser's reconstructed database vectors against raw query projections) -- and
+#: ``_distances(Q, D)``, float64 ``(b, N)`` distances, smaller is closer, equal values are ties.
+#: The bench evaluates such a method with :func:`mmhash.evaluation.evaluate_ranking`.
+REAL_VALUED_RANKING = "real_valued_ranking"
 #: Every capability a hasher may declare in ``capabilities``.
-CAPABILITIES = (EPOCH_PROGRESS, UNIFIED_DATABASE)
+CAPABILITIES = (EPOCH_PROGRESS, UNIFIED_DATABASE, REAL_VALUED_RANKING)
+#: The roles of :meth:`BaseHasher.represent`.
+ROLES = ("query", "database")
 
 #: A progress callback: ``progress(epoch, n_epochs, metrics)`` (see :data:`EPOCH_PROGRESS`).
 ProgressCallback = Callable[[int, int, dict], None]
@@ -175,7 +190,14 @@ class BaseHasher:
     #: The default space ``mmhash tune`` searches: parameter -> list of values, or a range
     #: ``(low, high)`` / ``(low, high, "log")`` (see :mod:`mmhash.bench.tune`).
     search_space: ClassVar[dict[str, Any]] = {}
-
+    #: True for a reference ranking (tables name it as a reference, on top, never best): it
+    #: declares :data:`REAL_VALUED_RANKING` and has no binary codes (``encode`` refuses).
+    reference: ClassVar[bool] = False
+    #: What a :data:`REAL_VALUED_RANKING` method ranks by, for table captions (e.g. "cosine of
+    #: CCA projections"); empty: the Hamming distance of the codes.
+    ranking: ClassVar[str] = ""
+    #: True when every view must have the same dimension (one shared feature space).
+    shared_space: ClassVar[bool] = False
 
     # ---- parameters -------------------------------------------------------------------------
     @classmethod
@@ -284,6 +306,53 @@ class BaseHasher:
             raise InvalidInputError(f"views must have paired rows (same row count), got {rows}")
         n = next(iter(rows.values()))
         return self._sign(self._encode_database(clean), n, "_encode_database")
+
+    def represent(self, X: np.ndarray, modality: str, role: str = "query") -> np.ndarray:
+        """Real-valued representations that :meth:`distances` ranks (only for methods declaring
+        :data:`REAL_VALUED_RANKING`).
+
+        Parameters
+        ----------
+        X : array of shape (n, d_modality)
+        modality : one of the view names given to :meth:`fit`
+        role : ``"query"`` or ``"database"`` (a method may represent the two sides differently)
+
+        Returns
+        -------
+        float array of shape (n, m); row ``i`` depends on item ``i`` only
+        """
+        self._require_ranking("represent")
+        if role not in ROLES:
+            raise UnknownNameError("role", role, ROLES)
+        X = self._check_encode_input(X, modality)
+        out = np.asarray(self._represent(X, modality, role))
+        if out.ndim != 2 or out.shape[0] != X.shape[0]:
+            raise RuntimeError(f"{type(self).__name__}._represent returned shape {out.shape}, "
+                               f"expected ({X.shape[0]}, m)")
+        return out
+
+    def distances(self, queries: np.ndarray, database: np.ndarray) -> np.ndarray:
+        """float64 ``(b, N)`` distances (smaller is closer) between ``represent(..., "query")``
+        rows ``(b, m)`` and ``represent(..., "database")`` rows ``(N, m')``."""
+        self._require_ranking("distances")
+        self._check_fitted()
+        out = np.asarray(self._distances(queries, database), dtype=np.float64)
+        if out.shape != (len(queries), len(database)):
+            raise RuntimeError(f"{type(self).__name__}._distances returned shape {out.shape}, "
+                               f"expected {(len(queries), len(database))}")
+        return out
+
+    def _require_ranking(self, what: str) -> None:
+        if REAL_VALUED_RANKING not in self.capabilities:
+            raise InvalidInputError(
+                f"{self.name or type(self).__name__} ranks by the Hamming distance of its codes; "
+                f"{what} is for methods that declare real-valued ranking")
+
+    def _represent(self, X: np.ndarray, modality: str, role: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def _distances(self, queries: np.ndarray, database: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "modalities_"):

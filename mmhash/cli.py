@@ -491,17 +491,19 @@ def list_command() -> None:
     table = RichTable(title="Registered hashers (entry-point group mmhash.hashers)")
     table.add_column("name", no_wrap=True)
     table.add_column("status", no_wrap=True)
-    for col in ("views", "distribution"):
+    for col in ("kind", "views", "distribution"):
         table.add_column(col)
     table.add_column("description", overflow="fold")
     for info in list_hashers():
         if info.available:
             lo, hi = info.supported_views
             views = str(lo) if lo == hi else f"{lo}+" if hi is None else f"{lo}-{hi}"
-            table.add_row(info.name, "[green]available[/]", views, info.distribution,
+            kind = "reference" if info.reference else "hasher"
+            table.add_row(info.name, "[green]available[/]", kind, views, info.distribution,
                           info.summary)
         else:
-            table.add_row(info.name, "[red]unavailable[/]", "", info.distribution, info.reason)
+            table.add_row(info.name, "[red]unavailable[/]", "", "", info.distribution,
+                          info.reason)
     _console().print(table)
 
 

@@ -33,6 +33,7 @@ class HasherInfo:
     reason: str = ""  # why it is unavailable
     supported_views: tuple[int, int | None] | None = None
     summary: str = ""  # first line of the class docstring
+    reference: bool = False  # a reference row (real-valued ranking), not a hasher
 
 
 # Hashers registered at run time (tests, notebooks) by :func:`register`; name -> class.
@@ -81,14 +82,12 @@ def list_hashers() -> list[HasherInfo]:
         except PluginError as exc:
             infos[name] = HasherInfo(name, ep.value, dist, False, str(exc.__cause__ or exc))
             continue
-        infos[name] = HasherInfo(
-            name, ep.value, dist, True, "", cls.supported_views, _summary(cls)
-        )
+        infos[name] = HasherInfo(name, ep.value, dist, True, "", cls.supported_views,
+                                 _summary(cls), bool(cls.reference))
     for name, cls in _runtime.items():
         target = f"{cls.__module__}:{cls.__qualname__}"
-        infos[name] = HasherInfo(
-            name, target, "(runtime)", True, "", cls.supported_views, _summary(cls)
-        )
+        infos[name] = HasherInfo(name, target, "(runtime)", True, "", cls.supported_views,
+                                 _summary(cls), bool(cls.reference))
     return [infos[k] for k in sorted(infos)]
 
 

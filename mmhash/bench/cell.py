@@ -199,18 +199,45 @@ def evaluate_codes(codes: CodeSet, query_labels: np.ndarray, retrieval_labels: n
     results, curves = [], []
     ks = pk_grid(len(retrieval_labels))
     for query_view, retrieval_view in tasks(codes.views):
-        task = task_name(query_view, retrieval_view)
         found = evaluate_task(codes.query[query_view], codes.retrieval_for(retrieval_view),
                               query_labels, retrieval_labels, metrics=evaluation.metrics,
                               ties=evaluation.ties, pk_cutoffs=ks)
+        _add_task(task_name(query_view, retrieval_view), found, evaluation, results, curves)
+    return results, curves
+
+
+def evaluate_representations(hasher, query: Mapping[str, np.ndarray],
+                             database: Mapping[str, np.ndarray], query_labels: np.ndarray,
+                             retrieval_labels: np.ndarray, evaluation: Evaluation
+                             ) -> tuple[list, list]:
+    """:func:`evaluate_codes` for a method that ranks by real-valued distances
+    (:data:`mmhash.base.REAL_VALUED_RANKING`): ``query`` / ``database`` map each view to its
+    ``represent`` output; each task is evaluated by :func:`mmhash.evaluation.evaluate_ranking`
+    from ``hasher.distances`` in blocks of queries. No PR curve (it is by Hamming radius)."""
+    from mmhash.evaluation import evaluate_ranking
+
+    results, curves = [], []
+    ks = pk_grid(len(retrieval_labels))
+    for query_view, retrieval_view in tasks(list(query)):
+        Q, D = query[query_view], database[retrieval_view]
+        found = evaluate_ranking(lambda rows, Q=Q, D=D: hasher.distances(Q[rows], D),
+                                 query_labels, retrieval_labels, metrics=evaluation.metrics,
+                                 ties=evaluation.ties, pk_cutoffs=ks)
+        _add_task(task_name(query_view, retrieval_view), found, evaluation, results, curves)
+    return results, curves
+
+
+def _add_task(task: str, found, evaluation: Evaluation, results: list, curves: list) -> None:
+    """Append one task's metric values and curves (a :class:`TaskEvaluation`) as record rows."""
+    if found.pr is not None:
         pr = found.pr
         curves.append((task, "pr", "none", pr.radius.tolist(), pr.precision.tolist(),
                        pr.recall.tolist()))
-        for tie in evaluation.ties:
-            results.extend((task, metric, tie, found.values[(metric, tie)])
-                           for metric in evaluation.metrics)
-            curves.append((task, "p@k", tie, list(ks), found.precision_at_k[tie].tolist(), None))
-    return results, curves
+    for tie in evaluation.ties:
+        results.extend((task, metric, tie, found.values[(metric, tie)])
+                       for metric in evaluation.metrics)
+        curves.append((task, "p@k", tie, found.cutoffs.tolist(),
+                       found.precision_at_k[tie].tolist(), None))
 
 
 #: Rows encoded per call: a code depends only on its own item (the contract), so a retrieval
@@ -253,7 +280,7 @@ def run_cell(dataset: Dataset, key: CellKey, evaluation: Evaluation | None = Non
 
     Exceptions propagate (:func:`run_cell_safely` turns them into a failed record).
     """
-    from mmhash.base import EPOCH_PROGRESS, declares
+    from mmhash.base import EPOCH_PROGRESS, REAL_VALUED_RANKING, declares
     from mmhash.registry import get_hasher
 
     hasher = get_hasher(key.method, n_bits=key.bits, random_state=key.seed, **key.params_dict)
@@ -269,6 +296,19 @@ def run_cell(dataset: Dataset, key: CellKey, evaluation: Evaluation | None = Non
 
     # Encoded straight from the dataset's arrays by row positions: no copy of a whole part.
     views, queries, items = dataset.views, dataset.split.query, dataset.split.retrieval
+    q_labels, r_labels = dataset.labels[queries], dataset.labels[items]
+    if declares(hasher, REAL_VALUED_RANKING):
+        # Ranked by real-valued distances: there are no codes to keep, so such a cell cannot
+        # be recomputed from the store (it is listed as without codes there).
+        start = time.perf_counter()
+        query_reps, database_reps = ({v: encode_in_chunks(
+            lambda X, view, role=role: hasher.represent(X, view, role), views[v], v, rows=rows)
+            for v in key.views} for role, rows in (("query", queries), ("database", items)))
+        encode_seconds = time.perf_counter() - start
+        results, curves = evaluate_representations(hasher, query_reps, database_reps, q_labels,
+                                                    r_labels, evaluation or Evaluation())
+        return CellRecord(key, "done", None, train_seconds, encode_seconds, results, curves,
+                          None, getattr(hasher, "device_", None))
     start = time.perf_counter()
     query_codes = {v: encode_in_chunks(hasher.encode, views[v], v, rows=queries)
                    for v in key.views}
@@ -280,7 +320,6 @@ def run_cell(dataset: Dataset, key: CellKey, evaluation: Evaluation | None = Non
                         {v: encode_in_chunks(hasher.encode, views[v], v, rows=items)
                          for v in key.views})
     encode_seconds = time.perf_counter() - start
-    q_labels, r_labels = dataset.labels[queries], dataset.labels[items]
 
     results, curves = evaluate_codes(codes, q_labels, r_labels, evaluation or Evaluation())
     return CellRecord(key, "done", None, train_seconds, encode_seconds, results, curves, codes,
@@ -325,6 +364,7 @@ __all__ = [
     "canonical_params",
     "dataset_fingerprint",
     "evaluate_codes",
+    "evaluate_representations",
     "run_cell",
     "run_cell_safely",
     "task_name",

@@ -82,11 +82,14 @@ class Table:
     bits: list[int]
     methods: list[str]
     cells: dict[tuple[str, str, int], tuple[float, float, int]]  # (method, task, bits) -> stats
+    #: rows that are references (real-valued rankings, no codes): shown, never marked best
+    references: frozenset[str] = frozenset()
 
     def best(self, task: str, bits: int) -> str | None:
-        """The method with the highest mean in one column (None for an empty column)."""
+        """The method with the highest mean in one column (None for an empty column);
+        reference rows do not compete."""
         scored = [(self.cells[(m, task, bits)][0], m) for m in self.methods
-                  if (m, task, bits) in self.cells]
+                  if (m, task, bits) in self.cells and m not in self.references]
         return max(scored)[1] if scored else None
 
     def text_rows(self, digits: int = 3) -> tuple[list[str], list[list[str]]]:
@@ -114,7 +117,8 @@ class Table:
         best = {col: self.best(*col) for col in columns}
         marked = []
         for method, *values in body:
-            marked.append([method] + [mark(v) if best[col] == method and len(self.methods) > 1
+            marked.append([method] + [mark(v) if best[col] == method
+                                      and len(self.methods) - len(self.references) > 1
                                       else v for col, v in zip(columns, values)])
         return headers, marked
 
@@ -186,8 +190,7 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
                                 else "")
         if prints[dataset] > 1:  # one name, several data: say which this table is
             where += f" [data {fingerprint[:12] or 'unrecorded'}]"
-        head = (f"{metric_title(metric)} on {where}, Hamming ranking, tie policy: {tie}; "
-                f"{seed_text}")
+        head = f"{metric_title(metric)} on {where}, tie policy: {tie}; {seed_text}"
         all_tasks = _pair_up(list(dict.fromkeys(part["task"])))
         bits = sorted({int(b) for b in part["bits"]})
         # M views give M(M-1) tasks (30 for mfeat): one table of them all would be hundreds of
@@ -199,7 +202,12 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
             series = list(dict.fromkeys(
                 tuple(r) for r in rows_here[list(ROW_FIELDS)].itertuples(index=False)))
             labels = row_labels(series)
-            order = _method_order(series, method_order)
+            kinds = {s[0]: ranking_of(s[0]) for s in series}
+            references = {s for s in series if kinds[s[0]][0]}
+            labels = {s: label + (f" {REFERENCE_MARK}" if s in references else "")
+                      for s, label in labels.items()}
+            # the references on top: the ceiling every row below is read against
+            order = sorted(_method_order(series, method_order), key=lambda s: s not in references)
             which = "" if len(chunks) == 1 else \
                 f" (tasks {', '.join(chunk)}; table {i} of {len(chunks)})"
             database = (f". Database: per-view codes; rows marked {_UNIFIED_MARK} rank against "
@@ -207,12 +215,45 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
                         if any(s[3] == "unified" for s in series)
                         else ". Database: the retrieval view's codes")
             columns = ". Columns: task (query view->retrieval view) x bits."
+            database += ranking_sentence(kinds)
             cells = {(labels[tuple(getattr(r, f) for f in ROW_FIELDS)], r.task, int(r.bits)):
                      (float(r.mean), float(r.std), int(r.n_seeds))
                      for r in rows_here.itertuples()}
             out.append(Table(head + which + database + columns, chunk, bits,
-                             [labels[s] for s in order], cells))
+                             [labels[s] for s in order], cells,
+                             frozenset(labels[s] for s in references)))
     return out
+
+
+#: How tables mark a reference row (a real-valued ranking with no codes, never marked best).
+REFERENCE_MARK = "[reference]"
+HAMMING_RANKING = "the Hamming distance of the codes"
+
+
+def ranking_of(method: str) -> tuple[bool, str]:
+    """``(is a reference, what it ranks by)`` for a registry name, from the class's
+    ``reference`` and ``ranking`` attributes; a method that is not installed here counts as a
+    Hamming-ranked hasher (its stored rows are still shown)."""
+    from mmhash.errors import MMHashError
+    from mmhash.registry import get_hasher_class
+
+    try:
+        cls = get_hasher_class(method)
+    except MMHashError:
+        return False, HAMMING_RANKING
+    return bool(cls.reference), getattr(cls, "ranking", "") or HAMMING_RANKING
+
+
+def ranking_sentence(kinds: dict[str, tuple[bool, str]]) -> str:
+    """The caption's sentence on what the rows rank by: Hamming unless a row says otherwise."""
+    others = [f"{method}: {ranking}" for method, (_, ranking) in kinds.items()
+              if ranking != HAMMING_RANKING]
+    sentence = f". Ranking: {HAMMING_RANKING}"
+    if others:
+        sentence += "; " + "; ".join(others)
+    if any(reference for reference, _ in kinds.values()):
+        sentence += f" (rows marked {REFERENCE_MARK} are references, not hashers: no binary codes)"
+    return sentence
 
 
 def _method_order(series: list[tuple], method_order: Sequence[str] | None) -> list[tuple]:

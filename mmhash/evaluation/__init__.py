@@ -50,6 +50,12 @@ Metrics
     least one item at that radius (it is undefined for the others), recall over the queries with
     at least one relevant item.
 
+Real-valued rankings
+    :func:`evaluate_ranking` evaluates a ranking by real-valued distances (a quantiser's
+    asymmetric distance, a reference row's cosine) with the same metrics and the same four tie
+    policies: equal distances are ties, grouped per query and fed to the same formulas
+    (:mod:`mmhash.evaluation.ranking`). It has no PR curve by radius.
+
 Memory and threads
     No Q x N matrix is built except by :func:`hamming_distance` and :func:`relevance`, whose
     result is that matrix: the kernels stream the retrieval set in tiles and keep per-query
@@ -77,6 +83,7 @@ from mmhash.evaluation.metrics import (
     precision_at_k,
 )
 from mmhash.evaluation.packing import pack_codes, unpack_codes
+from mmhash.evaluation.ranking import evaluate_ranking
 from mmhash.evaluation.ties import TIE_POLICIES
 
 __all__ = [
@@ -84,6 +91,7 @@ __all__ = [
     "TIE_POLICIES",
     "Metric",
     "TaskEvaluation",
+    "evaluate_ranking",
     "evaluate_task",
     "metric_title",
     "parse_metric",

@@ -23,21 +23,65 @@ N_BITS = 16
 Check = Callable[[type, dict[str, Any]], None]
 
 
-@lru_cache(maxsize=4)
-def _data(n_views: int = 2):
-    """A small synthetic set with planted cross-view structure (cached: checks share it)."""
+@lru_cache(maxsize=8)
+def _data(n_views: int = 2, shared_space: bool = False):
+    """A small synthetic set with planted cross-view structure (cached: checks share it); with
+    ``shared_space`` every view has the same dimension."""
     from mmhash.data.synthetic import make_synthetic
 
+    if shared_space:  # one embedding space seen with independent noise per view
+        import dataclasses
+
+        base = make_synthetic(n=500, dims=(24,), n_labels=6, latent_dim=10, noise=0.3,
+                              n_query=100, random_state=7)
+        rng = np.random.default_rng(8)
+        X = base.views["view0"]
+        views = {name: X + 0.3 * X.std() * rng.standard_normal(X.shape)
+                 for name in (["image", "text"] if n_views == 2
+                              else [f"view{i}" for i in range(n_views)])}
+        return dataclasses.replace(base, views=views)
     dims = (40, 24, 16, 12, 20, 8)[:n_views]
     return make_synthetic(n=500, dims=dims, n_labels=6, latent_dim=10, noise=0.3,
                           n_query=100, random_state=7)
 
 
-def _readonly_train(n_views: int = 2) -> dict[str, np.ndarray]:
-    views, _ = _data(n_views).part("train")
+def _readonly_train(n_views: int = 2, shared_space: bool = False) -> dict[str, np.ndarray]:
+    views, _ = _data(n_views, shared_space).part("train")
     for X in views.values():
         X.setflags(write=False)
     return views
+
+
+def _data_for(cls: type, n_views: int | None = None):
+    """The checks' data set for ``cls``: its smallest view count, a shared space if it needs one."""
+    return _data(n_views or _min_views(cls), bool(getattr(cls, "shared_space", False)))
+
+
+def _train_for(cls: type, n_views: int | None = None) -> dict[str, np.ndarray]:
+    return _readonly_train(n_views or _min_views(cls), bool(getattr(cls, "shared_space", False)))
+
+
+def _outputs(hasher, X: np.ndarray, modality: str) -> np.ndarray:
+    """What a check compares: the codes, or for a reference (no codes) its query
+    representations."""
+    if getattr(hasher, "reference", False):
+        return hasher.represent(X, modality, "query")
+    return hasher.encode(X, modality)
+
+
+def _task_map(hasher, query: np.ndarray, a: str, items: np.ndarray, b: str, q_labels,
+              r_labels) -> float:
+    """mAP (expected ties) of task ``a -> b``: by Hamming distance of the codes, or by the
+    method's real-valued distances when it declares that ranking."""
+    from mmhash.base import REAL_VALUED_RANKING, declares
+    from mmhash.evaluation import evaluate_ranking, mean_average_precision
+
+    if declares(hasher, REAL_VALUED_RANKING):
+        D = hasher.distances(hasher.represent(query, a, "query"),
+                             hasher.represent(items, b, "database"))
+        return evaluate_ranking(D, q_labels, r_labels).values[("map", "expected")]
+    return mean_average_precision(hasher.encode(query, a), hasher.encode(items, b), q_labels,
+                                  r_labels, tie="expected")
 
 
 def _make(cls: type, params: dict[str, Any], **override: Any):
@@ -49,7 +93,7 @@ def _min_views(cls: type) -> int:
 
 
 def _fitted(cls: type, params: dict[str, Any], **override: Any):
-    return _make(cls, params, **override).fit(_readonly_train(_min_views(cls)))
+    return _make(cls, params, **override).fit(_train_for(cls))
 
 
 _SHARED: dict[tuple, Any] = {}
@@ -68,7 +112,7 @@ def _shared_fit(cls: type, params: dict[str, Any], **override: Any):
 
 
 def _queries(cls: type) -> dict[str, np.ndarray]:
-    return _data(_min_views(cls)).part("query")[0]
+    return _data_for(cls).part("query")[0]
 
 
 # ---- the checks ------------------------------------------------------------------------------
@@ -82,7 +126,7 @@ def check_params_stored_unchanged(cls: type, params: dict[str, Any]) -> None:
             f"parameter {key!r} stored as {got[key]!r}, given {value!r}"
         )
     before = repr(hasher.get_params())
-    hasher.fit(_readonly_train(_min_views(cls)))
+    hasher.fit(_train_for(cls))
     assert repr(hasher.get_params()) == before, "fit changed the hyperparameters"
     clone = hasher.clone()
     assert repr(clone.get_params()) == before, "clone() does not copy the hyperparameters"
@@ -92,7 +136,7 @@ def check_params_stored_unchanged(cls: type, params: dict[str, Any]) -> None:
 def check_fit_returns_self(cls: type, params: dict[str, Any]) -> None:
     """fit(views) returns the hasher itself."""
     hasher = _make(cls, params)
-    out = hasher.fit(_readonly_train(_min_views(cls)))
+    out = hasher.fit(_train_for(cls))
     assert out is hasher, f"fit returned {type(out).__name__}, not self"
 
 
@@ -101,7 +145,7 @@ def check_encode_before_fit_raises(cls: type, params: dict[str, Any]) -> None:
     hasher = _make(cls, params)
     X = next(iter(_queries(cls).values()))
     try:
-        hasher.encode(X, "image")
+        _outputs(hasher, X, "image")
     except NotFittedError:
         return
     except Exception as exc:  # a wrong error type is a failure too
@@ -110,7 +154,21 @@ def check_encode_before_fit_raises(cls: type, params: dict[str, Any]) -> None:
 
 
 def check_code_format(cls: type, params: dict[str, Any]) -> None:
-    """Codes of every view are int8, shape (n, n_bits), values in {-1, +1}."""
+    """Codes of every view are int8, shape (n, n_bits), values in {-1, +1}. A reference has no
+    codes: encode refuses with InvalidInputError, and its representations are finite floats."""
+    if cls.reference:
+        hasher = _shared_fit(cls, params)
+        for modality, X in _queries(cls).items():
+            try:
+                hasher.encode(X, modality)
+            except InvalidInputError:
+                pass
+            else:
+                raise AssertionError("a reference returned codes from encode")
+            out = hasher.represent(X, modality, "query")
+            assert out.ndim == 2 and len(out) == len(X) and np.isfinite(out).all(), (
+                f"{modality}: representations of shape {out.shape}, or not finite")
+        return
     for n_bits in (8, 24):
         hasher = _shared_fit(cls, params, n_bits=n_bits)
         for modality, X in _queries(cls).items():
@@ -126,7 +184,7 @@ def check_code_format(cls: type, params: dict[str, Any]) -> None:
 
 def check_inputs_not_mutated(cls: type, params: dict[str, Any]) -> None:
     """fit and encode work on read-only arrays and leave their values untouched."""
-    views = _readonly_train(_min_views(cls))
+    views = _train_for(cls)
     copies = {m: X.copy() for m, X in views.items()}
     try:
         hasher = _make(cls, params).fit(views)
@@ -139,7 +197,7 @@ def check_inputs_not_mutated(cls: type, params: dict[str, Any]) -> None:
         X.setflags(write=False)
         kept = X.copy()
         try:
-            hasher.encode(X, modality)
+            _outputs(hasher, X, modality)
         except ValueError as exc:
             if "read-only" in str(exc):
                 raise AssertionError(f"encode writes into its input ({modality}): {exc}") from None
@@ -157,7 +215,7 @@ def check_deterministic(cls: type, params: dict[str, Any]) -> None:
     after = np.random.get_state()[1]  # noqa: NPY002
     assert np.array_equal(after, state), "fit changed numpy's global RNG"
     for modality, X in _queries(cls).items():
-        assert np.array_equal(a.encode(X, modality), b.encode(X, modality)), (
+        assert np.array_equal(_outputs(a, X, modality), _outputs(b, X, modality)), (
             f"two fits with random_state={params.get('random_state')!r} differ on {modality}"
         )
 
@@ -166,10 +224,13 @@ def check_no_batch_dependence(cls: type, params: dict[str, Any]) -> None:
     """encode(X)[i] equals encode(X[i:i+1]): a code depends only on its own item."""
     hasher = _shared_fit(cls, params)
     for modality, X in _queries(cls).items():
-        full = hasher.encode(X, modality)
+        full = _outputs(hasher, X, modality)
         for i in (0, 1, len(X) // 2, len(X) - 1):
-            single = hasher.encode(X[i : i + 1], modality)
-            assert np.array_equal(full[i], single[0]), (
+            single = _outputs(hasher, X[i : i + 1], modality)
+            # codes exactly; a reference's real vectors up to the BLAS's rounding
+            same = (np.array_equal(full[i], single[0]) if full.dtype == np.int8
+                    else np.allclose(full[i], single[0], rtol=1e-9, atol=1e-12))
+            assert same, (
                 f"{modality}: code of row {i} differs when encoded alone"
             )
 
@@ -190,14 +251,14 @@ def check_save_load_roundtrip(cls: type, params: dict[str, Any]) -> None:
     assert type(loaded) is cls, f"loaded a {type(loaded).__name__}"
     assert repr(loaded.get_params()) == repr(hasher.get_params()), "params changed on load"
     for modality, X in _queries(cls).items():
-        assert np.array_equal(loaded.encode(X, modality), hasher.encode(X, modality)), (
+        assert np.array_equal(_outputs(loaded, X, modality), _outputs(hasher, X, modality)), (
             f"codes differ after save/load ({modality})"
         )
 
 
 def check_bad_input_errors(cls: type, params: dict[str, Any]) -> None:
     """NaN, unpaired rows, wrong view count, unknown modality and wrong dims raise clear errors."""
-    views = _readonly_train(_min_views(cls))
+    views = _train_for(cls)
     names = list(views)
     cases = {
         "NaN in a view": {**views, names[0]: np.where(
@@ -219,9 +280,9 @@ def check_bad_input_errors(cls: type, params: dict[str, Any]) -> None:
     hasher = _make(cls, params).fit(views)
     X = views[names[0]]
     for what, call, error in [
-        ("unknown modality", lambda: hasher.encode(X, "no-such-view"), UnknownNameError),
-        ("wrong dimension", lambda: hasher.encode(X[:, :-1], names[0]), InvalidInputError),
-        ("NaN at encode", lambda: hasher.encode(X * np.nan, names[0]), InvalidInputError),
+        ("unknown modality", lambda: _outputs(hasher, X, "no-such-view"), UnknownNameError),
+        ("wrong dimension", lambda: _outputs(hasher, X[:, :-1], names[0]), InvalidInputError),
+        ("NaN at encode", lambda: _outputs(hasher, X * np.nan, names[0]), InvalidInputError),
     ]:
         try:
             call()
@@ -244,47 +305,41 @@ def check_supported_view_counts(cls: type, params: dict[str, Any]) -> None:
     counts = [c for c in (2, 3) if c >= lo and (hi is None or c <= hi)]
     assert counts, f"supported_views={cls.supported_views} admits neither 2 nor 3 views"
     for count in counts:
-        hasher = _make(cls, params).fit(_readonly_train(count))
-        for modality, X in _data(count).part("query")[0].items():
-            assert hasher.encode(X, modality).shape == (len(X), params.get("n_bits", N_BITS))
+        hasher = _make(cls, params).fit(_train_for(cls, count))
+        for modality, X in _data_for(cls, count).part("query")[0].items():
+            out = _outputs(hasher, X, modality)
+            assert len(out) == len(X), f"{modality}: {len(out)} rows for {len(X)} items"
+            if not cls.reference:
+                assert out.shape == (len(X), params.get("n_bits", N_BITS))
 
 
-def _cross_modal_map(hasher, n_views: int) -> float:
-    from mmhash.evaluation import mean_average_precision
-
-    data = _data(n_views)
+def _cross_modal_map(hasher, data) -> float:
     (q_views, q_labels), (r_views, r_labels) = data.part("query"), data.part("retrieval")
     names = list(q_views)
-    scores = []
-    for a in names:
-        qa = hasher.encode(q_views[a], a)
-        for b in names:
-            if a != b:
-                rb = hasher.encode(r_views[b], b)
-                scores.append(mean_average_precision(qa, rb, q_labels, r_labels, tie="expected"))
-    return float(np.mean(scores))
+    return float(np.mean([_task_map(hasher, q_views[a], a, r_views[b], b, q_labels, r_labels)
+                          for a in names for b in names if a != b]))
 
 
 def check_beats_random_floor(cls: type, params: dict[str, Any]) -> None:
-    """Cross-modal mAP on planted structure beats the rp random-projection floor by a margin."""
+    """Cross-modal mAP on planted structure beats the rp random-projection floor by a margin
+    (a method with real-valued ranking, or a reference, is ranked by its own distances)."""
     from mmhash.hashers.rp import RandomProjectionHasher
 
-    n_views = _min_views(cls)
     n_bits = params.get("n_bits", N_BITS)
-    floor = RandomProjectionHasher(n_bits=n_bits, random_state=0).fit(_readonly_train(n_views))
-    floor_map = _cross_modal_map(floor, n_views)
-    got = _cross_modal_map(_shared_fit(cls, params), n_views)
+    floor = RandomProjectionHasher(n_bits=n_bits, random_state=0).fit(_train_for(cls))
+    floor_map = _cross_modal_map(floor, _data_for(cls))
+    got = _cross_modal_map(_shared_fit(cls, params), _data_for(cls))
     assert got > floor_map + 0.05, (
         f"cross-modal mAP {got:.3f} does not beat the rp floor {floor_map:.3f} by 0.05"
     )
 
 
-def _hostile_cases(n_views: int) -> dict[str, tuple[dict, dict, dict, Any, Any]]:
+def _hostile_cases(cls: type) -> dict[str, tuple[dict, dict, dict, Any, Any]]:
     """Valid but hostile training sets, as real features make them: case -> (train views,
     query views, retrieval views, query labels, retrieval labels). Queries and items go through
     the same transformation as the training rows where it is a property of the features
     (scales, constant columns, extra dimensions)."""
-    data = _data(n_views)
+    data = _data_for(cls)
     (train, _), (query, q_labels), (items, r_labels) = (data.part(p) for p in
                                                         ("train", "query", "retrieval"))
     names = list(train)
@@ -346,12 +401,11 @@ def check_hostile_data(cls: type, params: dict[str, Any]) -> None:
     fitted, with codes at least as good as the rp floor, or refused with one clear
     :class:`InvalidInputError` (which should name the limit and the parameter that moves it);
     never a crash from inside a numerical routine."""
-    from mmhash.evaluation import mean_average_precision
     from mmhash.hashers.rp import RandomProjectionHasher
 
     n_bits = params.get("n_bits", N_BITS)
     failures = []
-    for case, (train, query, items, q_labels, r_labels) in _hostile_cases(_min_views(cls)).items():
+    for case, (train, query, items, q_labels, r_labels) in _hostile_cases(cls).items():
         try:
             hasher = _make(cls, params).fit(train)
         except InvalidInputError:
@@ -368,8 +422,7 @@ def check_hostile_data(cls: type, params: dict[str, Any]) -> None:
             for b in names:
                 if a != b:
                     for h, out in ((hasher, got), *((f, base) for f in floors)):
-                        out.append(mean_average_precision(
-                            h.encode(query[a], a), h.encode(items[b], b), q_labels, r_labels))
+                        out.append(_task_map(h, query[a], a, items[b], b, q_labels, r_labels))
         if np.mean(got) < np.mean(base) - HOSTILE_SLACK:
             failures.append(f"{case}: cross-modal mAP {np.mean(got):.3f} below the rp floor "
                             f"{np.mean(base):.3f}")
@@ -380,14 +433,15 @@ def check_declared_capabilities(cls: type, params: dict[str, Any]) -> None:
     """Declared capabilities are known and honoured: ``epoch_progress`` reports every epoch
     in order; ``unified_database`` gives ±1 codes of each item from all its views,
     independent of the batch; undeclared, ``encode_database`` refuses and ``progress`` is
-    accepted (and unused)."""
-    from mmhash.base import CAPABILITIES, EPOCH_PROGRESS, UNIFIED_DATABASE
+    accepted (and unused); ``real_valued_ranking`` gives finite representations of each item
+    alone (both roles) and finite ``(b, N)`` distances."""
+    from mmhash.base import CAPABILITIES, EPOCH_PROGRESS, REAL_VALUED_RANKING, UNIFIED_DATABASE
 
     declared = set(getattr(cls, "capabilities", ()))
     unknown = declared - set(CAPABILITIES)
     assert not unknown, f"unknown capabilities {sorted(unknown)}; known: {list(CAPABILITIES)}"
     calls: list[tuple] = []
-    hasher = _make(cls, params).fit(_readonly_train(_min_views(cls)),
+    hasher = _make(cls, params).fit(_train_for(cls),
                                     progress=lambda *args: calls.append(args))
     if EPOCH_PROGRESS in declared:
         assert calls, "declares epoch_progress but never called progress"
@@ -397,7 +451,16 @@ def check_declared_capabilities(cls: type, params: dict[str, Any]) -> None:
             "progress(epoch, n_epochs, metrics) needs a fixed n_epochs and a dict of metrics")
     else:
         assert not calls, "called progress without declaring epoch_progress"
-    items = _data(_min_views(cls)).part("retrieval")[0]
+    items = _data_for(cls).part("retrieval")[0]
+    if REAL_VALUED_RANKING in declared:
+        _check_real_valued_ranking(hasher, _queries(cls), items)
+    else:
+        try:
+            hasher.represent(next(iter(items.values())), next(iter(items)))
+        except InvalidInputError:
+            pass
+        else:
+            raise AssertionError("represent worked without declaring real_valued_ranking")
     if UNIFIED_DATABASE not in declared:
         try:
             hasher.encode_database(items)
@@ -414,6 +477,24 @@ def check_declared_capabilities(cls: type, params: dict[str, Any]) -> None:
         single = hasher.encode_database({m: X[i : i + 1] for m, X in items.items()})
         assert np.array_equal(single[0], codes[i]), (
             f"database code of row {i} differs when encoded alone")
+
+
+def _check_real_valued_ranking(hasher, queries: dict, items: dict) -> None:
+    """Representations per item (no batch dependence), both roles; distances finite, (b, N)."""
+    for modality in queries:
+        reps = {}
+        for role, X in (("query", queries[modality]), ("database", items[modality])):
+            rep = hasher.represent(X, modality, role)
+            assert rep.ndim == 2 and len(rep) == len(X), f"{role} {modality}: shape {rep.shape}"
+            assert np.isfinite(rep).all(), f"{role} {modality}: representations not finite"
+            for i in (0, len(X) - 1):
+                alone = hasher.represent(X[i:i + 1], modality, role)[0]
+                assert np.allclose(alone, rep[i], rtol=1e-9, atol=1e-12), (
+                    f"{role} {modality}: row {i} differs when represented alone")
+            reps[role] = rep
+        D = hasher.distances(reps["query"], reps["database"])
+        assert D.shape == (len(reps["query"]), len(reps["database"])), f"distances {D.shape}"
+        assert np.isfinite(D).all(), f"{modality}: distances not finite"
 
 
 CHECKS: dict[str, Check] = {

@@ -256,3 +256,32 @@ def test_large_sets_are_encoded_in_slices_with_the_same_codes(monkeypatch):
                                     data.views["image"], "image", rows=data.split.retrieval)
     np.testing.assert_array_equal(by_rows, whole)
     assert max(calls) == 7 and sum(calls) == len(data.split.retrieval)
+
+
+def test_a_real_valued_ranking_cell_is_evaluated_from_its_distances(tmp_path):
+    """A reference ranks by cosine: its cell holds the values evaluate_ranking gives for its
+    distances, P@K curves but no PR curve, no codes (so recompute lists it), and --plot and
+    report still work."""
+    from mmhash.evaluation import evaluate_ranking
+
+    store = tmp_path / "s.sqlite"
+    _bench(store, "--methods", "cca-real,cvh", *SMALL, "--tie", "expected,index")
+    data = mmhash.load_dataset("synthetic")
+    train, _ = data.part("train")
+    (queries, q_labels), (items, r_labels) = data.part("query"), data.part("retrieval")
+    cca = mmhash.get_hasher("cca-real", n_bits=16).fit(train)
+    D = cca.distances(cca.represent(queries["text"], "text"),
+                      cca.represent(items["image"], "image", "database"))
+    want = evaluate_ranking(D, q_labels, r_labels, ties=["expected", "index"]).values
+    with ResultStore(store) as results:
+        got = {(r["tie"]): r["value"] for r in results.results(methods=["cca-real"])
+               if r["task"] == "text->image"}
+        kinds = {c["kind"] for c in results.curves() if c["method"] == "cca-real"}
+        again = recompute(results)
+    assert got == {"expected": want[("map", "expected")], "index": want[("map", "index")]}
+    assert kinds == {"p@k"}
+    assert [k.method for k in again.without_codes] == ["cca-real"]
+    report = CliRunner().invoke(main, ["report", "--store", str(store), "--plot",
+                                       str(tmp_path / "fig")])
+    assert report.exit_code == 0, report.output
+    assert "cca-real [reference]" in report.output
