@@ -237,8 +237,10 @@ def _rich_table(table):
 
 # ---- report / regress ----------------------------------------------------------------------
 @main.command()
-@click.option("--store", default="mmhash-results.sqlite", show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite result file to read.")
+@click.option("--store", "stores", default=("mmhash-results.sqlite",), show_default=True,
+              multiple=True, type=click.Path(dir_okay=False),
+              help="SQLite result file to read; repeat it to combine stores (e.g. runs made on "
+                   "several machines): where two hold the same cell, the later --store wins.")
 @click.option("--dataset", default=None, help="Only this dataset.")
 @click.option("--methods", default=None, help="Only these methods (comma-separated), in order.")
 @click.option("--run", "run_id", default=None, type=int, help="Only cells of this run id.")
@@ -257,38 +259,53 @@ def _rich_table(table):
 @click.option("--plot", "plot_dir", default=None, type=click.Path(file_okay=False),
               help="Also write PR and P@K curves as PNG files into this directory.")
 @_errors_as_one_line
-def report(store, dataset, methods, run_id, recompute, metrics, ties, fmt, output,
+def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, output,
            plot_dir) -> None:
     """Render stored results: mean ± std over seeds, best per column in bold."""
     from pathlib import Path
 
-    from mmhash.bench.cell import DEFAULT_METRICS, DEFAULT_TIES, Evaluation
+    from mmhash.bench.cell import DEFAULT_METRICS, DEFAULT_TIES, KEY_FIELDS, Evaluation
     from mmhash.bench.grid import parse_list
     from mmhash.bench.report import export, tables
     from mmhash.bench.store import RESULT_COLUMNS, ResultStore
     from mmhash.errors import DataError
 
-    if not Path(store).is_file():
-        raise DataError(f"no result store at {store} (run `mmhash bench` first or pass --store)")
+    for store in stores:
+        if not Path(store).is_file():
+            raise DataError(f"no result store at {store} (run `mmhash bench` first or pass "
+                            "--store)")
     method_list = parse_list(methods, "--methods") if methods else None
     wanted = Evaluation.parse(parse_list(metrics, "--metrics") if metrics else DEFAULT_METRICS,
                               parse_list(ties, "--tie") if ties else DEFAULT_TIES)
-    with ResultStore(store) as results:
-        if recompute:
-            from mmhash.bench.recompute import recompute as recompute_codes
+    # One row per (cell key, task, metric, tie) and one curve per (cell key, task, kind, tie)
+    # across all stores: a cell stored twice must not count as two seeds.
+    row_index = {name: None for name in (*KEY_FIELDS, "task", "metric", "tie")}
+    curve_index = {name: None for name in (*KEY_FIELDS, "task", "kind", "tie")}
+    by_key: dict = {}
+    curves_by_key: dict = {}
+    without_codes = []
+    for store in stores:
+        with ResultStore(store) as results:
+            if recompute:
+                from mmhash.bench.recompute import recompute as recompute_codes
 
-            found = recompute_codes(results, metrics=wanted.metrics, ties=wanted.ties,
-                                    run_id=run_id, dataset=dataset, methods=method_list)
-            rows, curves = found.rows, found.curves if plot_dir else []
-            _warn_not_recomputed(found.without_codes)
-        else:
-            rows = results.results(run_id=run_id, dataset=dataset, methods=method_list)
-            rows = [r for r in rows if (not metrics or r["metric"] in wanted.metrics)
-                    and (not ties or r["tie"] in wanted.ties)]
-            curves = results.curves(dataset=dataset, run_id=run_id,
-                                    methods=method_list) if plot_dir else []
+                found = recompute_codes(results, metrics=wanted.metrics, ties=wanted.ties,
+                                        run_id=run_id, dataset=dataset, methods=method_list)
+                rows, curves = found.rows, found.curves if plot_dir else []
+                without_codes.extend(found.without_codes)
+            else:
+                rows = results.results(run_id=run_id, dataset=dataset, methods=method_list)
+                rows = [r for r in rows if (not metrics or r["metric"] in wanted.metrics)
+                        and (not ties or r["tie"] in wanted.ties)]
+                curves = results.curves(dataset=dataset, run_id=run_id,
+                                        methods=method_list) if plot_dir else []
+        by_key.update({tuple(r[f] for f in row_index): r for r in rows})
+        curves_by_key.update({tuple(c[f] for f in curve_index): c for c in curves})
+    rows, curves = list(by_key.values()), list(curves_by_key.values())
+    if recompute:
+        _warn_not_recomputed(without_codes)
     if not rows:
-        raise DataError(f"{store} holds no finished cells matching the filters"
+        raise DataError(f"{', '.join(stores)} holds no finished cells matching the filters"
                         + (" that can be recomputed" if recompute else ""))
     if fmt == "csv":
         target = output or "-"
@@ -321,7 +338,8 @@ def _warn_not_recomputed(keys) -> None:
         return
     err = _console(stderr=True)
     err.print(f"[yellow]{len(keys)} cell(s) have no stored codes and cannot be recomputed[/] "
-              "(stored before mmhash kept codes; rerun them to recompute):")
+              "(stored before mmhash kept codes, or ranked by real-valued distances, which "
+              "keep none; rerun them to recompute):")
     for key in keys:
         err.print(f"  {escape(key.label())}", soft_wrap=True)
 

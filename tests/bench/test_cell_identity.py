@@ -285,3 +285,16 @@ def test_a_real_valued_ranking_cell_is_evaluated_from_its_distances(tmp_path):
                                        str(tmp_path / "fig")])
     assert report.exit_code == 0, report.output
     assert "cca-real [reference]" in report.output
+
+
+def test_report_combines_stores_and_a_cell_in_two_stores_counts_once(tmp_path):
+    one, two = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
+    _bench(one, "--methods", "rp,cvh", *SMALL)
+    _bench(two, "--methods", "cvh", *SMALL)
+    both = CliRunner().invoke(main, ["report", "--store", str(one), "--store", str(two)])
+    assert both.exit_code == 0, both.output
+    assert "| rp " in both.output and "| cvh " in both.output
+    assert "±" not in both.output and "single seed" in both.output
+    missing = CliRunner().invoke(main, ["report", "--store", str(one), "--store",
+                                        str(tmp_path / "none.sqlite")])
+    assert missing.exit_code == 2 and "no result store at" in missing.output
