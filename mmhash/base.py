@@ -455,6 +455,11 @@ def read_saved(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.nd
         raise DataError(f"no saved hasher at {path}") from None
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{path} is not a saved mmhash hasher ({exc})") from None
-    if meta.get("format") != _FORMAT:
-        raise DataError(f"{path} has unknown format {meta.get('format')!r}, expected {_FORMAT!r}")
+    found = meta.get("format")
+    if found != _FORMAT:
+        family = _FORMAT.rpartition("/")[0]
+        if isinstance(found, str) and found.startswith(family + "/"):
+            raise DataError(f"{path} is a saved hasher of format {found}, written by a newer "
+                            f"mmhash; this one reads {_FORMAT}: upgrade mmhash")
+        raise DataError(f"{path} has unknown format {found!r}, expected {_FORMAT!r}")
     return meta, arrays

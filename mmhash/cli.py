@@ -574,5 +574,126 @@ def check_command(name, param_items) -> None:
         sys.exit(EXIT_FAILED_CELLS)
 
 
+
+# ---- using the codes: fit, encode, index, search -------------------------------------------
+@main.command()
+@click.argument("method")
+@click.option("--dataset", default="synthetic", show_default=True,
+              help="Registered dataset name or a path to a data file.")
+@click.option("--bits", default=64, show_default=True, type=int, help="Code length.")
+@click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
+              help="A hyperparameter of the method (repeatable).")
+@click.option("--seed", default=0, show_default=True, type=int, help="random_state.")
+@click.option("--split", default="train", show_default=True,
+              type=click.Choice(["train", "all"]),
+              help="Train on the dataset's training split, or on every row (a user's file).")
+@click.option("--views", default=None, help="Use only these views (comma-separated).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Model file to write (.npz, no pickle).")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help="Directory of the real datasets (default $MMHASH_DATA, else ./data).")
+@_errors_as_one_line
+def fit(method, dataset, bits, param_items, seed, split, views, output, data_dir) -> None:
+    """Train METHOD on a dataset and keep the model."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from mmhash.bench.grid import parse_list
+    from mmhash.frontdoor import fit_model
+
+    params = _parse_params(tuple(f"{method}.{p}" for p in param_items)).get(method, {})
+    view_list = parse_list(views, "--views") if views else None
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[loss]}"))
+    with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"fit {method}", total=None, loss="")
+
+        def on_epoch(epoch, n_epochs, metrics):
+            loss = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            bar.update(task, description=f"fit {method} epoch", completed=epoch, total=n_epochs,
+                       loss=loss)
+
+        hasher = fit_model(method, dataset, bits=bits, params=params, seed=seed, split=split,
+                           views=view_list, output=output, data_dir=data_dir, on_epoch=on_epoch)
+    _console().print(f"wrote {output}: {method}, {hasher.n_bits} bits, views "
+                     f"{', '.join(hasher.modalities_)}", soft_wrap=True)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("features", type=click.Path(dir_okay=False))
+@click.option("--view", required=True, help="Which of the model's views the features are.")
+@click.option("--key", default=None, help="The array's name in an .npz or .mat file.")
+@click.option("--format", "packing", default="packed", show_default=True,
+              type=click.Choice(["packed", "int8"]),
+              help="Bit-packed codes (8 per byte) or one int8 per bit.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Codes file to write (.npz).")
+@_errors_as_one_line
+def encode(model, features, view, key, packing, output) -> None:
+    """Codes for every row of FEATURES (.npy, .npz, .mat or .csv) with a saved MODEL."""
+    from mmhash.frontdoor import encode_file
+
+    done = encode_file(model, view, features, output, key=key, packing=packing)
+    _console().print(f"wrote {done.path}: {done.n_rows} rows, {done.n_bits}-bit codes of view "
+                     f"{done.view!r}", soft_wrap=True)
+
+
+@main.group()
+def index() -> None:
+    """Search indexes over encoded codes."""
+
+
+@index.command("build")
+@click.argument("codes", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Index file to write.")
+@click.option("--backend", default="numba", show_default=True,
+              type=click.Choice(["numba", "faiss"]), help="Search backend kept in the index.")
+@_errors_as_one_line
+def index_build(codes, output, backend) -> None:
+    """An exact Hamming index of a codes file (from `mmhash encode`)."""
+    from mmhash.frontdoor import build_index
+
+    built = build_index(codes, output, backend=backend)
+    _console().print(f"wrote {output}: {len(built.ids)} codes of {built.n_bits} bits",
+                     soft_wrap=True)
+
+
+@main.command()
+@click.argument("index_file", metavar="INDEX", type=click.Path(dir_okay=False))
+@click.argument("queries", type=click.Path(dir_okay=False))
+@click.option("--model", default=None, type=click.Path(dir_okay=False),
+              help="Encode QUERIES (features) with this model; without it QUERIES is a codes "
+                   "file.")
+@click.option("--view", default=None, help="Which of the model's views the queries are.")
+@click.option("--key", default=None, help="The array's name in an .npz or .mat file.")
+@click.option("-k", "k", default=10, show_default=True, type=int,
+              help="Hits per query (with --radius: at most this many).")
+@click.option("--radius", default=None, type=int,
+              help="Every item within this Hamming distance (at most -k of them).")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="Write the hits to this .csv or .json file (default: CSV on stdout).")
+@_errors_as_one_line
+def search(index_file, queries, model, view, key, k, radius, output) -> None:
+    """Exact top-k (ties by database row) of each query: rows query,rank,item,distance."""
+    from mmhash.codefiles import check_output_path
+    from mmhash.frontdoor import search as run_search
+    from mmhash.frontdoor import write_hits, write_hits_csv
+
+    if output:
+        check_output_path(output)
+    hits = run_search(index_file, queries, k=k, radius=radius, model_path=model, view=view,
+                      key=key)
+    if output:
+        write_hits(hits, output)
+        _console(stderr=True).print(f"wrote {output}: {len(hits.rank)} hits", soft_wrap=True)
+    else:
+        import io
+
+        text = io.StringIO()
+        write_hits_csv(hits, text)
+        click.echo(text.getvalue(), nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

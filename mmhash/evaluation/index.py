@@ -144,10 +144,13 @@ class HammingIndex:
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the index to ``path`` (an ``.npz`` file; no pickle)."""
+    def save(self, path, *, extra: dict[str, np.ndarray] | None = None) -> None:
+        """Write the index to ``path`` (an ``.npz`` file, or an open binary file; no pickle).
+        ``extra`` arrays are stored beside the index's own (e.g. row ids); :meth:`load` ignores
+        them."""
         np.savez(
             path,
+            **(extra or {}),
             format=np.array(_FORMAT),
             version=np.array(_VERSION),
             n_bits=np.array(self.n_bits),

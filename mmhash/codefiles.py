@@ -1,0 +1,169 @@
+"""The files of the front door: encoded codes (``mmhash encode``) and search indexes
+(``mmhash index build``), plus the one way every command writes a file.
+
+Codes file (``.npz``, no pickle)
+    ``__meta__``: JSON ``{"format": "mmhash-codes-file/1", "n_bits", "view", "packing",
+    "method", "model"}``; ``codes``: uint8 ``(n, n_bits / 8)`` bit-packed rows (``packed``, +1 ->
+    1, ``numpy.packbits`` order) or int8 ``(n, n_bits)`` in {-1, +1} (``int8``); ``ids``: str
+    ``(n,)`` row names (the feature file's ids, or the row positions).
+Index file (``.npz``)
+    :meth:`mmhash.evaluation.HammingIndex.save`'s fields, and ``ids`` and ``__meta__`` (the codes
+    file's view, method and model) beside them, so search results name the database rows.
+
+:func:`atomic_output` writes through a temporary file in the target folder and renames it into
+place, so a failed or interrupted command never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmhash.errors import DataError, InvalidInputError
+
+CODES_FORMAT = "mmhash-codes-file/1"
+INDEX_META_FORMAT = "mmhash-index-file/1"
+PACKINGS = ("packed", "int8")
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if a file can be written there (its folder exists, it is not a
+    folder); commands call it first, so a bad ``-o`` fails before any work."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise InvalidInputError(f"cannot write {target}: folder {target.parent} does not exist")
+    if target.is_dir():
+        raise InvalidInputError(f"cannot write {target}: it is a folder")
+    return target
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on any error it
+    is removed. An output path in a missing folder is refused before anything runs."""
+    target = check_output_path(path)
+    folder = target.parent
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; the file should be like any other
+    try:
+        yield Path(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+@dataclass
+class CodesFile:
+    """Codes read back: int8 ``codes`` (n, n_bits) in {-1, +1}, str ``ids`` (n,), and the
+    ``view``, ``method`` and ``model`` (path) they came from."""
+
+    codes: np.ndarray
+    ids: np.ndarray
+    n_bits: int
+    view: str
+    method: str
+    model: str
+
+
+def write_codes(path: str | os.PathLike, codes: np.ndarray, ids: np.ndarray, *, n_bits: int,
+                view: str, method: str, model: str, packing: str = "packed") -> None:
+    """Write a codes file atomically. ``codes``: uint8 packed rows (``packing="packed"``) or
+    int8 ±1 rows (``"int8"``)."""
+    meta = {"format": CODES_FORMAT, "n_bits": int(n_bits), "view": view, "packing": packing,
+            "method": method, "model": model}
+    with atomic_output(path) as temporary, open(temporary, "wb") as fh:
+        np.savez(fh, __meta__=np.array(json.dumps(meta)), codes=codes,
+                 ids=np.asarray(ids).astype(str))
+
+
+def pack_rows(codes: np.ndarray) -> np.ndarray:
+    """int8 ±1 ``(n, n_bits)`` -> uint8 ``(n, ceil(n_bits / 8))`` (+1 -> bit 1)."""
+    return np.packbits(codes > 0, axis=1)
+
+
+def read_codes(path: str | os.PathLike) -> CodesFile:
+    """A codes file written by :func:`write_codes`; one clear :class:`DataError` otherwise."""
+    meta, arrays = _read_npz(path, ("codes", "ids"), "codes file")
+    if meta.get("format") != CODES_FORMAT:
+        raise DataError(_format_problem(path, meta.get("format"), CODES_FORMAT, "codes file"))
+    n_bits, codes = int(meta["n_bits"]), arrays["codes"]
+    if meta.get("packing") == "packed":
+        if codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != -(-n_bits // 8):
+            raise DataError(f"{path}: packed codes of shape {codes.shape}, expected "
+                            f"(n, {-(-n_bits // 8)}) uint8 for {n_bits} bits")
+        codes = (np.unpackbits(codes, axis=1, count=n_bits).astype(np.int8) * 2 - 1)
+    elif meta.get("packing") == "int8":
+        if codes.ndim != 2 or codes.shape[1] != n_bits or not np.isin(codes, (-1, 1)).all():
+            raise DataError(f"{path}: int8 codes must be (n, {n_bits}) in {{-1, +1}}")
+        codes = codes.astype(np.int8)
+    else:
+        raise DataError(f"{path}: unknown packing {meta.get('packing')!r}; one of {PACKINGS}")
+    ids = arrays["ids"].astype(str)
+    if len(ids) != len(codes):
+        raise DataError(f"{path}: {len(ids)} ids for {len(codes)} codes")
+    return CodesFile(codes, ids, n_bits, str(meta.get("view", "")), str(meta.get("method", "")),
+                     str(meta.get("model", "")))
+
+
+def write_index(path: str | os.PathLike, index, ids: np.ndarray, source: CodesFile) -> None:
+    """Write a :class:`~mmhash.evaluation.HammingIndex` with the row ids and provenance of the
+    codes it holds (see the module docstring), atomically."""
+    meta = {"format": INDEX_META_FORMAT, "view": source.view, "method": source.method,
+            "model": source.model}
+    with atomic_output(path) as temporary, open(temporary, "wb") as fh:
+        index.save(fh, extra={"ids": np.asarray(ids).astype(str),
+                              "__meta__": np.array(json.dumps(meta))})
+
+
+def read_index(path: str | os.PathLike):
+    """``(HammingIndex, ids, meta)`` of an index file written by :func:`write_index`."""
+    from mmhash.evaluation import HammingIndex
+
+    meta, arrays = _read_npz(path, ("ids",), "index file")
+    if meta.get("format") != INDEX_META_FORMAT:
+        raise DataError(_format_problem(path, meta.get("format"), INDEX_META_FORMAT,
+                                        "index file"))
+    index = HammingIndex.load(path)
+    ids = arrays["ids"].astype(str)
+    if len(ids) != index.ntotal:
+        raise DataError(f"{path} is corrupt: {len(ids)} ids for {index.ntotal} codes")
+    return index, ids, meta
+
+
+def _read_npz(path, keys: tuple[str, ...], what: str) -> tuple[dict, dict[str, np.ndarray]]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "__meta__" not in npz.files:
+                raise DataError(f"{path} is not an mmhash {what} (no __meta__ record)")
+            meta = json.loads(str(npz["__meta__"]))
+            missing = [k for k in keys if k not in npz.files]
+            if missing:
+                raise DataError(f"{path} is not an mmhash {what} (missing {', '.join(missing)})")
+            return meta, {k: npz[k] for k in keys}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError) as exc:  # not a zip, truncated, bad JSON
+        raise DataError(f"{path} is not a readable mmhash {what} ({exc})") from None
+
+
+def _format_problem(path, found, expected: str, what: str) -> str:
+    family, _, version = expected.rpartition("/")
+    if isinstance(found, str) and found.startswith(family + "/"):
+        return (f"{path} is an mmhash {what} of format {found}, written by a newer mmhash; this "
+                f"one reads {expected}: upgrade mmhash")
+    return f"{path} is not an mmhash {what} (format {found!r}, expected {expected})"
