@@ -109,7 +109,7 @@ def _describe(dataset) -> str:
                    "or a .toml file.")
 @click.option("--store", default="mmhash-results.sqlite", show_default=True,
               type=click.Path(dir_okay=False), help="SQLite file the results are added to.")
-@click.option("--export", "export_path", default=None, type=click.Path(dir_okay=False),
+@click.option("-o", "--export", "export_path", default=None, type=click.Path(dir_okay=False),
               help="Also write this run's cells as a tidy .csv or .json table.")
 @click.option("--resume", is_flag=True, help="Skip cells already stored as done.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
@@ -253,9 +253,12 @@ def _rich_table(table):
               help="Tie policies to show: expected, optimistic, pessimistic, index (default: "
                    "all stored; with --recompute: expected).")
 @click.option("--format", "fmt", default="markdown", show_default=True,
-              type=click.Choice(["markdown", "latex", "csv"]), help="Table format.")
-@click.option("--output", default=None, type=click.Path(dir_okay=False),
-              help="Write the report to this file instead of the terminal.")
+              type=click.Choice(["markdown", "latex", "csv", "html"]),
+              help="Table format; html: one self-contained page (tables, PR and P@K figures, "
+                   "failed cells, provenance) written to --output.")
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="Write the report to this file instead of the terminal (required by "
+                   "--format html).")
 @click.option("--plot", "plot_dir", default=None, type=click.Path(file_okay=False),
               help="Also write PR and P@K curves as PNG files into this directory.")
 @_errors_as_one_line
@@ -270,10 +273,17 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
     from mmhash.bench.store import RESULT_COLUMNS, ResultStore
     from mmhash.errors import DataError
 
+    if fmt == "html" and output in (None, "-"):
+        raise InvalidInputError("--format html writes a page to a file: name it with -o/--output "
+                                "(e.g. -o results.html)")
+    if output and output != "-" and not Path(output).parent.is_dir():
+        raise InvalidInputError(f"--output {output}: the folder {Path(output).parent} does not "
+                                "exist (create it first)")
     for store in stores:
         if not Path(store).is_file():
             raise DataError(f"no result store at {store} (run `mmhash bench` first or pass "
                             "--store)")
+    as_html = fmt == "html"
     method_list = parse_list(methods, "--methods") if methods else None
     wanted = Evaluation.parse(parse_list(metrics, "--metrics") if metrics else DEFAULT_METRICS,
                               parse_list(ties, "--tie") if ties else DEFAULT_TIES)
@@ -284,6 +294,7 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
     by_key: dict = {}
     curves_by_key: dict = {}
     without_codes = []
+    provenance: dict = {}  # html: store -> (runs, failures, cells) as stored
     for store in stores:
         with ResultStore(store) as results:
             if recompute:
@@ -291,14 +302,17 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
 
                 found = recompute_codes(results, metrics=wanted.metrics, ties=wanted.ties,
                                         run_id=run_id, dataset=dataset, methods=method_list)
-                rows, curves = found.rows, found.curves if plot_dir else []
+                rows, curves = found.rows, found.curves if plot_dir or as_html else []
                 without_codes.extend(found.without_codes)
             else:
                 rows = results.results(run_id=run_id, dataset=dataset, methods=method_list)
                 rows = [r for r in rows if (not metrics or r["metric"] in wanted.metrics)
                         and (not ties or r["tie"] in wanted.ties)]
                 curves = results.curves(dataset=dataset, run_id=run_id,
-                                        methods=method_list) if plot_dir else []
+                                        methods=method_list) if plot_dir or as_html else []
+            if as_html:
+                rows = [{**r, "store": store} for r in rows]
+                provenance[store] = _stored_provenance(results, store, run_id)
         by_key.update({tuple(r[f] for f in row_index): r for r in rows})
         curves_by_key.update({tuple(c[f] for f in curve_index): c for c in curves})
     rows, curves = list(by_key.values()), list(curves_by_key.values())
@@ -316,12 +330,18 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
                        nl=False)
         else:
             export(rows, target)
+    elif as_html:
+        page = _html_page(rows, curves, provenance, stores=stores, dataset=dataset,
+                          methods=method_list, run_id=run_id, recompute=recompute,
+                          tie=wanted.ties[0])
+        _write_atomically(output, page)
+        click.echo(f"wrote {output}", err=True)
     else:
         rendered = [t.markdown() if fmt == "markdown" else t.latex()
                     for t in tables(rows, method_order=method_list)]
         text = "\n\n".join(rendered) + "\n"
         if output:
-            Path(output).write_text(text)
+            _write_atomically(output, text)
         else:
             click.echo(text, nl=False)
     if plot_dir:
@@ -329,6 +349,71 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
 
         paths = plot_curves(curves, plot_dir, tie=wanted.ties[0])
         click.echo(f"wrote {len(paths)} figure(s) to {plot_dir}", err=True)
+
+
+def _write_atomically(path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it: never half-written."""
+    import os
+    from pathlib import Path
+
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _stored_provenance(results, store, run_id) -> tuple[list, list, dict]:
+    """What ``store`` keeps about where its cells come from: the rows of its ``runs`` table
+    (only ``run_id`` when given), its failed cells (with their run) and, per finished cell id,
+    its run and device."""
+    import sqlite3
+
+    db = sqlite3.connect(store, timeout=60)  # reads only; the store's schema is current
+    try:
+        db.row_factory = sqlite3.Row
+        runs = [{**dict(r), "store": store} for r in db.execute(
+            "SELECT run_id, started, finished, command, config, versions, git_revision, "
+            "machine FROM runs ORDER BY run_id") if run_id is None or r["run_id"] == run_id]
+        cells = {r["cell_id"]: dict(r) for r in db.execute(
+            "SELECT cell_id, run_id, device FROM cells WHERE status = 'done'")}
+    finally:
+        db.close()
+    failures = [{**f, "run_id": run["run_id"], "store": store}
+                for run in runs for f in results.failures(run["run_id"])]
+    return runs, failures, cells
+
+
+def _html_page(rows, curves, provenance, *, stores, dataset, methods, run_id, recompute,
+               tie) -> str:
+    """The page of ``mmhash report --format html``: the rows and curves with the runs they
+    came from and the failed cells matching the filters."""
+    from mmhash.bench.cell import CellKey
+    from mmhash.bench.html import render_page
+
+    stores = list(dict.fromkeys(stores))  # a store named twice is one source
+    for row in rows:  # recomputed rows name their cell only: add its run and device
+        cell = provenance[row["store"]][2].get(row.get("cell_id"), {})
+        row.setdefault("run_id", cell.get("run_id"))
+        row.setdefault("device", cell.get("device"))
+    shown = {CellKey.from_row(r) for r in rows}
+    failures = [{**f, "shown": CellKey.from_row(f) in shown}
+                for store in stores for f in provenance[store][1]
+                if (dataset is None or f["dataset"] == dataset)
+                and (methods is None or f["method"] in methods)]
+    used = {(r["store"], r.get("run_id")) for r in [*rows, *failures]}
+    runs = [run for store in stores for run in provenance[store][0]
+            if (store, run["run_id"]) in used]
+    notes = ["Values recomputed from the stored codes (--recompute)."] if recompute else []
+    filters = [f"{name} {value}" for name, value in (
+        ("--dataset", dataset), ("--methods", ",".join(methods or [])), ("--run", run_id))
+        if value]
+    if filters:
+        notes.append("Filters: " + "; ".join(filters) + ".")
+    return render_page(rows, curves, runs=runs, failures=failures, method_order=methods,
+                       tie=tie, sources=list(stores), notes=notes)
 
 
 def _warn_not_recomputed(keys) -> None:
@@ -655,7 +740,7 @@ def index_build(codes, output, backend) -> None:
     from mmhash.frontdoor import build_index
 
     built = build_index(codes, output, backend=backend)
-    _console().print(f"wrote {output}: {len(built.ids)} codes of {built.n_bits} bits",
+    _console().print(f"wrote {output}: {len(built.codes)} codes of {built.n_bits} bits",
                      soft_wrap=True)
 
 

@@ -5,7 +5,8 @@ Codes file (``.npz``, no pickle)
     ``__meta__``: JSON ``{"format": "mmhash-codes-file/1", "n_bits", "view", "packing",
     "method", "model"}``; ``codes``: uint8 ``(n, n_bits / 8)`` bit-packed rows (``packed``, +1 ->
     1, ``numpy.packbits`` order) or int8 ``(n, n_bits)`` in {-1, +1} (``int8``); ``ids``: str
-    ``(n,)`` row names (the feature file's ids, or the row positions).
+    ``(n,)`` row names, only when the feature file had ids (else rows are named by position,
+    and nothing is stored for them: a million position strings would cost ~80 MB).
 Index file (``.npz``)
     :meth:`mmhash.evaluation.HammingIndex.save`'s fields, and ``ids`` and ``__meta__`` (the codes
     file's view, method and model) beside them, so search results name the database rows.
@@ -66,26 +67,27 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
 @dataclass
 class CodesFile:
-    """Codes read back: int8 ``codes`` (n, n_bits) in {-1, +1}, str ``ids`` (n,), and the
+    """Codes read back: int8 ``codes`` (n, n_bits) in {-1, +1}, str ``ids`` (n,) or None (rows
+    named by position), and the
     ``view``, ``method`` and ``model`` (path) they came from."""
 
     codes: np.ndarray
-    ids: np.ndarray
+    ids: np.ndarray | None
     n_bits: int
     view: str
     method: str
     model: str
 
 
-def write_codes(path: str | os.PathLike, codes: np.ndarray, ids: np.ndarray, *, n_bits: int,
+def write_codes(path: str | os.PathLike, codes: np.ndarray, ids: np.ndarray | None, *,
+                n_bits: int,
                 view: str, method: str, model: str, packing: str = "packed") -> None:
     """Write a codes file atomically. ``codes``: uint8 packed rows (``packing="packed"``) or
     int8 ±1 rows (``"int8"``)."""
     meta = {"format": CODES_FORMAT, "n_bits": int(n_bits), "view": view, "packing": packing,
             "method": method, "model": model}
     with atomic_output(path) as temporary, open(temporary, "wb") as fh:
-        np.savez(fh, __meta__=np.array(json.dumps(meta)), codes=codes,
-                 ids=np.asarray(ids).astype(str))
+        np.savez(fh, __meta__=np.array(json.dumps(meta)), codes=codes, **_ids_field(ids))
 
 
 def pack_rows(codes: np.ndarray) -> np.ndarray:
@@ -95,7 +97,7 @@ def pack_rows(codes: np.ndarray) -> np.ndarray:
 
 def read_codes(path: str | os.PathLike) -> CodesFile:
     """A codes file written by :func:`write_codes`; one clear :class:`DataError` otherwise."""
-    meta, arrays = _read_npz(path, ("codes", "ids"), "codes file")
+    meta, arrays = _read_npz(path, ("codes",), "codes file")
     if meta.get("format") != CODES_FORMAT:
         raise DataError(_format_problem(path, meta.get("format"), CODES_FORMAT, "codes file"))
     n_bits, codes = int(meta["n_bits"]), arrays["codes"]
@@ -110,36 +112,45 @@ def read_codes(path: str | os.PathLike) -> CodesFile:
         codes = codes.astype(np.int8)
     else:
         raise DataError(f"{path}: unknown packing {meta.get('packing')!r}; one of {PACKINGS}")
-    ids = arrays["ids"].astype(str)
-    if len(ids) != len(codes):
+    ids = arrays.get("ids")
+    if ids is not None and len(ids) != len(codes):
         raise DataError(f"{path}: {len(ids)} ids for {len(codes)} codes")
     return CodesFile(codes, ids, n_bits, str(meta.get("view", "")), str(meta.get("method", "")),
                      str(meta.get("model", "")))
 
 
-def write_index(path: str | os.PathLike, index, ids: np.ndarray, source: CodesFile) -> None:
+def write_index(path: str | os.PathLike, index, ids: np.ndarray | None, source: CodesFile
+                ) -> None:
     """Write a :class:`~mmhash.evaluation.HammingIndex` with the row ids and provenance of the
     codes it holds (see the module docstring), atomically."""
     meta = {"format": INDEX_META_FORMAT, "view": source.view, "method": source.method,
             "model": source.model}
     with atomic_output(path) as temporary, open(temporary, "wb") as fh:
-        index.save(fh, extra={"ids": np.asarray(ids).astype(str),
-                              "__meta__": np.array(json.dumps(meta))})
+        index.save(fh, extra={**_ids_field(ids), "__meta__": np.array(json.dumps(meta))})
 
 
 def read_index(path: str | os.PathLike):
-    """``(HammingIndex, ids, meta)`` of an index file written by :func:`write_index`."""
+    """``(HammingIndex, ids or None, meta)`` of an index file written by :func:`write_index`."""
     from mmhash.evaluation import HammingIndex
 
-    meta, arrays = _read_npz(path, ("ids",), "index file")
+    meta, arrays = _read_npz(path, (), "index file")
     if meta.get("format") != INDEX_META_FORMAT:
         raise DataError(_format_problem(path, meta.get("format"), INDEX_META_FORMAT,
                                         "index file"))
     index = HammingIndex.load(path)
-    ids = arrays["ids"].astype(str)
-    if len(ids) != index.ntotal:
+    ids = arrays.get("ids")
+    if ids is not None and len(ids) != index.ntotal:
         raise DataError(f"{path} is corrupt: {len(ids)} ids for {index.ntotal} codes")
     return index, ids, meta
+
+
+def _ids_field(ids: np.ndarray | None) -> dict[str, np.ndarray]:
+    return {} if ids is None else {"ids": np.asarray(ids).astype(str)}
+
+
+def row_names(ids: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """The names of ``rows`` (int positions): their ids, or the positions themselves."""
+    return rows if ids is None else ids[rows]
 
 
 def _read_npz(path, keys: tuple[str, ...], what: str) -> tuple[dict, dict[str, np.ndarray]]:
@@ -154,7 +165,10 @@ def _read_npz(path, keys: tuple[str, ...], what: str) -> tuple[dict, dict[str, n
             missing = [k for k in keys if k not in npz.files]
             if missing:
                 raise DataError(f"{path} is not an mmhash {what} (missing {', '.join(missing)})")
-            return meta, {k: npz[k] for k in keys}
+            found = {k: npz[k] for k in keys}
+            if "ids" in npz.files:
+                found["ids"] = npz["ids"].astype(str)
+            return meta, found
     except DataError:
         raise
     except (OSError, ValueError, EOFError) as exc:  # not a zip, truncated, bad JSON

@@ -58,10 +58,6 @@ class FeatureFile:
             start += len(block)
             yield block
 
-    def row_names(self) -> np.ndarray:
-        """str (n_rows,): the ids, or the positions as strings."""
-        return self.ids if self.ids is not None else np.arange(self.n_rows).astype(str)
-
     def _raw_chunks(self, rows: int) -> Iterator[np.ndarray]:
         if self._array is not None:
             for start in range(0, self.n_rows, rows):

@@ -25,6 +25,7 @@ from mmhash.codefiles import (
     pack_rows,
     read_codes,
     read_index,
+    row_names,
     write_codes,
     write_index,
 )
@@ -108,7 +109,7 @@ def encode_file(model_path, view: str, features_path, output, *, key: str | None
     features = open_features(features_path, key)
     blocks = [pack_rows(c) if packing == "packed" else c
               for c in _model_codes(model, view, features)]
-    write_codes(output, np.concatenate(blocks), features.row_names(), n_bits=model.n_bits,
+    write_codes(output, np.concatenate(blocks), features.ids, n_bits=model.n_bits,
                 view=view, method=model.name, model=os.fspath(model_path), packing=packing)
     return Encoded(features.n_rows, int(model.n_bits), view, os.fspath(output))
 
@@ -129,9 +130,9 @@ def build_index(codes_path, output, *, backend: str = "numba") -> CodesFile:
 class Hits:
     """Search results: one row per (query, rank) in :data:`HIT_COLUMNS` order."""
 
-    query: np.ndarray  # str (M,)
+    query: np.ndarray  # (M,) query ids (str), or query rows (int) when the file has no ids
     rank: np.ndarray  # int64 (M,), from 1
-    item: np.ndarray  # str (M,)
+    item: np.ndarray  # (M,) database ids (str), or database rows (int)
     distance: np.ndarray  # int32 (M,)
 
     def rows(self) -> Iterator[tuple]:
@@ -162,7 +163,7 @@ def search(index_path, queries_path, *, k: int = 10, radius: int | None = None,
                                     f"holds {index.n_bits}-bit codes")
         features = open_features(queries_path, key)
         codes = np.concatenate(list(_model_codes(model, view, features)))
-        query_ids = features.row_names()
+        query_ids = features.ids
     if codes.shape[1] != index.n_bits:
         raise InvalidInputError(f"the queries have {codes.shape[1]} bits but the index holds "
                                 f"{index.n_bits}-bit codes")
@@ -180,7 +181,8 @@ def search(index_path, queries_path, *, k: int = 10, radius: int | None = None,
         keep = ranks <= k
         query_rows, ranks, distances, items = (a[keep] for a in (query_rows, ranks, distances,
                                                                  items))
-    return Hits(query_ids[query_rows], ranks.astype(np.int64), item_ids[items],
+    return Hits(row_names(query_ids, query_rows), ranks.astype(np.int64),
+                row_names(item_ids, items),
                 distances.astype(np.int32))
 
 
