@@ -352,38 +352,20 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
 
 
 def _write_atomically(path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it: never half-written."""
-    import os
-    from pathlib import Path
+    """Write ``text`` through a temporary file and a rename: never half-written."""
+    from mmhash.codefiles import atomic_output
 
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 def _stored_provenance(results, store, run_id) -> tuple[list, list, dict]:
-    """What ``store`` keeps about where its cells come from: the rows of its ``runs`` table
-    (only ``run_id`` when given), its failed cells (with their run) and, per finished cell id,
-    its run and device."""
-    import sqlite3
-
-    db = sqlite3.connect(store, timeout=60)  # reads only; the store's schema is current
-    try:
-        db.row_factory = sqlite3.Row
-        runs = [{**dict(r), "store": store} for r in db.execute(
-            "SELECT run_id, started, finished, command, config, versions, git_revision, "
-            "machine FROM runs ORDER BY run_id") if run_id is None or r["run_id"] == run_id]
-        cells = {r["cell_id"]: dict(r) for r in db.execute(
-            "SELECT cell_id, run_id, device FROM cells WHERE status = 'done'")}
-    finally:
-        db.close()
+    """What ``store`` keeps about where its cells come from: its runs (only ``run_id`` when
+    given), its failed cells (with their run) and, per finished cell id, its run and device."""
+    runs = [{**run, "store": store} for run in results.runs(run_id)]
     failures = [{**f, "run_id": run["run_id"], "store": store}
                 for run in runs for f in results.failures(run["run_id"])]
-    return runs, failures, cells
+    return runs, failures, results.cell_origins()
 
 
 def _html_page(rows, curves, provenance, *, stores, dataset, methods, run_id, recompute,

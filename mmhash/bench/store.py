@@ -340,6 +340,19 @@ class ResultStore:
                                (dataset, fingerprint)).fetchone()
         return None if row is None else labels_from_bytes(row[0])
 
+    def runs(self, run_id: int | None = None) -> list[dict[str, Any]]:
+        """The runs recorded (or only ``run_id``): dicts with run_id, started, finished, command,
+        config, versions, git_revision and machine as stored (JSON text where JSON)."""
+        names = ("run_id", "started", "finished", "command", "config", "versions",
+                 "git_revision", "machine")
+        rows = self._db.execute(f"SELECT {', '.join(names)} FROM runs ORDER BY run_id")
+        return [dict(zip(names, r)) for r in rows if run_id is None or r[0] == run_id]
+
+    def cell_origins(self) -> dict[int, dict[str, Any]]:
+        """Per finished cell id: the run it belongs to and the device it trained on."""
+        rows = self._db.execute("SELECT cell_id, run_id, device FROM cells WHERE status='done'")
+        return {r[0]: {"cell_id": r[0], "run_id": r[1], "device": r[2]} for r in rows}
+
     def failures(self, run_id: int) -> list[dict[str, Any]]:
         names = (*KEY_FIELDS, "error")
         rows = self._db.execute(
