@@ -289,8 +289,8 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
                               parse_list(ties, "--tie") if ties else DEFAULT_TIES)
     # One row per (cell key, task, metric, tie) and one curve per (cell key, task, kind, tie)
     # across all stores: a cell stored twice must not count as two seeds.
-    row_index = {name: None for name in (*KEY_FIELDS, "task", "metric", "tie")}
-    curve_index = {name: None for name in (*KEY_FIELDS, "task", "kind", "tie")}
+    row_fields = (*KEY_FIELDS, "task", "metric", "tie")
+    curve_fields = (*KEY_FIELDS, "task", "kind", "tie")
     by_key: dict = {}
     curves_by_key: dict = {}
     without_codes = []
@@ -313,8 +313,8 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
             if as_html:
                 rows = [{**r, "store": store} for r in rows]
                 provenance[store] = _stored_provenance(results, store, run_id)
-        by_key.update({tuple(r[f] for f in row_index): r for r in rows})
-        curves_by_key.update({tuple(c[f] for f in curve_index): c for c in curves})
+        by_key.update({tuple(r[f] for f in row_fields): r for r in rows})
+        curves_by_key.update({tuple(c[f] for f in curve_fields): c for c in curves})
     rows, curves = list(by_key.values()), list(curves_by_key.values())
     if recompute:
         _warn_not_recomputed(without_codes)

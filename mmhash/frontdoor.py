@@ -164,9 +164,6 @@ def search(index_path, queries_path, *, k: int = 10, radius: int | None = None,
         features = open_features(queries_path, key)
         codes = np.concatenate(list(_model_codes(model, view, features)))
         query_ids = features.ids
-    if codes.shape[1] != index.n_bits:
-        raise InvalidInputError(f"the queries have {codes.shape[1]} bits but the index holds "
-                                f"{index.n_bits}-bit codes")
     if radius is None:
         distances, items = index.search(codes, k)
         width = distances.shape[1]

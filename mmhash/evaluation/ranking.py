@@ -62,8 +62,8 @@ def tie_groups(distances: np.ndarray, relevant: np.ndarray
     group = np.cumsum(starts, axis=1) - 1  # each position's group, 0-based per query
     flat = (group + (np.arange(b, dtype=np.int64) * N)[:, None]).ravel()
     n = np.bincount(flat, minlength=b * N).reshape(b, N)
-    r = np.bincount(flat, weights=ranked_relevant.ravel(), minlength=b * N)
-    return n, np.rint(r).astype(np.int64).reshape(b, N), ranked_relevant
+    r = np.bincount(flat[ranked_relevant.ravel()], minlength=b * N).reshape(b, N)
+    return n, r, ranked_relevant
 
 
 def index_values(ranked_relevant: np.ndarray, cuts: Sequence[int]) -> dict:
