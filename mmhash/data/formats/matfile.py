@@ -51,12 +51,7 @@ class KeyedFile:
 
     def read(self, keys: Sequence[str]) -> dict[str, Any]:
         """The arrays stored under ``keys``; :class:`DataError` if one is absent or unreadable."""
-        missing = [k for k in keys if k not in self.keys()]
-        if missing:
-            raise DataError(
-                f"{self.path}: missing key(s) {', '.join(missing)}; expected "
-                f"{', '.join(keys)}; found {', '.join(self.keys()) or '(none)'}"
-            )
+        self.require(keys)
         try:
             return self._read(list(keys))
         except DataError:
@@ -64,8 +59,35 @@ class KeyedFile:
         except Exception as e:  # any parse failure below is a corrupt or truncated file
             raise DataError(f"{self.path}: cannot read {', '.join(keys)} ({_why(e)})") from e
 
+    def require(self, keys: Sequence[str]) -> None:
+        """:class:`DataError` naming the missing and the found keys unless all of ``keys`` are
+        in the file; nothing is read."""
+        missing = [k for k in keys if k not in self.keys()]
+        if missing:
+            raise DataError(
+                f"{self.path}: missing key(s) {', '.join(missing)}; expected "
+                f"{', '.join(keys)}; found {', '.join(self.keys()) or '(none)'}"
+            )
+
     def _read(self, keys: list[str]) -> dict[str, Any]:
         raise NotImplementedError
+
+    def blockwise(self, key: str) -> bool:
+        """Whether :meth:`read_block` reads only the block asked for (a dense v7.3 array);
+        otherwise the whole array is in memory already or is read whole (v5, npz, sparse)."""
+        return False
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The shape of the array under ``key`` as :meth:`read` would return it, without
+        reading a v7.3 file's data (a raw-image ``IAll`` is tens of gigabytes)."""
+        return tuple(np.shape(self.read([key])[key]))
+
+    def read_block(self, key: str, axis: int, start: int, stop: int) -> np.ndarray:
+        """``read([key])[key]`` sliced to ``start:stop`` along ``axis`` (in :meth:`read`'s axis
+        order); only that block is read from a v7.3 file."""
+        index = [slice(None)] * len(self.shape(key))
+        index[axis] = slice(start, stop)
+        return np.asarray(self.read([key])[key][tuple(index)])
 
     def close(self) -> None:
         pass
@@ -112,6 +134,34 @@ class _Mat73(KeyedFile):
 
     def _read(self, keys: list[str]) -> dict[str, Any]:
         return {k: _h5_value(self._h5, self._h5[k]) for k in keys}
+
+    def _dataset(self, key: str) -> Any:
+        import h5py
+
+        self.require([key])
+        obj = self._h5[key]
+        if not isinstance(obj, h5py.Dataset) or obj.dtype == h5py.ref_dtype:
+            raise DataError(f"{self.path}: {key} is not a numeric array")
+        return obj
+
+    def blockwise(self, key: str) -> bool:
+        import h5py
+
+        obj = self._h5.get(key) if key in self._names else None
+        return isinstance(obj, h5py.Dataset) and obj.dtype != h5py.ref_dtype
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return tuple(reversed(self._dataset(key).shape))  # MATLAB's axes, as read() gives them
+
+    def read_block(self, key: str, axis: int, start: int, stop: int) -> np.ndarray:
+        obj = self._dataset(key)
+        index = [slice(None)] * obj.ndim
+        index[obj.ndim - 1 - axis] = slice(start, stop)  # the same axis in HDF5's order
+        try:
+            return np.asarray(obj[tuple(index)]).T
+        except Exception as e:
+            raise DataError(f"{self.path}: cannot read {key} rows {start}..{stop - 1} "
+                            f"({_why(e)}); is the file truncated?") from e
 
     def close(self) -> None:
         self._h5.close()
