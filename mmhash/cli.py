@@ -104,6 +104,10 @@ def _describe(dataset) -> str:
               help="Rank against each retrieval view's codes (per-view, default) or, for "
                    "methods that learn one, a code per item from all its views (unified: the "
                    "CMFH/LSSH/IMH papers' protocol).")
+@click.option("--protocol", default=None, metavar="NAME",
+              help="Split protocol of the field's benchmark files: dcmh, djsrh, ucch, ucmfh or "
+                   "file (default: each dataset's family's own; see README 'Reproducing the "
+                   "field's tables'). Part of the dataset's name in every key and caption.")
 @click.option("--suite", default=None,
               help="Run a named suite (shipped with mmhash, or ./benchmarks/suites/NAME.toml) "
                    "or a .toml file.")
@@ -122,7 +126,7 @@ def _describe(dataset) -> str:
               help="Directory of the real datasets (default $MMHASH_DATA, else ./data).")
 @_errors_as_one_line
 def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, params_file,
-          database, suite, store, export_path, resume, jobs, executor_kind, scheduler,
+          database, protocol, suite, store, export_path, resume, jobs, executor_kind, scheduler,
           data_dir) -> None:
     """Run methods x bits x seeds on fixed splits, store every cell, print comparison tables."""
     from mmhash.bench.plan import make_plan
@@ -139,7 +143,7 @@ def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, par
         params[method] = {**params.get(method, {}), **values}
     plan = make_plan(datasets=datasets, methods=methods, bits=bits, seeds=seeds,
                      metrics=metrics, ties=ties, views=views, params=params, suite=suite,
-                     database=database, data_dir=data_dir)
+                     database=database, data_dir=data_dir, protocol=protocol)
     from mmhash.bench.plan import execute_plan
     from mmhash.bench.store import ResultStore
 

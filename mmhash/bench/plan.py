@@ -60,7 +60,8 @@ class Outcome:
 
 def make_plan(*, datasets=None, methods=None, bits=None, seeds=None, metrics=None, ties=None,
               views=None, params: dict[str, dict[str, Any]] | None = None, suite=None,
-              database=None, data_dir=None) -> Plan:
+              database=None, data_dir=None, protocol=None) -> Plan:
+    protocol_arg = protocol
     """Resolve options over a suite's values over the defaults, and validate all of it.
 
     Each option is a comma-separated string or a list; ``None`` means "the suite's value, else
@@ -89,6 +90,14 @@ def make_plan(*, datasets=None, methods=None, bits=None, seeds=None, metrics=Non
                     list(DEFAULT_TIES))
     protocol = parse_database(database if database is not None
                               else spec.database if spec else None)
+    # The split protocol of the field's benchmark files (mmhash.data.protocols); None: each
+    # dataset's own. It becomes part of each dataset's name, so of every cell key and caption.
+    split_protocol = protocol_arg if protocol_arg is not None else (
+        spec.protocol if spec else None)
+    if split_protocol is not None:
+        from mmhash.data.protocols import get_protocol
+
+        get_protocol(split_protocol)
     # A suite's params for methods that --methods leaves out do not apply (and are no typo);
     # without --methods a suite's params must all name its methods.
     suite_params = {m: v for m, v in (spec.params if spec else {}).items()
@@ -100,7 +109,7 @@ def make_plan(*, datasets=None, methods=None, bits=None, seeds=None, metrics=Non
     evaluation = Evaluation.parse(metric_list, tie_list)
     grids = []
     for name in dataset_names:
-        data = load_dataset(name, data_dir=data_dir)
+        data = load_dataset(name, data_dir=data_dir, protocol=split_protocol)
         if views:
             data = data.select_views(parse_list(views, "--views"))
         grids.append((data, expand(data, method_names, bit_list, seed_list, all_params,
@@ -108,7 +117,8 @@ def make_plan(*, datasets=None, methods=None, bits=None, seeds=None, metrics=Non
     config = {"datasets": dataset_names, "methods": method_names, "bits": bit_list,
               "seeds": seed_list, "metrics": list(evaluation.metrics),
               "ties": list(evaluation.ties), "params": all_params, "views": views,
-              "database": protocol, "suite": spec.name if spec else None}
+              "database": protocol, "protocol": split_protocol,
+              "suite": spec.name if spec else None}
     return Plan(grids, method_names, evaluation, config, spec.name if spec else None)
 
 

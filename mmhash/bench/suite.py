@@ -13,6 +13,8 @@ suites), then the suites that ship inside the installed mmhash (:mod:`mmhash.sui
     metrics = ["map"]            # optional, default ["map"]
     ties = ["expected", "index"] # optional, default ["expected"]
     database = "unified"         # optional, default "per-view" (see mmhash.bench.cell)
+    protocol = "ucch"            # optional: split protocol of the field's benchmark files
+                                 # (mmhash.data.protocols), default each dataset's own
 
     [params.cmfh]                # optional per-method hyperparameters
     n_iter = 50
@@ -34,7 +36,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 _KEYS = {"description", "datasets", "methods", "bits", "seeds", "metrics", "ties", "params",
-         "database"}
+         "database", "protocol"}
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Suite:
     ties: list[str] = field(default_factory=lambda: ["expected"])
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     database: str | None = None
+    protocol: str | None = None
     description: str = ""
     path: str = ""
 
@@ -71,6 +74,16 @@ def available_suites() -> dict[str, Path]:
         for path in sorted(d.glob("*.toml")) if d.is_dir() else []:
             found.setdefault(path.stem, path)
     return found
+
+
+def _protocol(raw: dict[str, Any], path: Path) -> str | None:
+    if "protocol" not in raw:
+        return None
+    from mmhash.data.protocols import PROTOCOLS
+
+    if raw["protocol"] not in PROTOCOLS:
+        raise UnknownNameError(f"protocol in suite {path.name}", str(raw["protocol"]), PROTOCOLS)
+    return str(raw["protocol"])
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -103,5 +116,6 @@ def load_suite(name_or_path: str) -> Suite:
         metrics=[str(m) for m in raw.get("metrics", ["map"])],
         ties=[str(t) for t in raw.get("ties", ["expected"])], params=params,
         database=parse_database(raw["database"]) if "database" in raw else None,
+        protocol=_protocol(raw, path),
         description=str(raw.get("description", "")), path=str(path),
     )

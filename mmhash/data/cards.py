@@ -21,6 +21,13 @@ is the human index. The fields:
   sizes of ``query``, ``retrieval``, ``train``, ``validation``.
 - ``[params]`` (synthetic sets): keyword arguments of the generator (the standard sizes and
   the seed).
+- ``release = true`` marks one of the field's benchmark releases (MIRFlickr-25K, NUS-WIDE,
+  MS-COCO, IAPR TC-12 in a paper family's files): ``reader`` is the family's reader, the
+  ``[split]`` is the named ``protocol``'s (any other protocol may be asked for), and the
+  ``sha256`` of a file is that of the common release where known, else empty. Copies of these
+  files circulate in versions, so a file that differs is accepted: its own sha256 goes into the
+  fingerprint and the load records that it differs, as it records sizes that differ from the
+  card's.
 
 :attr:`Card.nbytes` is what loading a set allocates for its float64 views; tests that load
 every card skip the large ones by it.
@@ -64,6 +71,11 @@ class Card:
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def release(self) -> bool:
+        """One of the field's benchmark releases (see the module docstring)."""
+        return bool(self.raw.get("release", False))
+
+    @property
     def dims(self) -> dict[str, int]:
         """View name -> feature dimension, in view order."""
         return {v: int(spec["dim"]) for v, spec in self.views.items()}
@@ -86,6 +98,9 @@ def parse_card(text: str, source: str) -> Card:
     for f in data.get("files", []):  # synthetic sets' real files are checked the same way
         if not {"path", "sha256", "role"} <= set(f):
             raise DataError(f"dataset card {source}: each [[files]] needs path, sha256, role")
+        if not f["sha256"] and not data.get("release"):
+            raise DataError(f"dataset card {source}: {f['path']} has no sha256 (only a "
+                            f"release card may leave it unknown)")
     if not data["synthetic"] and not data.get("files"):
         raise DataError(f"dataset card {source} lists no files")
     for size in SPLIT_SIZES:

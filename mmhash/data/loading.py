@@ -187,11 +187,13 @@ def _load_synthetic(card: Card, data_dir: str | os.PathLike | None) -> Dataset:
 
 def _load_registered(card: Card, data_dir: str | os.PathLike | None,
                      protocol: str | None = None) -> Dataset:
-    if protocol is not None:
+    if protocol is not None and not card.release:
         get_protocol(protocol)  # an unknown name is its own error
         raise DataError(f"dataset {card.name!r} has its card's fixed split; --protocol applies "
                         f"to the field's benchmark files given by path (e.g. --dataset "
                         f"mirflickr25k-iall-vgg.mat --protocol djsrh)")
+    if card.release:
+        return _load_release(card, data_dir, protocol)
     if card.synthetic:
         return _load_synthetic(card, data_dir)
     root, paths, digests = _checked_files(card, data_dir)
@@ -209,6 +211,35 @@ def _load_registered(card: Card, data_dir: str | os.PathLike | None,
         "reader_notes": dict(raw.notes),
     }
     return _dataset(card.name, raw, split, info)
+
+
+def _load_release(card: Card, data_dir: str | os.PathLike | None,
+                  protocol: str | None) -> Dataset:
+    """One of the field's benchmark releases: its family's reader on the files under the data
+    directory, split by ``protocol`` (default the card's). A file that is not the common
+    release's (or whose sha256 the card does not know) is accepted and recorded."""
+    root, origin = data_root(data_dir)
+    paths = _file_paths(card, root)
+    missing = [f["path"] for f in card.files if not paths[f["role"]].is_file()]
+    if missing:
+        raise DataError(_missing_message(card, root, origin, missing))
+    protocol = protocol or card.raw.get("protocol") or card.split.get("protocol")
+    ds = _load_path(paths[card.files[0]["role"]], protocol)
+    release = {}
+    for f in card.files:
+        actual = next(s["sha256"] for s in ds.info["source_files"]
+                      if Path(s["path"]) == paths[f["role"]])
+        release[f["path"]] = ("the common release" if f["sha256"] == actual else
+                              "not the common release's sha256" if f["sha256"] else
+                              "no common sha256 known")
+    summary = ds.summary()
+    declared = {"n": card.n, "views": card.dims, "classes": card.classes}
+    found = {"n": summary["n"], "views": summary["views"], "classes": summary["classes"]}
+    ds.name = f"{card.name}@{ds.info['protocol']['name']}"
+    ds.info.update({"card": card.name, "description": card.description, "data_dir": str(root),
+                    "release_files": release,
+                    "differs_from_card": {k: found[k] for k in found if found[k] != declared[k]}})
+    return ds
 
 
 def _dataset(name: str, raw: RawData, split: Split, info: dict[str, Any],
