@@ -16,6 +16,9 @@ from mmhash.errors import DataError, UnknownNameError
 RNG = np.random.default_rng(3)
 REGISTERED = {"synthetic", "synthetic3", "synthetic-mirflickr", "synthetic-nuswide", "wiki",
               "wiki3", "cub10", "mfeat"}
+# The field's benchmark releases: read from the user's files, never shipped.
+RELEASES = {"mirflickr25k", "mirflickr25k-vgg", "nuswide10", "nuswide10-vgg", "mscoco-vgg",
+            "iapr12-cnnf"}
 # Cards whose views fit in this (64 MiB) are loaded by the default tests; the larger ones
 # (synthetic-nuswide: 7.6 GB) only by the slow full-size test.
 SMALL_LOAD = 64 << 20
@@ -27,11 +30,32 @@ GENERATED_SMALL = sorted(name for name, card in all_cards().items()
 
 
 def test_every_registered_dataset_has_a_card():
-    assert set(all_cards()) == REGISTERED
+    assert set(all_cards()) == REGISTERED | RELEASES
+    assert {name for name, card in all_cards().items() if card.release} == RELEASES
+
+
+@pytest.mark.parametrize("name", sorted(RELEASES))
+def test_release_card_is_complete_and_its_split_is_its_protocols(name):
+    from mmhash.data.formats import READERS
+    from mmhash.data.protocols import PROTOCOLS
+    from mmhash.data.splits import validation_subset
+
+    card = all_cards()[name]
+    assert card.reader in READERS and card.raw["protocol"] in PROTOCOLS
+    assert card.split["protocol"] == card.raw["protocol"] and card.split["source"] == "protocol"
+    assert card.n > 0 and card.classes > 0 and card.raw["citation"] and card.raw["source"]
+    for f in card.files:  # the common release's sha256 where known, else empty
+        assert f["sha256"] == "" or len(f["sha256"]) == 64
+        assert f["path"].startswith(card.folder + "/")
+    sizes = {p: card.split[p] for p in PARTS}
+    assert sizes["query"] + sizes["retrieval"] == card.n
+    assert sizes["validation"] == len(validation_subset(np.arange(sizes["train"])))
+    if card.raw["protocol"] == "ucch":  # training = retrieval = everything but the queries
+        assert sizes["train"] == sizes["retrieval"]
 
 
 @pytest.mark.parametrize("name", sorted(REGISTERED))
-def test_card_is_complete(name):
+def test_card_is_complete(name):  # the release cards: the test above
     card = all_cards()[name]
     assert card.description and card.views and card.n > 0 and card.classes > 0
     for spec in card.views.values():
@@ -194,7 +218,7 @@ def test_missing_user_file(tmp_path):
 
 def test_unknown_name_suggests_a_registered_one():
     with pytest.raises(UnknownNameError, match=r"unknown dataset 'wikki'; did you mean 'wiki'\? "
-                                               r"\(choose from: cub10, mfeat, synthetic"):
+                                               r"\(choose from: cub10, iapr12-cnnf, mfeat"):
         load_dataset("wikki")
 
 
@@ -221,7 +245,7 @@ def test_relative_mmhash_data_resolves_against_cwd(tmp_path, monkeypatch):
 
 def test_list_datasets_entries(tmp_path):
     entries = {e["name"]: e for e in list_datasets(data_dir=tmp_path)}
-    assert set(entries) == REGISTERED
+    assert set(entries) == REGISTERED | RELEASES
     for e in entries.values():
         for key in ("name", "present", "path", "n", "views", "classes", "description",
                     "synthetic"):
