@@ -208,8 +208,15 @@ def _print_tables(out, plan, rows) -> None:
     from mmhash.bench.report import tables
 
     describe = {d.name: _describe(d) for d, _ in plan.grids}
-    for table in tables(rows, method_order=plan.methods, describe=describe):
+    shown = tables(rows, method_order=plan.methods, describe=describe)
+    for table in shown:
         out.print(_rich_table(table))
+    if plan.suite:  # a suite with published values: them beside ours
+        from mmhash.bench.published import load_published, published_for
+
+        published = load_published(plan.suite)
+        for table in published_for(shown, published) if published else []:
+            out.print(_rich_table(table))
 
 
 def _exit_on_failures(failed) -> None:
@@ -265,9 +272,12 @@ def _rich_table(table):
                    "--format html).")
 @click.option("--plot", "plot_dir", default=None, type=click.Path(file_okay=False),
               help="Also write PR and P@K curves as PNG files into this directory.")
+@click.option("--published", "published_suite", default=None, metavar="SUITE",
+              help="Add the published values of this suite (e.g. paper-mirflickr) beside ours: "
+                   "per source, ours, published and the difference, with what differs.")
 @_errors_as_one_line
 def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, output,
-           plot_dir) -> None:
+           plot_dir, published_suite) -> None:
     """Render stored results: mean ± std over seeds, best per column in bold."""
     from pathlib import Path
 
@@ -288,6 +298,7 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
             raise DataError(f"no result store at {store} (run `mmhash bench` first or pass "
                             "--store)")
     as_html = fmt == "html"
+    published = _published(published_suite)
     method_list = parse_list(methods, "--methods") if methods else None
     wanted = Evaluation.parse(parse_list(metrics, "--metrics") if metrics else DEFAULT_METRICS,
                               parse_list(ties, "--tie") if ties else DEFAULT_TIES)
@@ -341,8 +352,12 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
         _write_atomically(output, page)
         click.echo(f"wrote {output}", err=True)
     else:
-        rendered = [t.markdown() if fmt == "markdown" else t.latex()
-                    for t in tables(rows, method_order=method_list)]
+        shown = tables(rows, method_order=method_list)
+        if published is not None:
+            from mmhash.bench.published import published_for
+
+            shown += published_for(shown, published)
+        rendered = [t.markdown() if fmt == "markdown" else t.latex() for t in shown]
         text = "\n\n".join(rendered) + "\n"
         if output:
             _write_atomically(output, text)
@@ -353,6 +368,19 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
 
         paths = plot_curves(curves, plot_dir, tie=wanted.ties[0])
         click.echo(f"wrote {len(paths)} figure(s) to {plot_dir}", err=True)
+
+
+def _published(suite):
+    """The published values of ``suite`` (None without one); an error if it has none."""
+    if suite is None:
+        return None
+    from mmhash.bench.published import load_published
+
+    published = load_published(suite)
+    if published is None:
+        raise InvalidInputError(f"suite {suite!r} has no published values (a "
+                                f"{suite}.published.json beside it)")
+    return published
 
 
 def _write_atomically(path, text: str) -> None:
@@ -764,6 +792,92 @@ def search(index_file, queries, model, view, key, k, radius, output) -> None:
         text = io.StringIO()
         write_hits_csv(hits, text)
         click.echo(text.getvalue(), nl=False)
+
+
+# ---- features: raw images and texts -> feature files (mmhash.extract) -----------------------
+@main.command("features")
+@click.argument("inputs", metavar="IMAGES|TEXTS", type=click.Path())
+@click.option("--extractor", required=True,
+              type=click.Choice(["bow", "clip-vit-b32", "tfidf", "vgg19-fc7"]),
+              help="vgg19-fc7 or clip-vit-b32 on images; bow, tfidf or clip-vit-b32 on texts.")
+@click.option("--weights", default=None, type=click.Path(dir_okay=False),
+              help="Network weights file (default: torchvision's / open_clip's cache; "
+                   "nothing is downloaded).")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when present), cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Images (or captions) per forward pass.")
+@click.option("--key", default=None, help="The array's name in a .mat/.h5/.npz file "
+                                          "(default IAll / YAll, else the only one that fits).")
+@click.option("--ids", "id_file", default=None, type=click.Path(dir_okay=False),
+              help="For an image folder: the images to read, one relative file name a line "
+                   "(default: every image file in it, by name).")
+@click.option("--preprocess", "preprocess_mode", default=None,
+              type=click.Choice(["resize-crop", "crop"]),
+              help="Images: resize then centre crop 224 (default; DJSRH, torchvision), or "
+                   "centre crop only (UCCH's test transform: a 224x224 IAll is unchanged).")
+@click.option("--vocab-size", default=None, type=click.IntRange(min=1),
+              help="Captions with bow/tfidf: keep the most frequent words (default 1000).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Feature file to write (.npz: features, ids, provenance).")
+@_errors_as_one_line
+def features_command(inputs, extractor, weights, device, batch_size, key, id_file,
+                     preprocess_mode, vocab_size, output) -> None:
+    """Extract features from raw IMAGES (a 4-D IAll array file, or a folder) or TEXTS (a tag
+    matrix, captions .txt one per line, or .csv with a text column). An interrupted image run
+    resumes from OUTPUT.partial when rerun with the same inputs."""
+    from pathlib import Path
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from mmhash.extract.run import (
+        check_features_output,
+        extract_image_features,
+        extract_text_features,
+    )
+    from mmhash.extract.sources import is_caption_file
+
+    check_features_output(output)
+    on_images = extractor == "vgg19-fc7" or (
+        extractor == "clip-vit-b32" and (Path(inputs).is_dir() or not is_caption_file(inputs)))
+    if on_images and vocab_size is not None:
+        raise InvalidInputError("--vocab-size is for captions with bow or tfidf")
+    if not on_images:
+        given = [name for name, value in (("--ids", id_file), ("--preprocess", preprocess_mode))
+                 if value is not None]
+        if extractor != "clip-vit-b32" and weights is not None:
+            given.append("--weights")
+        if given:
+            raise InvalidInputError(f"{', '.join(given)}: for images; {inputs} is texts "
+                                    f"({extractor})")
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
+        task = bar.add_task("features", total=None)
+
+        def step(label, done, total):
+            bar.update(task, description=label, completed=done, total=total)
+
+        if on_images:
+            result = extract_image_features(
+                inputs, output, extractor=extractor, weights=weights, device=device,
+                batch_size=batch_size, preprocess=preprocess_mode or "resize-crop", key=key,
+                id_file=id_file, progress=step)
+        else:
+            result = extract_text_features(
+                inputs, output, extractor=extractor, key=key, vocab_size=vocab_size,
+                weights=weights, device=device, batch_size=batch_size, progress=step)
+    resumed = f"; {result.resumed_rows} rows resumed" if result.resumed_rows else ""
+    where = result.provenance.get("device")
+    _console().print(f"wrote {result.path}: {result.rows} x {result.dim} float32 features "
+                     f"({extractor}{f' on {where}' if where else ''}{resumed})", soft_wrap=True)
 
 
 if __name__ == "__main__":  # pragma: no cover
