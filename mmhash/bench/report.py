@@ -84,6 +84,9 @@ class Table:
     cells: dict[tuple[str, str, int], tuple[float, float, int]]  # (method, task, bits) -> stats
     #: rows that are references (real-valued rankings, no codes): shown, never marked best
     references: frozenset[str] = frozenset()
+    #: the dataset name and metric token the table shows ("" for a derived table)
+    dataset: str = ""
+    metric: str = ""
 
     def best(self, task: str, bits: int) -> str | None:
         """The method with the highest mean in one column (None for an empty column);
@@ -221,7 +224,7 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
                      for r in rows_here.itertuples()}
             out.append(Table(head + which + database + columns, chunk, bits,
                              [labels[s] for s in order], cells,
-                             frozenset(labels[s] for s in references)))
+                             frozenset(labels[s] for s in references), dataset, metric))
     return out
 
 

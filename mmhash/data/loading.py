@@ -253,14 +253,15 @@ def _dataset(name: str, raw: RawData, split: Split, info: dict[str, Any],
 
 #: Readers of the field's benchmark files: name -> how a dataset read by it is named, from the
 #: collection it recognised (None: from the file name).
-_FAMILY_NAMES = {"dcmh": "{collection}", "ucch-vgg": "{collection}-vgg", "xyl": "{collection}-vgg",
+_FAMILY_NAMES = {"dcmh": "{collection}", "extracted": "{collection}-{extractor}", "ucch-vgg": "{collection}-vgg", "xyl": "{collection}-vgg",
                  "dbtest": "{collection}-cnnf", "ucmfh": "{collection}-clip"}
 
 
 def _user_name(reader: str, target: Path, raw: RawData) -> str:
     collection = raw.notes.get("collection")
     if reader in _FAMILY_NAMES and collection:
-        return _FAMILY_NAMES[reader].format(collection=collection)
+        extractor = (raw.notes.get("image_features") or {}).get("extractor") or "features"
+        return _FAMILY_NAMES[reader].format(collection=collection, extractor=extractor)
     if reader in ("mfeat", "ucmfh"):
         return target.name
     if reader == "svcl":

@@ -7,7 +7,7 @@ each family splits its files its own way. A protocol turns the rows a reader ret
 validation is always a fixed 10% of the training rows (:func:`~mmhash.data.splits.
 validation_subset`), never a query.
 
-==========  =========================================================================================
+==========  ========================================================================================
 ``dcmh``    queries = the first 2,000 rows (MIRFlickr) / 2,100 (NUS-WIDE), retrieval = the rest,
             training = 5,000 / 10,500 rows drawn from the retrieval set with ``default_rng(0)``
             (MIRFlickr's 20,015-row draw is the stored ``mirflickr25k.npz``). The DCMH repository's
@@ -32,7 +32,7 @@ validation_subset`), never a query.
             trains on all rows and scores every query against every item.
 ``file``    whatever split the file carries (train/test, train/query/database, ``*_idx``), else a
             generated one: mmhash's rule for every other format.
-==========  =========================================================================================
+==========  ========================================================================================
 """
 
 from __future__ import annotations
@@ -173,8 +173,8 @@ def _ucch(raw: RawData) -> tuple[dict[str, np.ndarray], str]:
 def _ucmfh(raw: RawData) -> tuple[dict[str, np.ndarray], str]:
     if not {"train", "query", "retrieval"} <= set(raw.parts) or raw.reader != "ucmfh":
         raise DataError("protocol 'ucmfh' is the split of UCMFH's train.pkl, query.pkl and "
-                        "retrieval.pkl; this data is not read from them (choose another "
-                        "--protocol)")
+                        "retrieval.pkl; this data is not read from them (choose dcmh, djsrh, "
+                        "ucch or file)")
     parts = {p: np.asarray(raw.parts[p], dtype=np.int64) for p in ("query", "retrieval", "train")}
     return parts, (f"ucmfh: the files' own parts: {len(parts['train']):,} training rows "
                    f"(train.pkl, all of them; UCMFH uses the first 4,992), {len(parts['query']):,} "
@@ -209,7 +209,8 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
 )}
 
 #: The protocol each reader's files get when none is named.
-DEFAULT_PROTOCOL = {"dcmh": "dcmh", "xyl": "ucch", "dbtest": "ucch", "ucmfh": "ucmfh"}
+DEFAULT_PROTOCOL = {"dcmh": "dcmh", "extracted": "dcmh", "ucch-vgg": "ucch", "xyl": "ucch", "dbtest": "ucch",
+                    "ucmfh": "ucmfh"}
 
 
 def get_protocol(name: str) -> Protocol:

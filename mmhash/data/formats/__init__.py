@@ -17,9 +17,10 @@ indices, the files read). Readers, by registry name:
 ``xyl``       one file with ``XAll``, ``YAll``, ``LAll`` (UCCH's MS-COCO ``.h5py``)
 ``dbtest``    UCCH's IAPR TC-12: ``VDatabase, YDatabase, databaseL, VTest, YTest, testL``
 ``ucmfh``     UCMFH's CLIP pickles: ``train.pkl``, ``query.pkl``, ``retrieval.pkl``
+``extracted`` ``mmhash features`` output made from a DCMH ``IAll`` (+ its ``-yall``, ``-lall``)
 ============  ==============================================================================
 
-The field's benchmark files (the last five) are split by their paper family's protocol
+The field's benchmark files (the last six) are split by their paper family's protocol
 (:mod:`mmhash.data.protocols`); the others by the split they carry.
 
 Every ``.mat`` reader also reads MATLAB v7.3 (HDF5) files, and the keyed readers ``.npz`` files
@@ -35,7 +36,13 @@ from pathlib import Path
 
 from mmhash.data.formats._common import RawData
 from mmhash.data.formats.cell import read_cell
-from mmhash.data.formats.dcmh import is_dcmh_path, is_vgg_path, read_dcmh, read_ucch_vgg
+from mmhash.data.formats.dcmh import (
+    is_dcmh_path,
+    is_vgg_path,
+    read_dcmh,
+    read_extracted,
+    read_ucch_vgg,
+)
 from mmhash.data.formats.keyed import read_cnn, read_triple, read_wikidata, triple_paths
 from mmhash.data.formats.matfile import open_keyed
 from mmhash.data.formats.mfeat import find_mfeat_files, read_mfeat
@@ -58,6 +65,7 @@ READERS: dict[str, Callable[..., RawData]] = {
     "xyl": read_xyl,
     "dbtest": read_dbtest,
     "ucmfh": read_ucmfh,
+    "extracted": read_extracted,
 }
 
 KEYED_EXTENSIONS = (".mat", ".npz", ".h5", ".hdf5", ".h5py")
@@ -118,6 +126,8 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
                         f"{FORMATS_HELP}; and the field's benchmark files: {FAMILIES_HELP}")
     with open_keyed(path) as f:
         keys = set(f.keys())
+    if {"features", "provenance"} <= keys:
+        return "extracted", path  # written by mmhash features from a DCMH-family IAll
     if set(XYL_KEYS) <= keys:
         return "xyl", path
     if set(_DBTEST) <= keys:

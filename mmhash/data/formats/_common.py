@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,16 +51,18 @@ class RawData:
         return int(self.labels.shape[0])
 
 
-#: File-name fragments of the field's benchmark collections (``RawData.notes["collection"]``).
-_COLLECTION_NAMES = (("mirflickr", "mirflickr25k"), ("flickr", "mirflickr25k"),
-                     ("nus", "nuswide10"), ("coco", "mscoco"), ("iapr", "iapr12"))
+#: How the field's files name their collection (``RawData.notes["collection"]``): a fragment
+#: at the start of the name or after a separator (``bonus-iall.mat`` is not NUS-WIDE).
+_COLLECTION_NAMES = re.compile(r"(?:^|[^a-z])(mirflickr|flickr|nus|mscoco|coco|iapr)")
+_COLLECTIONS = {"mirflickr": "mirflickr25k", "flickr": "mirflickr25k", "nus": "nuswide10",
+                "mscoco": "mscoco", "coco": "mscoco", "iapr": "iapr12"}
 
 
 def collection_of(name: str) -> str | None:
     """The benchmark collection a file name belongs to (``mirflickr25k``, ``nuswide10``,
     ``mscoco``, ``iapr12``), or None: ``nus-wide-tc10-yall.mat`` -> ``nuswide10``."""
-    lowered = name.lower()
-    return next((c for fragment, c in _COLLECTION_NAMES if fragment in lowered), None)
+    match = _COLLECTION_NAMES.search(name.lower())
+    return _COLLECTIONS[match.group(1)] if match else None
 
 
 def where(files: Path | Sequence[Path]) -> str:

@@ -211,3 +211,54 @@ def read_ucch_vgg(path: str | Path) -> RawData:
         present = [p for p in _vgg_candidates(path).values() if p.is_file()]
         image = present[0] if present else next(iter(_vgg_candidates(path).values()))
     return _read_family({**paths, "image": image}, "XAll", "ucch-vgg", "UCCH VGG")
+
+
+def read_extracted(path: str | Path) -> RawData:
+    """Read image features written by ``mmhash features`` from a DCMH-family ``IAll`` of raw
+    images, with the ``-yall.mat`` and ``-lall.mat`` files of that set.
+
+    The feature file's provenance names the ``IAll`` file it was made from
+    (``mirflickr25k-iall.mat``); its tag and label files are looked up beside the feature file,
+    then beside the ``IAll`` file where it was. The feature file itself is one of the source
+    files, so its provenance (extractor, weights, preprocessing) is in the fingerprint: two
+    feature sets of the same images are never confused. Returns RawData as :func:`read_dcmh`.
+    """
+    import json
+
+    path = Path(path)
+    with open_keyed(path) as f:
+        f.require(["features", "provenance"])
+        record = json.loads(str(f.read(["provenance"])["provenance"][()]))
+        features = np.asarray(f.read(["features"])["features"])
+    try:
+        source = record["source"]["files"][0]
+        source_path = Path(source["path"])
+    except (KeyError, IndexError, TypeError):
+        raise DataError(f"{path}: its provenance names no source file") from None
+    if _match(Path(source["name"])) is None:
+        raise DataError(f"{path}: features of {source['name']}, not of a DCMH-family "
+                        f"<prefix>-iall.mat; mmhash pairs such features with that set's -yall.mat "
+                        f"and -lall.mat files")
+    here = dcmh_paths(path.parent / source["name"])
+    there = dcmh_paths(source_path)
+    paths = {role: here[role] if here[role].is_file() else there[role]
+             for role in ("text", "labels")}
+    missing = [f"{here[role]} (or {there[role]})" for role, p in paths.items()
+               if not p.is_file()]
+    if missing:
+        raise DataError(f"{path}: the features need their set's tag and label files; missing: "
+                        f"{', '.join(missing)}")
+    with _open_checked(paths["labels"], "LAll") as f:
+        labels = item_labels(f, "LAll", str(paths["labels"]))
+    with _open_checked(paths["text"], "YAll") as f:
+        text = item_matrix(f, "YAll", labels.shape[0], str(paths["text"]))
+    if features.ndim != 2 or features.dtype != np.float32:
+        raise DataError(f"{path}: features is {features.dtype} {features.shape}, expected "
+                        f"float32 (n, d)")
+    views = {"image": np.ascontiguousarray(features), "text": text}
+    check_rows(views, labels, f"{path} with {paths['labels']}")
+    notes = {"files": {"image": str(path), **{r: str(p) for r, p in paths.items()}},
+             "image_features": {k: record.get(k) for k in ("extractor", "weights",
+                                                           "preprocessing")},
+             "collection": collection_of(source["name"])}
+    return RawData(views, labels, {}, [path, paths["text"], paths["labels"]], "extracted", notes)

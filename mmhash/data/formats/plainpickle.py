@@ -55,6 +55,24 @@ def _checked_dtype(*args: Any) -> np.dtype:
     return dtype
 
 
+def _refuse_objects(array: np.ndarray) -> np.ndarray:
+    if array.dtype.hasobject:
+        raise pickle.UnpicklingError("a NumPy array of Python objects (dtype object)")
+    return array
+
+
+def _checked_ndarray(*args: Any) -> np.ndarray:
+    return _refuse_objects(np.ndarray(*args))
+
+
+def _checked_reconstruct(cls: Any, *args: Any) -> np.ndarray:
+    from numpy._core.multiarray import _reconstruct
+
+    if cls not in (np.ndarray, _checked_ndarray):
+        raise pickle.UnpicklingError(f"an array of type {getattr(cls, '__qualname__', cls)}")
+    return _refuse_objects(_reconstruct(np.ndarray, *args))
+
+
 def _checked_scalar(dtype: np.dtype, *args: Any) -> Any:
     from numpy._core.multiarray import scalar  # the same function under NumPy 2's name
 
@@ -77,9 +95,7 @@ class PlainUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _NUMPY_RECONSTRUCT:
-            from numpy._core.multiarray import _reconstruct
-
-            return _reconstruct
+            return _checked_reconstruct
         if (module, name) in _NUMPY_SCALAR:
             return _checked_scalar
         if (module, name) in _NUMPY_FROMBUFFER:  # protocol 5's array (pickle.PickleBuffer)
@@ -87,7 +103,7 @@ class PlainUnpickler(pickle.Unpickler):
 
             return _frombuffer
         if module == "numpy" and name == "ndarray":
-            return np.ndarray
+            return _checked_ndarray
         if module == "numpy" and name == "dtype":
             return _checked_dtype
         if module == "collections" and name == "OrderedDict":
@@ -96,11 +112,13 @@ class PlainUnpickler(pickle.Unpickler):
             return OrderedDict
         if module in ("builtins", "__builtin__") and name in _BUILTIN_TYPES:
             return getattr(builtins, name)
+        if module == "__builtin__" and name == "xrange":  # range under protocols 0-2
+            return range
         if module == "_codecs" and name == "encode":  # protocols 0-1 spell bytes as latin-1 text
             import codecs
 
             return codecs.encode
-        if module == "copyreg" and name == "_reconstructor":
+        if module in ("copyreg", "copy_reg") and name == "_reconstructor":
             return _checked_reconstructor
         raise pickle.UnpicklingError(f"{module}.{name}")
 
@@ -128,9 +146,11 @@ def load_plain_pickle(path: str | Path) -> Any:
             raise DataError(f"{path}: the pickle holds {what}, which is not plain data; mmhash "
                             f"reads pickles of NumPy arrays, lists, dicts, numbers and strings "
                             f"only (never arbitrary objects)") from None
-        raise DataError(f"{path}: the pickle holds {what or 'something unreadable'}; mmhash "
-                        f"reads pickles of NumPy arrays, lists, dicts, numbers and strings "
-                        f"only") from None
+        if what.startswith(("a ", "an ")):
+            raise DataError(f"{path}: the pickle holds {what}; mmhash reads pickles of NumPy "
+                            f"arrays, lists, dicts, numbers and strings only") from None
+        raise DataError(f"{path}: not a readable pickle; is it corrupt or truncated? "
+                        f"({what or 'UnpicklingError'})") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
             MemoryError) as e:
         raise DataError(f"{path}: not a readable pickle; is it corrupt or truncated? "
