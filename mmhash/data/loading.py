@@ -253,7 +253,8 @@ def _dataset(name: str, raw: RawData, split: Split, info: dict[str, Any],
 
 #: Readers of the field's benchmark files: name -> how a dataset read by it is named, from the
 #: collection it recognised (None: from the file name).
-_FAMILY_NAMES = {"dcmh": "{collection}", "extracted": "{collection}-{extractor}", "ucch-vgg": "{collection}-vgg", "xyl": "{collection}-vgg",
+_FAMILY_NAMES = {"dcmh": "{collection}", "extracted": "{collection}-{extractor}",
+                 "ucch-vgg": "{collection}-vgg", "xyl": "{collection}-vgg",
                  "dbtest": "{collection}-cnnf", "ucmfh": "{collection}-clip"}
 
 

@@ -209,8 +209,8 @@ PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
 )}
 
 #: The protocol each reader's files get when none is named.
-DEFAULT_PROTOCOL = {"dcmh": "dcmh", "extracted": "dcmh", "ucch-vgg": "ucch", "xyl": "ucch", "dbtest": "ucch",
-                    "ucmfh": "ucmfh"}
+DEFAULT_PROTOCOL = {"dcmh": "dcmh", "extracted": "dcmh", "ucch-vgg": "ucch", "xyl": "ucch",
+                    "dbtest": "ucch", "ucmfh": "ucmfh"}
 
 
 def get_protocol(name: str) -> Protocol:
