@@ -142,20 +142,14 @@ def open_image_array(path: str | os.PathLike, key: str | None = None) -> ArrayIm
         raise DataError(f"{path}: unknown image file type {suffix or '(none)'!r}; use one of "
                         f"{', '.join(ARRAY_SUFFIXES)} or a folder of images")
     if suffix == ".npy":
-        if key is not None:
-            raise InvalidInputError(f"{path}: a .npy file holds one array; --key is for "
-                                    f".mat, .h5 and .npz files")
-        try:
-            handle: Any = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+        handle: Any = _load_npy(path, key, mmap_mode="r")
         shape, fmt = tuple(handle.shape), "npy"
     else:
         import h5py
 
-        from mmhash.data.formats.matfile import open_keyed
+        from mmhash.data.formats.matfile import open_hdf5_arrays, open_keyed
 
-        handle = _H5Arrays(path) if h5py.is_hdf5(path) else open_keyed(path)
+        handle = open_hdf5_arrays(path) if h5py.is_hdf5(path) else open_keyed(path)
         try:
             key = _pick_key(handle, key, IMAGE_KEYS, 4, path)
             shape, fmt = tuple(handle.shape(key)), handle.format
@@ -174,49 +168,16 @@ def open_image_array(path: str | os.PathLike, key: str | None = None) -> ArrayIm
                        _order=(image_axis, *spatial, channel_axis), _format=fmt)
 
 
-class _H5Arrays:
-    """The datasets of an HDF5 file (MATLAB v7.3 or plain), read by blocks of rows. A dataset
-    MATLAB wrote (it carries ``MATLAB_class``) is column-major: its axes are reversed to
-    MATLAB's order, as :mod:`mmhash.data.formats.matfile` does; a plain HDF5 dataset (written
-    from Python, e.g. ``(n, H, W, 3)``) is taken in its stored order."""
-
-    def __init__(self, path: Path):
-        import h5py
-
-        self.path = path
-        try:
-            self._h5 = h5py.File(path, "r")
-        except OSError as exc:
-            raise DataError(f"{path}: not a readable HDF5 / MATLAB v7.3 file ({exc})") from None
-        self._names = [k for k in self._h5.keys()
-                       if not k.startswith("#") and isinstance(self._h5[k], h5py.Dataset)]
-        self.format = ("mat-v7.3" if any("MATLAB_class" in self._h5[k].attrs
-                                         for k in self._names) else "hdf5")
-
-    def keys(self) -> list[str]:
-        return self._names
-
-    def _reversed(self, key: str) -> bool:
-        return "MATLAB_class" in self._h5[key].attrs
-
-    def shape(self, key: str) -> tuple[int, ...]:
-        shape = tuple(self._h5[key].shape)
-        return shape[::-1] if self._reversed(key) else shape
-
-    def read_block(self, key: str, axis: int, start: int, stop: int) -> np.ndarray:
-        dataset = self._h5[key]
-        index = [slice(None)] * dataset.ndim
-        reverse = self._reversed(key)
-        index[dataset.ndim - 1 - axis if reverse else axis] = slice(start, stop)
-        try:
-            block = np.asarray(dataset[tuple(index)])
-        except Exception as exc:  # h5py raises many kinds for a damaged file
-            raise DataError(f"{self.path}: cannot read {key} rows {start}..{stop - 1} "
-                            f"({type(exc).__name__}); is the file truncated?") from None
-        return block.T if reverse else block
-
-    def close(self) -> None:
-        self._h5.close()
+def _load_npy(path: Path, key: str | None, mmap_mode: str | None = None) -> np.ndarray:
+    """The one array of a ``.npy`` file (memory-mapped with ``mmap_mode="r"``); a ``--key``
+    is an error, as is an unreadable file."""
+    if key is not None:
+        raise InvalidInputError(f"{path}: a .npy file holds one array; --key is for "
+                                f".mat, .h5 and .npz files")
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
 
 
 def _pick_key(handle: Any, key: str | None, preferred: tuple[str, ...], ndim: int,
@@ -391,13 +352,7 @@ def read_texts(path: str | os.PathLike, key: str | None = None) -> TextInput:
                         f"matrix ({', '.join(ARRAY_SUFFIXES)}) or captions "
                         f"({', '.join(CAPTION_SUFFIXES)})")
     if suffix == ".npy":
-        if key is not None:
-            raise InvalidInputError(f"{path}: a .npy file holds one array; --key is for "
-                                    f".mat, .h5 and .npz files")
-        try:
-            matrix = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+        matrix = _load_npy(path, key)
     else:
         from mmhash.data.formats.matfile import open_keyed
 

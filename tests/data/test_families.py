@@ -873,3 +873,14 @@ def test_features_of_a_raw_iall_pair_with_their_sets_tags_and_labels(tmp_path, w
     other_data = load_dataset(other)
     assert other_data.name == "mirflickr25k-clip-vit-b32@dcmh"
     assert dataset_fingerprint(other_data) != dataset_fingerprint(data)
+
+
+def test_a_sparse_v73_tag_matrix_reads_as_its_dense_items(tmp_path, write_mat73, mir):
+    # MATLAB saves bag-of-words sparse; in v7.3 that is a group, not a dense dataset
+    import scipy.sparse
+
+    image, text, labels = mir
+    paths = _write_family(tmp_path, "mirflickr25k", image,
+                          scipy.sparse.csc_matrix(text.astype(np.float64)), labels, write_mat73)
+    raw = read_path(paths["text"])
+    np.testing.assert_array_equal(raw.views["text"], text.astype(np.float32))

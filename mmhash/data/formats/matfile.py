@@ -121,13 +121,14 @@ class _Mat5(KeyedFile):
 class _Mat73(KeyedFile):
     format = "mat-v7.3"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, axes_by_dataset: bool = False):
         import h5py
 
         super().__init__(path)
         self._h5 = h5py.File(path, "r")
         # "#refs#" holds the elements of cells, "#subsystem#" MATLAB objects: not variables.
         self._names = [k for k in self._h5.keys() if not k.startswith("#")]
+        self._axes_by_dataset = axes_by_dataset
 
     def keys(self) -> list[str]:
         return self._names
@@ -150,18 +151,28 @@ class _Mat73(KeyedFile):
         obj = self._h5.get(key) if key in self._names else None
         return isinstance(obj, h5py.Dataset) and obj.dtype != h5py.ref_dtype
 
+    def _reversed(self, key: str) -> bool:
+        """Whether ``key``'s axes are stored reversed (column-major): every array of a file
+        read as MATLAB's; with ``axes_by_dataset``, only those MATLAB wrote (``MATLAB_class``)."""
+        return not self._axes_by_dataset or "MATLAB_class" in self._h5[key].attrs
+
     def shape(self, key: str) -> tuple[int, ...]:
-        return tuple(reversed(self._dataset(key).shape))  # MATLAB's axes, as read() gives them
+        if not self.blockwise(key):  # a sparse matrix, cell or struct: its shape once read
+            return super().shape(key)
+        shape = tuple(self._dataset(key).shape)
+        return shape[::-1] if self._reversed(key) else shape
 
     def read_block(self, key: str, axis: int, start: int, stop: int) -> np.ndarray:
         obj = self._dataset(key)
+        reverse = self._reversed(key)
         index = [slice(None)] * obj.ndim
-        index[obj.ndim - 1 - axis] = slice(start, stop)  # the same axis in HDF5's order
+        index[obj.ndim - 1 - axis if reverse else axis] = slice(start, stop)
         try:
-            return np.asarray(obj[tuple(index)]).T
+            block = np.asarray(obj[tuple(index)])
         except Exception as e:
             raise DataError(f"{self.path}: cannot read {key} rows {start}..{stop - 1} "
                             f"({_why(e)}); is the file truncated?") from e
+        return block.T if reverse else block
 
     def close(self) -> None:
         self._h5.close()
@@ -200,6 +211,22 @@ def open_keyed(path: Path) -> KeyedFile:
         raise DataError(
             f"{path}: not a readable {kind} file; is it corrupt or truncated? ({_why(e)})"
         ) from e
+
+
+def open_hdf5_arrays(path: Path) -> KeyedFile:
+    """An HDF5 file, MATLAB v7.3 or plain, whose dense arrays :meth:`KeyedFile.shape` and
+    :meth:`KeyedFile.read_block` give in MATLAB's axis order where MATLAB wrote them (they carry
+    ``MATLAB_class``) and as stored otherwise (an ``(n, H, W, 3)`` array written from Python
+    would read as ``(3, W, H, n)`` if reversed). ``format`` is ``mat-v7.3`` when any array is
+    MATLAB's, else ``hdf5``; :class:`DataError` for an unreadable file."""
+    path = require_file(Path(path))
+    try:
+        f = _Mat73(path, axes_by_dataset=True)
+    except OSError as e:
+        raise DataError(f"{path}: not a readable HDF5 / MATLAB v7.3 file ({_why(e)})") from None
+    if not any("MATLAB_class" in f._h5[k].attrs for k in f.keys()):
+        f.format = "hdf5"
+    return f
 
 
 def _open_mat(path: Path) -> KeyedFile:
