@@ -225,10 +225,10 @@ def _load_release(card: Card, data_dir: str | os.PathLike | None,
         raise DataError(_missing_message(card, root, origin, missing))
     protocol = protocol or card.raw.get("protocol") or card.split.get("protocol")
     ds = _load_path(paths[card.files[0]["role"]], protocol)
+    read = {Path(s["path"]): s["sha256"] for s in ds.info["source_files"]}
     release = {}
     for f in card.files:
-        actual = next(s["sha256"] for s in ds.info["source_files"]
-                      if Path(s["path"]) == paths[f["role"]])
+        actual = read.get(paths[f["role"]]) or sha256(paths[f["role"]])
         release[f["path"]] = ("the common release" if f["sha256"] == actual else
                               "not the common release's sha256" if f["sha256"] else
                               "no common sha256 known")
@@ -288,7 +288,10 @@ def _load_path(path: Path, protocol: str | None = None) -> Dataset:
 
     raw = _cached_read("path", f"{reader}\0{target.resolve()}", read, CACHE_LIMIT_BYTES)
     split, protocol_name, definition = apply_protocol(raw, protocol)
-    split_source = {"file": "file" if raw.parts else "generated"}.get(protocol_name, "protocol")
+    if protocol_name == "file":
+        split_source = "file" if raw.parts else "generated"
+    else:
+        split_source = "protocol"
     files = [{"path": str(p), "sha256": sha256(p)} for p in raw.files]
     info = {
         "description": f"user data {path} read by the {reader!r} reader",

@@ -98,8 +98,9 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
     path or a layout none of the readers knows, listing the keys found and the known formats.
     """
     path = Path(path)
-    if ucmfh_folder(path) is not None:
-        return "ucmfh", ucmfh_folder(path)
+    folder = ucmfh_folder(path)
+    if folder is not None:
+        return "ucmfh", folder
     if path.is_dir():
         if any(path.glob("mfeat-*")):
             return "mfeat", path

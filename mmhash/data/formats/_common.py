@@ -187,3 +187,22 @@ def consecutive_parts(sizes: Sequence[tuple[str, int]]) -> dict[str, np.ndarray]
         parts[name] = np.arange(start, start + size, dtype=np.int64)
         start += size
     return parts
+
+
+def stack_parts(blocks: Mapping[str, tuple[dict[str, np.ndarray], np.ndarray]], what: str
+                ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    """Stack parts a file set keeps apart (part -> (views, labels), in row order) into one set.
+
+    Returns the stacked views and labels and each part's rows (:func:`consecutive_parts`).
+    :class:`DataError` naming ``what`` when the parts disagree on a view's or the labels' width.
+    """
+    first_views = next(iter(blocks.values()))[0]
+    widths = {part: (*(X.shape[1] for X in views.values()), labels.shape[1])
+              for part, (views, labels) in blocks.items()}
+    if len(set(widths.values())) != 1:
+        raise DataError(f"{what}: the {' and '.join(blocks)} parts have different widths "
+                        f"({', '.join([*first_views, 'labels'])}): {widths}")
+    views = {v: np.concatenate([block_views[v] for block_views, _ in blocks.values()])
+             for v in first_views}
+    labels = np.concatenate([block_labels for _, block_labels in blocks.values()])
+    return views, labels, consecutive_parts([(p, len(b[1])) for p, b in blocks.items()])

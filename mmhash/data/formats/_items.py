@@ -36,7 +36,10 @@ def _item_axis(shape: tuple[int, ...], n: int, key: str, source: str) -> int:
                     f"files disagree on the number of items")
 
 
-def _as_float32(block: object, key: str, source: str, first_row: int) -> np.ndarray:
+def as_float32(block: object, key: str, source: str, first_row: int) -> np.ndarray:
+    """``block`` (rows ``first_row``... of ``key``; dense or scipy.sparse) as float32, without a
+    copy when it is float32 already; :class:`DataError` for non-numbers and NaN/inf (naming the
+    first item and column)."""
     if hasattr(block, "toarray"):
         block = block.toarray()
     block = np.asarray(block)
@@ -59,18 +62,18 @@ def item_matrix(f: KeyedFile, key: str, n: int, source: str) -> np.ndarray:
     without an axis of ``n`` items (a 4-D array of raw images gets the `mmhash features` hint),
     a non-numeric array and NaN/inf values (naming the first).
     """
+    if not f.blockwise(key):  # in memory already, or read whole: read it once
+        whole = f.read([key])[key]
+        whole = whole.T if _item_axis(np.shape(whole), n, key, source) == 1 else whole
+        return np.ascontiguousarray(as_float32(whole, key, source, 0))
     shape = f.shape(key)
     axis = _item_axis(shape, n, key, source)
-    if not f.blockwise(key):
-        whole = f.read([key])[key]
-        whole = whole.T if axis == 1 else whole
-        return np.ascontiguousarray(_as_float32(whole, key, source, 0))
     d = shape[1 - axis]
     out = np.empty((n, d), dtype=np.float32)
     for start in range(0, n, BLOCK_ROWS):
         stop = min(n, start + BLOCK_ROWS)
         block = f.read_block(key, axis, start, stop)
-        out[start:stop] = _as_float32(block.T if axis == 1 else block, key, source, start)
+        out[start:stop] = as_float32(block.T if axis == 1 else block, key, source, start)
     return out
 
 
@@ -83,6 +86,12 @@ def item_labels(f: KeyedFile, key: str, source: str, n: int | None = None) -> np
         items = n if n is not None else max(labels.shape)
         if labels.shape[0] != items and labels.shape[1] == items:
             labels = labels.T
+    return strict_multi_hot(labels, key, source)
+
+
+def strict_multi_hot(labels: np.ndarray, key: str, source: str) -> np.ndarray:
+    """An items x labels matrix of 0/1 values as uint8; :class:`DataError` for other values
+    (class ids or scores are not multi-hot labels) and for anything but a matrix."""
     if labels.ndim == 2 and np.issubdtype(labels.dtype, np.number):
         values = np.unique(labels)
         if not np.isin(values, (0, 1)).all():  # class ids or scores, not multi-hot

@@ -56,8 +56,7 @@ def _checked_dtype(*args: Any) -> np.dtype:
 
 
 def _refuse_objects(array: np.ndarray) -> np.ndarray:
-    if array.dtype.hasobject:
-        raise pickle.UnpicklingError("a NumPy array of Python objects (dtype object)")
+    _checked_dtype(array.dtype)  # an array built without a pickled dtype: the same check
     return array
 
 

@@ -19,12 +19,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from mmhash.data.formats._common import RawData, check_rows, collection_of
+from mmhash.data.formats._common import RawData, check_rows, collection_of, stack_parts
 from mmhash.data.formats._items import item_labels, item_matrix
 from mmhash.data.formats.matfile import open_keyed
-from mmhash.errors import DataError
 
 XYL_KEYS = ("XAll", "YAll", "LAll")
 #: part -> (image key, text key, label key), in the order UCCH stacks them.
@@ -70,15 +67,6 @@ def read_dbtest(path: str | Path) -> RawData:
                              "text": item_matrix(f, text, n, str(path))}, labels)
             check_rows(blocks[part][0], labels, f"{path} ({part} part)")
         fmt = f.format
-    widths = {part: (views["image"].shape[1], views["text"].shape[1], labels.shape[1])
-              for part, (views, labels) in blocks.items()}
-    if len(set(widths.values())) != 1:
-        raise DataError(f"{path}: the database and test parts have different widths "
-                        f"(image, text, labels): {widths}")
-    views = {v: np.concatenate([blocks[p][0][v] for p in DBTEST_KEYS]) for v in ("image", "text")}
-    labels = np.concatenate([blocks[p][1] for p in DBTEST_KEYS])
-    n_db = len(blocks["database"][1])
-    parts = {"database": np.arange(n_db, dtype=np.int64),
-             "test": np.arange(n_db, len(labels), dtype=np.int64)}
+    views, labels, parts = stack_parts(blocks, str(path))
     notes = {"keys": DBTEST_KEYS, "format": fmt, "collection": collection_of(path.name)}
     return RawData(views, labels, parts, [path], "dbtest", notes)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmhash.data.formats._common import RawData, as_features, check_rows, collection_of, multi_hot
+from mmhash.data.formats._common import RawData, check_rows, collection_of, stack_parts
+from mmhash.data.formats._items import as_float32, strict_multi_hot
 from mmhash.data.formats.plainpickle import load_plain_pickle
 from mmhash.errors import DataError
 
@@ -43,18 +44,13 @@ def _read_part(path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     if missing:
         raise DataError(f"{path}: missing key(s) {', '.join(missing)}; expected "
                         f"{', '.join(KEYS.values())}; found {', '.join(map(str, data)) or 'none'}")
-    labels = np.asarray(data["label"])
-    if labels.ndim == 2 and np.issubdtype(labels.dtype, np.number) and not np.isin(
-            np.unique(labels), (0, 1)).all():
-        raise DataError(f"{path}: label is not a 0/1 multi-hot matrix")
-    labels = multi_hot(labels, "label", str(path))
+    labels = strict_multi_hot(np.asarray(data["label"]), "label", str(path))
     views = {}
     for view in ("image", "text"):
         X = np.asarray(data[view])
-        if X.dtype == np.float32 and X.ndim == 2 and np.isfinite(X).all():
-            views[view] = np.ascontiguousarray(X)  # as stored: no float64 copy
-        else:
-            views[view] = as_features(X, view, str(path)).astype(np.float32)
+        if X.ndim != 2:
+            raise DataError(f"{path}: {view} has shape {X.shape}, expected (n, d)")
+        views[view] = np.ascontiguousarray(as_float32(X, view, str(path), 0))  # float32 as is
     check_rows(views, labels, str(path))
     return views, labels
 
@@ -72,20 +68,8 @@ def read_ucmfh(path: str | Path) -> RawData:
     if missing:
         raise DataError(f"a UCMFH set needs train.pkl, query.pkl and retrieval.pkl in one "
                         f"folder; missing: {', '.join(missing)}")
-    parts_read = {part: _read_part(p) for part, p in paths.items()}
-    widths = {part: (v["image"].shape[1], v["text"].shape[1], labels.shape[1])
-              for part, (v, labels) in parts_read.items()}
-    if len(set(widths.values())) != 1:
-        raise DataError(f"{folder}: the pickles have different widths (image, text, labels): "
-                        f"{widths}")
-    views = {v: np.concatenate([parts_read[p][0][v] for p in PART_FILES]) for v in ("image",
-                                                                                  "text")}
-    labels = np.concatenate([parts_read[p][1] for p in PART_FILES])
-    parts, start = {}, 0
-    for part in PART_FILES:
-        size = len(parts_read[part][1])
-        parts[part] = np.arange(start, start + size, dtype=np.int64)
-        start += size
+    views, labels, parts = stack_parts({part: _read_part(p) for part, p in paths.items()},
+                                       str(folder))
     notes = {"files": {p: str(path) for p, path in paths.items()},
              "collection": collection_of(folder.name)}
     return RawData(views, labels, parts, list(paths.values()), "ucmfh", notes)
