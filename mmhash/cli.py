@@ -844,7 +844,7 @@ def features_command(inputs, extractor, weights, device, batch_size, key, id_fil
     )
     from mmhash.extract.sources import is_caption_file
 
-    check_features_output(output)
+    check_features_output(output, (inputs, id_file, weights))
     on_images = extractor == "vgg19-fc7" or (
         extractor == "clip-vit-b32" and (Path(inputs).is_dir() or not is_caption_file(inputs)))
     if on_images and vocab_size is not None:

@@ -99,11 +99,18 @@ def feature_provenance(path: str | os.PathLike) -> dict[str, Any]:
     return record
 
 
-def check_features_output(output: str | os.PathLike) -> Path:
-    """``output`` as a Path if a ``.npz`` file can be written there."""
+def check_features_output(output: str | os.PathLike,
+                          inputs: tuple[str | os.PathLike | None, ...] = ()) -> Path:
+    """``output`` as a Path if a ``.npz`` file can be written there and it is none of
+    ``inputs`` (the images or texts, an id list, a weights file: never overwritten)."""
     from mmhash.codefiles import check_output_path
 
     target = check_output_path(output)
+    for given in inputs:
+        if given is not None and Path(given).is_file() and Path(given).resolve() == \
+                target.resolve():
+            raise InvalidInputError(f"-o {target}: that is the input {given}; name another "
+                                    f"file")
     if target.suffix.lower() != ".npz":
         raise InvalidInputError(f"-o {target}: feature files are .npz; name it "
                                 f"{target.with_suffix('.npz').name}")

@@ -402,3 +402,13 @@ def test_cli_with_a_weights_file_matches_random_init(tmp_path, images):
     np.testing.assert_allclose(_features(tmp_path / "w.npz"), _features(tmp_path / "r.npz"),
                                atol=1e-6)
     assert feature_provenance(tmp_path / "w.npz")["weights"]["name"] == "clip.pt"
+
+
+def test_the_output_is_never_one_of_the_inputs(tmp_path):
+    tags = tmp_path / "tags.npz"
+    np.savez(tags, YAll=np.eye(4, dtype=np.float32))
+    before = tags.read_bytes()
+    result = CliRunner().invoke(main, ["features", str(tags), "--extractor", "bow", "-o",
+                                       str(tags)])
+    assert result.exit_code == 2 and "that is the input" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and tags.read_bytes() == before
