@@ -75,19 +75,20 @@ def _base_and_protocol(dataset: str) -> tuple[str, str]:
     return base, protocol or "file"
 
 
-def comparison_tables(table: Table, dataset: str, metric: str, published: Published,
-                      only: str | None = None) -> list[Table]:
+def comparison_tables(table: Table, published: Published, only: str | None = None
+                      ) -> list[Table]:
     """One table per published source that reports ``dataset``'s collection: rows ``METHOD``
     (ours, from ``table``, whose cells are mAP means), ``METHOD [published]`` and
     ``METHOD [ours - published]`` for every method of ours the source reports, then the
     source's other methods (published only).
 
-    ``dataset`` is the run's dataset name (``mirflickr25k-vgg@ucch``), ``metric`` the metric
-    token of ``table``; ``only`` restricts to one source id. The caption names the source,
+    The run's dataset name (``mirflickr25k-vgg@ucch``) and metric are the table's;
+    ``only`` restricts to one source id. The caption names the source,
     its metric, protocol and features, and says when they differ from the run's.
     """
     from mmhash.data.formats._common import collection_of
 
+    dataset, metric = table.dataset, table.metric
     base, protocol = _base_and_protocol(dataset)
     collection = collection_of(base)
     out = []
@@ -167,8 +168,8 @@ def published_for(run_tables: Sequence[Table], published: Published) -> list[Tab
     for table in run_tables:
         groups.setdefault((table.dataset, tuple(table.tasks)), []).append(table)
     out: list[Table] = []
-    for (dataset, _), candidates in groups.items():
+    for candidates in groups.values():
         for source_id, source in published.sources.items():
             table = next((t for t in candidates if t.metric == source["metric"]), candidates[0])
-            out.extend(comparison_tables(table, dataset, table.metric, published, source_id))
+            out.extend(comparison_tables(table, published, source_id))
     return out
