@@ -106,3 +106,34 @@ def test_each_source_is_compared_in_its_own_metric_when_the_run_has_it():
     assert "Same metric and split protocol" in djsrh.caption
     # another collection's run gets no comparison
     assert published_for([_run_table("wiki", "map")], published) == []
+
+
+def test_a_suites_protocol_splits_its_datasets_and_a_bad_one_is_refused(tmp_path, monkeypatch):
+    import numpy as np
+    import scipy.io
+
+    from mmhash.bench.plan import make_plan
+    from mmhash.errors import UnknownNameError
+
+    n = 7200  # more rows than dcmh's 2,000 queries + 5,000 training rows
+    rng = np.random.default_rng(0)
+    labels = (rng.random((n, 24)) < .2).astype(np.uint8)
+    labels[labels.sum(1) == 0, 0] = 1
+    folder = tmp_path / "data" / "mirflickr25k"
+    folder.mkdir(parents=True)
+    scipy.io.savemat(folder / "mirflickr25k-iall-vgg.mat", {"XAll": rng.random((n, 8))})
+    scipy.io.savemat(folder / "mirflickr25k-yall.mat", {"YAll": (rng.random((n, 6)) < .3) * 1.})
+    scipy.io.savemat(folder / "mirflickr25k-lall.mat", {"LAll": labels})
+    suite = tmp_path / "s.toml"
+    suite.write_text('datasets = ["mirflickr25k-vgg"]\nmethods = ["rp"]\nbits = [16]\n'
+                     'seeds = [0]\nprotocol = "dcmh"\n')
+    plan = make_plan(suite=str(suite), data_dir=tmp_path / "data")
+    [(data, _)] = plan.grids
+    assert data.name == "mirflickr25k-vgg@dcmh" and plan.config["protocol"] == "dcmh"
+    assert list(data.split.query) == list(range(2000))
+    # --protocol over the suite's
+    plan = make_plan(suite=str(suite), data_dir=tmp_path / "data", protocol="ucch")
+    assert plan.grids[0][0].name == "mirflickr25k-vgg@ucch"
+    suite.write_text(suite.read_text().replace('"dcmh"', '"dcmhh"'))
+    with pytest.raises(UnknownNameError, match=r"unknown protocol in suite s\.toml 'dcmhh'"):
+        load_suite(str(suite))
