@@ -241,8 +241,9 @@ def _add_task(task: str, found, evaluation: Evaluation, results: list, curves: l
 
 
 #: Rows encoded per call: a code depends only on its own item (the contract), so a retrieval
-#: set of 190,000 rows is encoded in slices whose float64 copies stay small.
-ENCODE_ROWS = 32768
+#: set of 190,000 rows is encoded in slices whose float64 copies stay small (a method's
+#: encoder holds two or three float64 copies of its slice: 0.8 GB at 8,192 x 4,096).
+ENCODE_ROWS = 8192
 
 
 def encode_in_chunks(encode: Callable, X, *args, rows: np.ndarray | None = None) -> np.ndarray:

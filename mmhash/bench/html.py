@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mmhash.bench.published import Published, published_for
 from mmhash.bench.report import Table, tables
 
 #: The stylesheet of the page (inline: the page must open without a network).
@@ -273,6 +274,7 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
                 failures: Sequence[Mapping[str, Any]] = (),
                 method_order: Sequence[str] | None = None, tie: str = "expected",
                 sources: Sequence[str] = (), notes: Sequence[str] = (),
+                published: Published | None = None,
                 figure_format: str = "svg", title: str = "mmhash results") -> str:
     """The whole page as one string.
 
@@ -281,8 +283,10 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
     (P@K lines under tie policy ``tie``). ``runs``: rows of the store's ``runs`` table (its JSON
     columns as stored), with ``store``. ``failures``: failed cells (key fields, ``run_id``,
     ``error``, ``store``, and ``shown``: whether a finished cell of the same key is in
-    ``rows``). ``sources`` and ``notes`` go under the title. ``figure_format``: ``svg`` or
-    ``png``, both inline.
+    ``rows``). ``sources`` and ``notes`` go under the title. ``published``: a suite's
+    published values (:mod:`mmhash.bench.published`); each run table is followed by its
+    comparison tables (ours, published, difference), as ``report --published`` prints them.
+    ``figure_format``: ``svg`` or ``png``, both inline.
     """
     from mmhash import __version__
 
@@ -316,6 +320,8 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
             entries.append(f'<li><a href="#{anchor}-{j}">{pair}</a></li>')
             body.append(f'<section id="{anchor}-{j}"><h3>{esc(name)}: {pair}</h3>')
             body.extend(table_html(t) for t in group)
+            if published is not None:
+                body.extend(table_html(t) for t in published_for(group, published))
             shown = [(t, figures.get((dataset, fingerprint, t), [])) for t in tasks]
             if any(fs for _, fs in shown):
                 body.append(_figures_html(shown))

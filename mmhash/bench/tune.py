@@ -210,7 +210,7 @@ def tune(method: str, dataset, *, bits: int, space: Mapping[str, Axis] | None = 
                                   "space": {k: list(v) for k, v in space.items()},
                                   "metric": metric, "tie": tie, "seed": seed, "fixed": fixed},
                                  command=" ".join(sys.argv))
-        (_, q_labels), (_, r_labels) = validation.part("query"), validation.part("retrieval")
+        q_labels, r_labels = validation.part_labels("query"), validation.part_labels("retrieval")
         store.add_labels(validation.name, fingerprint, q_labels, r_labels)
     stored = _stored_rows(store, validation.name) if store is not None else {}
     result = TuneResult(method, dataset.name, bits, metric, tie, space)

@@ -116,6 +116,13 @@ class Dataset:
         idx = getattr(self.split, part)
         return {v: X[idx] for v, X in self.views.items()}, self.labels[idx]
 
+    def part_labels(self, part: str) -> np.ndarray:
+        """Labels of one split part, uint8 (n_part, c), without copying its views (which
+        :meth:`part` does: 3.8 GB for the retrieval set of a NUS-WIDE-sized set)."""
+        if part not in PARTS:
+            raise UnknownNameError("split part", part, PARTS)
+        return self.labels[getattr(self.split, part)]
+
     def select_views(self, names: list[str]) -> Dataset:
         """The same dataset restricted to some views (in the given order)."""
         for v in names:

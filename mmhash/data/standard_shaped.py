@@ -36,12 +36,10 @@ spawn_key=(stream, ...))``: the model (``C``, ``A``, ``bias``, ``gain``, ``V``) 
 from one stream, the per-item draws (labels, latents, pixel noise, tag draws) from one stream per
 purpose and per block of :data:`SEED_BLOCK` rows. Rows are computed one block at a time, always
 in blocks of the same rows (a matrix product's last bits can depend on how many rows it is given),
-and written straight into preallocated float64 arrays: the arrays depend on the seed and the
-sizes only, and the peak memory is the final arrays plus one block's temporaries (~50 MB).
-Measured by ``load_dataset`` on 2 cores shared with other jobs (``/usr/bin/time -v``): the full
-``synthetic-nuswide`` (186,577 x (4,096 + 1,000) float64, 7.61 GB) in 39 s with a peak RSS of
-7.73 GB, nearly half of it the kernel's page faults on the 7.6 GB written; the full
-``synthetic-mirflickr`` (20,015 x (4,096 + 1,386), 0.88 GB) in 3.5 s, peak RSS 1.0 GB.
+and written straight into preallocated float32 arrays (the dtype of the released feature
+files, so a bench on these sets holds what one on the real files holds): the arrays depend on
+the seed and the sizes only, and the peak memory is the final arrays plus one block's float64
+temporaries (~50 MB).
 """
 
 from __future__ import annotations
@@ -127,7 +125,7 @@ class _ImageModel:
 
     def fill(self, block: int, z: np.ndarray, out: np.ndarray) -> None:
         """Write the image rows of one seed block, from its latent ``z``, into ``out`` (a
-        C-contiguous float64 (rows, dim) slice of the final array: no temporary of that size
+        C-contiguous float32 (rows, dim) slice of the final array: no temporary of that size
         but the reused float32 noise buffer)."""
         u = _rng(self.seed, _NUISANCE, block).standard_normal((len(z), _NUISANCE_DIM))
         np.matmul(np.hstack([z, u]), self.mixing, out=out)
@@ -187,10 +185,9 @@ def make_synthetic_nuswide(
 
     Returns
     -------
-    Dataset ``synthetic=True`` with float64 views ``image`` (n, image_dim), non-negative, about
+    Dataset ``synthetic=True`` with float32 views ``image`` (n, image_dim), non-negative, about
     70% zeros, and ``text`` (n, text_dim) in {0, 1}, at least one tag per row; uint8 labels
-    (n, n_labels), every row with 1 or more labels. The full size takes 7.6 GB and about 40 s
-    on 2 cores.
+    (n, n_labels), every row with 1 or more labels. The full size takes 3.8 GB.
     """
     image_dim, text_dim = (int(d) for d in dims)
     n, n_query, n_train = int(n), int(n_query), int(n_train)
@@ -209,8 +206,8 @@ def make_synthetic_nuswide(
     log_rate = np.log(tag_rate) - 0.5 * tag_gain**2 * (1.0 + latent_noise**2)
 
     labels = np.empty((n, n_labels), dtype=np.uint8)
-    image = np.empty((n, image_dim), dtype=np.float64)
-    text = np.empty((n, text_dim), dtype=np.float64)
+    image = np.empty((n, image_dim), dtype=np.float32)  # as the released feature files hold
+    text = np.empty((n, text_dim), dtype=np.float32)
     for b, s, e in _blocks(n):
         y = labels[s:e] = _draw_labels(random_state, b, e - s, n_labels)
         image_model.fill(b, latent.latent(0, b, y), image[s:e])
@@ -236,7 +233,7 @@ def make_synthetic_nuswide(
                    "n_labels": n_labels, "n_query": n_query, "n_train": n_train,
                    "latent_dim": latent_dim, "latent_noise": latent_noise,
                    "pixel_noise": pixel_noise, "tags_per_item": tags_per_item,
-                   "tag_gain": tag_gain, "random_state": random_state},
+                   "tag_gain": tag_gain, "random_state": random_state, "dtype": "float32"},
     }
     return Dataset(name, {"image": image, "text": text}, labels, split, synthetic=True,
                    info=info)
@@ -272,9 +269,9 @@ def make_synthetic_mirflickr(
 
     Returns
     -------
-    Dataset ``synthetic=True`` with float64 views ``image`` (n, image_dim) (generated,
-    non-negative) and ``text`` (n, 1386) (real ``YAll`` rows, {0, 1}); uint8 labels (n, 24)
-    (real ``LAll`` rows). Full size: 0.9 GB, about 3.5 s on 2 cores.
+    Dataset ``synthetic=True`` with float32 views ``image`` (n, image_dim) (generated,
+    non-negative) and ``text`` (n, 1386) (real ``YAll`` rows, {0, 1}, as the file stores them);
+    uint8 labels (n, 24) (real ``LAll`` rows). Full size: 0.44 GB.
     """
     for role in ("text", "labels"):
         if role not in files:
@@ -296,7 +293,7 @@ def make_synthetic_mirflickr(
     rng = _rng(random_state, _MODEL)
     latent = _LatentModel(rng, labels.shape[1], latent_dim, latent_noise, random_state)
     image_model = _ImageModel(rng, latent_dim, int(image_dim), pixel_noise, random_state)
-    image = np.empty((n, int(image_dim)), dtype=np.float64)
+    image = np.empty((n, int(image_dim)), dtype=np.float32)  # as the released VGG files hold
     for b, s, e in _blocks(n):
         image_model.fill(b, latent.latent(0, b, labels[s:e]), image[s:e])
 
@@ -309,7 +306,7 @@ def make_synthetic_mirflickr(
         "params": {"generator": "make_synthetic_mirflickr", "n": n, "image_dim": int(image_dim),
                    "n_query": n_query, "n_train": n_train, "latent_dim": latent_dim,
                    "latent_noise": latent_noise, "pixel_noise": pixel_noise,
-                   "random_state": random_state,
+                   "random_state": random_state, "dtype": "float32",
                    # the real rows are part of the data: other files are other data
                    "sha256": {role: sha256(files[role]) for role in ("text", "labels")}},
         "real": {"text": str(files["text"]), "labels": str(files["labels"])},

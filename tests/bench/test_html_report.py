@@ -191,3 +191,21 @@ def test_page_renders_in_headless_chromium(built, tmp_path):
     cells = re.findall(r"<td[^>]*>(.*?)</td>", dom)
     assert len([c for c in cells if re.search(r"\d\.\d{3} ± \d\.\d{3}", c)]) == 6  # 3 rows x 2
     assert "broken-html" in dom and "RuntimeError: boom" in dom
+
+
+def test_page_puts_a_suites_published_values_beside_the_run(built):
+    # rows relabelled as a run on UCCH's MIRFlickr files: the page shows, under the run's table,
+    # one comparison table per source (ours, published, difference), as `report --published`.
+    _, store, _, _ = built
+    from mmhash.bench.html import render_page
+    from mmhash.bench.published import DIFFERENCE_MARK, PUBLISHED_MARK, load_published
+    from mmhash.bench.store import ResultStore
+
+    with ResultStore(store) as results:
+        rows = [{**r, "dataset": "mirflickr25k-vgg@ucch"} for r in results.results()]
+    plain = render_page(rows)
+    page = render_page(rows, published=load_published("paper-mirflickr"))
+    assert PUBLISHED_MARK not in plain
+    for mark in (f"cvh {PUBLISHED_MARK}", f"cvh {DIFFERENCE_MARK}", f"ucch {PUBLISHED_MARK}"):
+        assert html.escape(mark) in page
+    assert "P. Hu" in page and page.count("<table") > plain.count("<table")

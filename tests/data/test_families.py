@@ -203,6 +203,17 @@ def test_ucch_vgg_files_read_from_any_of_their_files(tmp_path, mat_writer, mir, 
     assert raw.notes["collection"] == {"mirflickr": "mirflickr25k", "nus": "nuswide10"}[
         collection]
     assert raw.notes["files"]["image"] == str(paths["image"])
+    # the folder alone names the set through its -lall file
+    assert detect_format(tmp_path) == ("ucch-vgg", paths["labels"])
+
+
+def test_a_folder_of_family_files_is_read_and_two_sets_in_one_are_refused(tmp_path, write_mat5,
+                                                                          mir):
+    paths = _write_family(tmp_path, "mirflickr25k", *mir, write_mat5)
+    assert detect_format(tmp_path) == ("dcmh", paths["labels"])
+    _write_family(tmp_path, "other", *mir, write_mat5)
+    with pytest.raises(DataError, match="holds 2 sets of the DCMH family"):
+        detect_format(tmp_path)
 
 
 def test_plain_iall_wins_over_vgg_file_unless_the_vgg_file_is_named(tmp_path, write_mat5, mir):

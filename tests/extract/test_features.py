@@ -4,6 +4,7 @@ download) on generated images; sources in every IAll layout; resume; provenance;
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -366,7 +367,9 @@ def test_clip_text_tower(tmp_path):
 
     try:
         clip_tokenizer()
-    except DataError as exc:
+    except DataError as exc:  # .ci/run installs it: there a missing tokenizer is a failure
+        if os.environ.get("CI"):
+            raise
         pytest.skip(f"open_clip's tokenizer is not installed ({exc})")
     (tmp_path / "c.txt").write_text("a dog on a beach\ntwo cats\na dog on a beach\n")
     kw = {"extractor": "clip-vit-b32", "random_init_seed": 0, "device": "cpu"}

@@ -90,6 +90,18 @@ FORMATS_HELP = (
 )
 
 
+def _family_file_in(folder: Path) -> Path | None:
+    """The one DCMH-family label file (``<prefix>-lall.mat``) in ``folder``, which names its set
+    (plain ``IAll`` or UCCH's VGG file, as :func:`detect_format` decides from the file); None
+    when there is none; :class:`DataError` naming them when several sets share the folder."""
+    found = sorted(p for p in folder.glob("*.mat") if is_dcmh_path(p)
+                   and p.stem.lower().endswith("-lall"))
+    if len(found) > 1:
+        raise DataError(f"{folder}: holds {len(found)} sets of the DCMH family "
+                        f"({', '.join(p.name for p in found)}); name one of their files")
+    return found[0] if found else None
+
+
 def detect_format(path: str | Path) -> tuple[str, Path]:
     """Which reader a user's path needs, and the path to give it.
 
@@ -106,6 +118,9 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
             return "mfeat", path
         if (path / "raw_features.mat").is_file():
             return "svcl", path / "raw_features.mat"
+        family = _family_file_in(path)
+        if family is not None:
+            return detect_format(family)
         raise DataError(f"{path}: a folder that holds no known dataset layout; mmhash reads: "
                         f"{FORMATS_HELP}; and the field's benchmark files: {FAMILIES_HELP}")
     if is_dcmh_path(path):  # any of the three files names the set
