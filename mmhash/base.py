@@ -31,17 +31,34 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from mmhash.errors import DataError, InvalidInputError, NotFittedError, UnknownNameError
+from mmhash.errors import (
+    DataError,
+    DegenerateCodesWarning,
+    InvalidInputError,
+    NotFittedError,
+    UnknownNameError,
+)
 
 #: Bit lengths accepted everywhere: positive multiples of 8 up to 1024 (codes pack into bytes).
 MAX_BITS = 1024
+#: Training rows per view (evenly spaced) that :meth:`BaseHasher.fit` encodes after fitting to
+#: look for constant bits: enough to find a bit that never changes, cheap next to any fit.
+CHECK_ROWS = 4096
 
 _FORMAT = "mmhash-hasher/1"
+#: The format of a model whose learned state holds dicts, lists or tuples of arrays (see
+#: :meth:`BaseHasher._get_state`); a file without such state is still written as ``/1``, so that
+#: older mmhash versions read it.
+_FORMAT_NESTED = "mmhash-hasher/2"
+_READ_FORMATS = (_FORMAT, _FORMAT_NESTED)
+#: Marks a JSON state value that describes a container of arrays rather than being the value.
+_TREE = "__mmhash_tree__"
 
 #: Capability: the method trains in epochs and ``fit(views, progress=callback)`` calls
 #: ``callback(epoch, n_epochs, metrics)`` after each one (epoch counts from 1; ``metrics`` maps a
@@ -159,7 +176,94 @@ def _to_json_value(value: Any) -> Any:
         return [_to_json_value(v) for v in value]
     if isinstance(value, list):
         return [_to_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_json_value(v) for k, v in value.items()}
     return value
+
+
+#: What learned state may hold, for the message that refuses anything else.
+_SAVABLE = ("numpy arrays (not of object dtype), numbers, strings, booleans, None, and dicts "
+            "(str or int keys), lists and tuples of these")
+
+
+def _holds_array(value: Any) -> bool:
+    """Whether a dict/list/tuple holds a numpy array at any depth."""
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_array(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_array(v) for v in value)
+    return False
+
+
+def _unsavable(owner: str, key: str, where: str, value: Any) -> InvalidInputError:
+    return InvalidInputError(f"{owner} state {key!r}{where} is a {type(value).__name__}, which a "
+                             f"model file cannot keep; supported: {_SAVABLE}")
+
+
+def _check_json_state(owner: str, key: str, value: Any, where: str = "") -> None:
+    """Raise one clear error for the first value in ``value`` that JSON cannot hold."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json_state(owner, key, item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, item in value.items():
+            if not (k is None or isinstance(k, (str, int, float))):  # what json.dumps takes
+                raise _unsavable(owner, key, f"{where} key {k!r}", k)
+            _check_json_state(owner, key, item, f"{where}[{k!r}]")
+        return
+    raise _unsavable(owner, key, where, value)
+
+
+def _tree_node(owner: str, key: str, value: Any, arrays: dict[str, np.ndarray],
+               where: str = "") -> dict[str, Any]:
+    """A JSON description of ``value`` (a container holding arrays) whose arrays are moved into
+    ``arrays`` under ``KEY.N`` (N counts up): exact on load -- tuples stay tuples, int keys stay
+    ints, numpy scalars keep their dtype."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise _unsavable(owner, key, where, value)
+        name = f"{key}.{len(arrays)}"
+        arrays[name] = value
+        return {"array": name}
+    if isinstance(value, np.generic):
+        name = f"{key}.{len(arrays)}"
+        arrays[name] = np.asarray(value)
+        return {"scalar": name}
+    if isinstance(value, dict):
+        items = []
+        for k, item in value.items():
+            if isinstance(k, bool) or not isinstance(k, (str, int)):
+                raise _unsavable(owner, key, f"{where} key {k!r}", k)
+            items.append([k, _tree_node(owner, key, item, arrays, f"{where}[{k!r}]")])
+        return {"dict": items}
+    if isinstance(value, (list, tuple)):
+        kind = "list" if isinstance(value, list) else "tuple"
+        return {kind: [_tree_node(owner, key, item, arrays, f"{where}[{i}]")
+                       for i, item in enumerate(value)]}
+    _check_json_state(owner, key, value, where)
+    return {"value": value}
+
+
+def _from_tree(node: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    """The value :func:`_tree_node` described; its arrays are taken out of ``arrays``."""
+    (kind, body), = node.items()
+    if kind == "array":
+        return arrays.pop(body)
+    if kind == "scalar":
+        return arrays.pop(body)[()]
+    if kind == "dict":
+        return {k: _from_tree(item, arrays) for k, item in body}
+    if kind in ("list", "tuple"):
+        items = [_from_tree(item, arrays) for item in body]
+        return items if kind == "list" else tuple(items)
+    if kind == "value":
+        return body
+    raise DataError(f"unknown kind {kind!r} of saved state")
 
 
 class BaseHasher:
@@ -176,8 +280,9 @@ class BaseHasher:
       the callback; with :data:`UNIFIED_DATABASE`, implement ``_encode_database(views)``;
     * implement ``_fit(views)`` on a ``dict[str, float64 (n, d)]`` and ``_encode(X, modality)``
       returning real-valued ``(n, n_bits)`` scores whose sign is the code (0 maps to +1);
-    * store learned state in public attributes ending in ``_`` that are numpy arrays or
-      JSON-serialisable values (or override :meth:`_get_state` / :meth:`_set_state`).
+    * store learned state in public attributes ending in ``_`` that are numpy arrays,
+      JSON-serialisable values, or dicts, lists and tuples holding arrays (one per view, say),
+      which load back exactly (or override :meth:`_get_state` / :meth:`_set_state`).
     """
 
     name: ClassVar[str] = ""
@@ -260,7 +365,36 @@ class BaseHasher:
             self._fit(clean, progress=progress)
         else:
             self._fit(clean)
+        self._check_training_codes(clean)
         return self
+
+    def _check_training_codes(self, views: dict[str, np.ndarray]) -> None:
+        """Warn (:class:`~mmhash.errors.DegenerateCodesWarning`) when a bit is constant for a
+        view on the training items: a method that cannot fill its bits says so at fit, not only
+        through a low mAP. ``views``: the clean float64 ``(n, d_m)`` training views.
+
+        Checks up to :data:`CHECK_ROWS` evenly spaced training rows per view. Methods ranked by
+        real-valued distances are skipped: the bench does not compare their codes.
+        """
+        if self.reference or REAL_VALUED_RANKING in self.capabilities:
+            return
+        n = len(next(iter(views.values())))
+        rows = np.unique(np.linspace(0, n - 1, min(n, CHECK_ROWS)).round().astype(np.int64))
+        found = []
+        for modality, X in views.items():
+            codes = self._sign(self._encode(X[rows], modality), len(rows), "_encode")
+            ones = (codes > 0).sum(axis=0)
+            constant = int(((ones == 0) | (ones == len(rows))).sum())
+            if constant:
+                dim = self.n_features_[modality]
+                why = (f" (more bits than the view's {dim} dimensions)" if self.n_bits > dim
+                       else "")
+                found.append(f"{constant} for view {modality!r}{why}")
+        if found:
+            warnings.warn(DegenerateCodesWarning(
+                f"{self.name or type(self).__name__} with n_bits={self.n_bits}: constant bits "
+                f"on the {len(rows)} training items checked: {'; '.join(found)}. Those bits "
+                "carry nothing; fewer bits or another method fill the code"), stacklevel=3)
 
     def encode(self, X: np.ndarray, modality: str) -> np.ndarray:
         """Binary codes of new items seen through one modality.
@@ -398,7 +532,14 @@ class BaseHasher:
 
     # ---- persistence ------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Learned state as (arrays, JSON values): every public attribute ending in ``_``."""
+        """Learned state as (arrays, JSON values): every public attribute ending in ``_``.
+
+        An array is stored under its attribute's name. A dict, list or tuple holding arrays
+        (one per view, say) is stored as a JSON description under ``{"__mmhash_tree__": ...}``
+        with its arrays under ``NAME.0``, ``NAME.1``, ...; it loads back exactly. Anything a
+        model file cannot keep is one :class:`InvalidInputError` naming the attribute.
+        """
+        owner = type(self).__name__
         arrays: dict[str, np.ndarray] = {}
         values: dict[str, Any] = {}
         for key, value in vars(self).items():
@@ -406,14 +547,24 @@ class BaseHasher:
                 continue
             if isinstance(value, np.ndarray):
                 if value.dtype == object:
-                    raise TypeError(f"state {key!r} is an object array and cannot be saved")
+                    raise _unsavable(owner, key, "", value)
                 arrays[key] = value
+            elif _holds_array(value):
+                nested: dict[str, np.ndarray] = {}
+                values[key] = {_TREE: _tree_node(owner, key, value, nested)}
+                arrays.update(nested)
             else:
                 values[key] = _to_json_value(value)
+                _check_json_state(owner, key, values[key])
         return arrays, values
 
     def _set_state(self, arrays: dict[str, np.ndarray], values: dict[str, Any]) -> None:
-        for key, value in {**values, **arrays}.items():
+        arrays = dict(arrays)
+        for key, value in values.items():
+            if isinstance(value, dict) and set(value) == {_TREE}:
+                value = _from_tree(value[_TREE], arrays)
+            setattr(self, key, value)
+        for key, value in arrays.items():
             setattr(self, key, value)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -421,8 +572,9 @@ class BaseHasher:
         if not hasattr(self, "modalities_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet; nothing to save")
         arrays, values = self._get_state()
+        nested = any(isinstance(v, dict) and set(v) == {_TREE} for v in values.values())
         meta = {
-            "format": _FORMAT,
+            "format": _FORMAT_NESTED if nested else _FORMAT,
             "name": self.name,
             "class": f"{type(self).__module__}.{type(self).__qualname__}",
             "params": {k: _to_json_value(v) for k, v in self.get_params().items()},
@@ -440,26 +592,45 @@ class BaseHasher:
         meta, arrays = read_saved(path)
         if cls is not BaseHasher and meta["name"] != cls.name:
             raise DataError(f"{path} holds a {meta['name']!r} hasher, not {cls.name!r}")
-        hasher = cls(**meta["params"])
-        hasher._set_state(arrays, meta["state"])
+        try:
+            hasher = cls(**meta["params"])
+        except TypeError as exc:  # a parameter this version of the method does not take
+            raise DataError(f"{path} holds parameters this mmhash's {cls.name} does not take "
+                            f"({exc})") from None
+        try:
+            hasher._set_state(arrays, meta["state"])
+        except (KeyError, ValueError) as exc:
+            raise DataError(f"{path} is not an mmhash model file (its state is damaged: "
+                            f"{exc})") from None
         return hasher
 
 
 def read_saved(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read the metadata and state arrays of a saved hasher, validating the format."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(str(npz["__meta__"]))
-            arrays = {k.removeprefix("state__"): npz[k] for k in npz.files if k != "__meta__"}
-    except FileNotFoundError:
-        raise DataError(f"no saved hasher at {path}") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"{path} is not a saved mmhash hasher ({exc})") from None
-    found = meta.get("format")
-    if found != _FORMAT:
+    """Read the metadata and state arrays of a saved hasher, validating the format.
+
+    A missing, truncated, corrupt or foreign file, or one of a newer format, is one
+    :class:`DataError` naming the file and what it is not.
+    """
+    from mmhash.codefiles import open_npz
+
+    if not os.path.isfile(path):
+        raise DataError(f"no saved hasher at {path}")
+    what = "model file"
+    with open_npz(path, what) as npz:
+        if "__meta__" not in npz.files:
+            raise DataError(f"{path} is not an mmhash {what}: it has no __meta__ record")
+        meta = json.loads(str(npz["__meta__"]))
+        arrays = {k.removeprefix("state__"): npz[k] for k in npz.files if k != "__meta__"}
+    found = meta.get("format") if isinstance(meta, dict) else None
+    if found not in _READ_FORMATS:
         family = _FORMAT.rpartition("/")[0]
         if isinstance(found, str) and found.startswith(family + "/"):
             raise DataError(f"{path} is a saved hasher of format {found}, written by a newer "
-                            f"mmhash; this one reads {_FORMAT}: upgrade mmhash")
-        raise DataError(f"{path} has unknown format {found!r}, expected {_FORMAT!r}")
+                            f"mmhash; this one reads up to {_READ_FORMATS[-1]}: upgrade mmhash")
+        raise DataError(f"{path} is not an mmhash {what}: format {found!r}, expected "
+                        f"{_FORMAT!r}")
+    if not (isinstance(meta.get("name"), str) and isinstance(meta.get("params"), dict)
+            and isinstance(meta.get("state"), dict)):
+        raise DataError(f"{path} is not an mmhash {what}: its __meta__ record lacks the "
+                        "name, params or state")
     return meta, arrays

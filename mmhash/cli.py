@@ -16,9 +16,20 @@ from typing import Any
 import click
 
 from mmhash.errors import InvalidInputError, MMHashError
+from mmhash.outputs import (
+    CODES_EXTENSIONS,
+    INDEX_EXTENSIONS,
+    MODEL_EXTENSIONS,
+    PARAMS_EXTENSIONS,
+    REPORT_EXTENSIONS,
+    TABLE_EXTENSIONS,
+    check_output,
+    check_output_folder,
+)
 
 EXIT_USAGE = 2
 EXIT_FAILED_CELLS = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 def _console(stderr: bool = False):
@@ -59,6 +70,31 @@ def main(verbose: int) -> None:
 
 
 # ---- bench ---------------------------------------------------------------------------------
+#: The flags that set ``n_bits`` and ``random_state`` in bench, and in fit and tune.
+_BENCH_FLAGS = {"n_bits": "--bits", "random_state": "--seeds"}
+_FIT_FLAGS = {"n_bits": "--bits", "random_state": "--seed"}
+
+
+def _json_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _refuse_flag_param(item: str, name: str, flags: dict[str, str] | None) -> None:
+    """``n_bits`` and ``random_state`` have their own flags (whose values the cell key, the
+    model file and the reports record): through --param they would clash with them. ``flags``
+    None: the command sets both itself (the conformance checks)."""
+    if name not in ("n_bits", "random_state"):
+        return
+    if flags is None:
+        raise InvalidInputError(f"--param {item}: the conformance checks set n_bits and "
+                                "random_state themselves")
+    what = "the code length" if name == "n_bits" else "the seed"
+    raise InvalidInputError(f"--param {item}: {what} is set by {flags[name]}, not --param")
+
+
 def _parse_params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``--param cmfh.mu=100`` -> {"cmfh": {"mu": 100}} (values parsed as JSON when they can be)."""
     out: dict[str, dict[str, Any]] = {}
@@ -67,12 +103,28 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         method, dot, name = key.partition(".")
         if not (sep and dot and method and name):
             raise InvalidInputError(f"--param {item!r}: expected METHOD.NAME=VALUE")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        out.setdefault(method, {})[name] = value
+        _refuse_flag_param(item, name, _BENCH_FLAGS)
+        out.setdefault(method, {})[name] = _json_value(raw)
     return out
+
+
+def _method_params(items: tuple[str, ...], flags: dict[str, str] | None) -> dict[str, Any]:
+    """``--param mu=100`` of one method (fit, tune, check) -> {"mu": 100}."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not (sep and name):
+            raise InvalidInputError(f"--param {item!r}: expected NAME=VALUE")
+        _refuse_flag_param(item, name, flags)
+        out[name] = _json_value(raw)
+    return out
+
+
+def _param_line(method: str, params: dict[str, Any]) -> str:
+    """The parameters a run applies to one method, exactly as they are passed."""
+    from mmhash.bench.cell import describe_params
+
+    return f"params of {method}: {describe_params(params, digits=None)}"
 
 
 def _describe(dataset) -> str:
@@ -132,8 +184,11 @@ def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, par
     from mmhash.bench.plan import make_plan
     from mmhash.bench.report import export
 
-    if export_path and not export_path.lower().endswith((".csv", ".json")):
-        raise InvalidInputError(f"--export {export_path!r}: use a .csv or .json file name")
+    inputs = (params_file, suite, *(datasets or "").split(","))
+    if export_path:
+        check_output(export_path, option="--export", extensions=TABLE_EXTENSIONS,
+                     inputs=(*inputs, store), what="tables of a run's cells")
+    _check_store(store, inputs)
     params = {}
     if params_file:
         from mmhash.bench.tune import read_params_file
@@ -147,16 +202,74 @@ def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, par
     from mmhash.bench.plan import execute_plan
     from mmhash.bench.store import ResultStore
 
-    with _executor(executor_kind, jobs, scheduler) as executor, \
-            _progress_bar(executor) as step, ResultStore(store) as results:
-        outcome = execute_plan(plan, results, resume=resume, executor=executor, progress=step)
     out = _console()
+    _print_run_notes(out, plan)
+    with _executor(executor_kind, jobs, scheduler) as executor:
+        try:
+            with _progress_bar(executor, plan.n_cells) as step, \
+                    ResultStore(store) as results:
+                outcome = execute_plan(plan, results, resume=resume, executor=executor,
+                                       progress=step)
+        except KeyboardInterrupt:  # said before the executor waits for the cells in flight
+            _exit_interrupted(plan, store)
     _print_tables(out, plan, outcome.rows)
     if export_path:
         export(outcome.rows, export_path)
         out.print(f"exported {len(outcome.rows)} values to {export_path}")
     out.print(f"stored run {outcome.run_id} in {store}")
     _exit_on_failures(outcome.failed)
+
+
+def _print_run_notes(out, plan) -> None:
+    """What a run applies beyond its options, said before it starts: the parameters of each
+    method (from --params-file, --param or the suite), and the methods that run per-view under
+    --database unified because they learn no unified database code."""
+    from rich.markup import escape
+
+    for method, params in plan.config.get("params", {}).items():
+        if params and method in plan.methods:
+            out.print(escape(_param_line(method, params)), soft_wrap=True)
+    fallbacks = plan.per_view_fallbacks
+    if fallbacks:
+        runs, they = ("run", "they learn") if len(fallbacks) > 1 else ("runs", "it learns")
+        out.print(f"note: --database unified: {', '.join(fallbacks)} {runs} per-view, as "
+                  f"{they} no unified database code (cells keyed per-view)", soft_wrap=True)
+
+
+def _exit_interrupted(plan, store) -> None:
+    """Ctrl-C during a grid: every finished cell is already stored; say how many of this
+    grid's cells that is and how to run the rest, and exit as an interrupted program does."""
+    from pathlib import Path
+
+    from rich.markup import escape
+
+    from mmhash.bench.store import ResultStore
+
+    done = None
+    if Path(store).is_file():
+        try:
+            with ResultStore(store, read_only=True) as results:
+                done = len(plan.keys() & results.finished_keys())
+        except Exception:  # the count is a courtesy; the cells are stored either way
+            done = None
+    stored = (f"{done} of {plan.n_cells} cells of this grid are stored (done) in {store}"
+              if done is not None else f"the cells that finished are stored in {store}")
+    _console(stderr=True).print(
+        f"[bold red]interrupted:[/] {escape(stored)}; `mmhash bench ... --resume` (the same "
+        "options with --resume) runs the rest", soft_wrap=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def _check_store(store, inputs) -> None:
+    """Before any work: the result store can be written where it is (it is updated in place)
+    and, if it exists, is an mmhash store of a schema this mmhash reads."""
+    from pathlib import Path
+
+    from mmhash.bench.store import ResultStore
+
+    check_output(store, option="--store", inputs=inputs, in_place=True)
+    if Path(store).is_file() and Path(store).stat().st_size:
+        ResultStore(store, read_only=True).close()
 
 
 @contextlib.contextmanager
@@ -170,11 +283,22 @@ def _executor(kind: str, jobs: int, scheduler):
         executor.close()
 
 
+def _bar_description(running: str, finished: int, total: int | None) -> str:
+    """The bench bar's text: the cell(s) running now, ``starting`` before the first one does."""
+    from rich.markup import escape
+
+    if running:
+        return escape(running)  # labels hold literal brackets ("[image+text]")
+    return "done" if total is not None and finished >= total else "starting"
+
+
 @contextlib.contextmanager
-def _progress_bar(executor):
-    """A rich progress bar on stderr (cleared when done); yields ``step(label, finished, total)``
-    for :func:`mmhash.bench.plan.execute_plan`, and shows the epochs of deep methods on a second
-    line when ``executor`` reports them (the serial executor)."""
+def _progress_bar(executor, total: int | None = None):
+    """A rich progress bar on stderr (cleared when done) over a grid of ``total`` cells; yields
+    ``step(running, finished, total)`` for :func:`mmhash.bench.plan.execute_plan`, and shows
+    the epochs of deep methods on a second line when ``executor`` reports them (the serial
+    executor)."""
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -186,18 +310,19 @@ def _progress_bar(executor):
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[loss]}"))
     with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
-        task = bar.add_task("bench", total=None, loss="")
+        task = bar.add_task(_bar_description("", 0, total), total=total, loss="")
         # A second line for hashers that train in epochs (deep methods): epoch and loss.
         epochs = bar.add_task("", total=1, visible=False, loss="")
 
-        def step(label, finished, total):
-            bar.update(task, description=label, completed=finished, total=total)
+        def step(running, finished, total):
+            bar.update(task, description=_bar_description(running, finished, total),
+                       completed=finished, total=total)
             bar.update(epochs, visible=False)
 
         def on_epoch(key, epoch, n_epochs, metrics):
             loss = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-            bar.update(epochs, description=f"  {key.label()} epoch", completed=epoch,
-                       total=n_epochs, loss=loss, visible=True)
+            bar.update(epochs, description=f"  {escape(key.label())} epoch",
+                       completed=epoch, total=n_epochs, loss=loss, visible=True)
 
         if hasattr(executor, "on_epoch"):
             executor.on_epoch = on_epoch
@@ -210,13 +335,13 @@ def _print_tables(out, plan, rows) -> None:
     describe = {d.name: _describe(d) for d, _ in plan.grids}
     shown = tables(rows, method_order=plan.methods, describe=describe)
     for table in shown:
-        out.print(_rich_table(table))
+        _print_table(out, table)
     if plan.suite:  # a suite with published values: them beside ours
         from mmhash.bench.published import load_published, published_for
 
         published = load_published(plan.suite)
         for table in published_for(shown, published) if published else []:
-            out.print(_rich_table(table))
+            _print_table(out, table)
 
 
 def _exit_on_failures(failed) -> None:
@@ -244,6 +369,16 @@ def _rich_table(table):
     for method, *values in body:
         rich.add_row(escape(method), *values)
     return rich
+
+
+def _print_table(out, table) -> None:
+    """A table, then what its marked (degenerate or warned) values mean: one line each, left
+    to the terminal to wrap, so a line can be found whole in a log."""
+    from rich.markup import escape
+
+    out.print(_rich_table(table))
+    for line in table.footnotes():
+        out.print(escape(line), soft_wrap=True)
 
 
 # ---- report / regress ----------------------------------------------------------------------
@@ -275,24 +410,34 @@ def _rich_table(table):
 @click.option("--published", "published_suite", default=None, metavar="SUITE",
               help="Add the published values of this suite (e.g. paper-mirflickr) beside ours: "
                    "per source, ours, published and the difference, with what differs.")
+@click.option("--tune-trials", is_flag=True,
+              help="Also show the trials of `mmhash tune` (datasets NAME:validation, scored on "
+                   "the validation split). Without it they are left out, unless --dataset or "
+                   "--run names them.")
 @_errors_as_one_line
 def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, output,
-           plot_dir, published_suite) -> None:
-    """Render stored results: mean ± std over seeds, best per column in bold."""
+           plot_dir, published_suite, tune_trials) -> None:
+    """Render stored results: mean ± std over seeds, best per column in bold.
+
+    Shows the cells of `mmhash bench` runs; the validation-split trials of `mmhash tune` only
+    with --tune-trials (or when --dataset or --run names them).
+    """
     from pathlib import Path
 
-    from mmhash.bench.cell import DEFAULT_METRICS, DEFAULT_TIES, KEY_FIELDS, Evaluation
+    from mmhash.bench.cell import DEFAULT_METRICS, DEFAULT_TIES, KEY_FIELDS, CellKey, Evaluation
     from mmhash.bench.grid import parse_list
     from mmhash.bench.report import export, tables
-    from mmhash.bench.store import RESULT_COLUMNS, ResultStore
+    from mmhash.bench.store import ResultStore
     from mmhash.errors import DataError
 
     if fmt == "html" and output in (None, "-"):
         raise InvalidInputError("--format html writes a page to a file: name it with -o/--output "
                                 "(e.g. -o results.html)")
-    if output and output != "-" and not Path(output).parent.is_dir():
-        raise InvalidInputError(f"--output {output}: the folder {Path(output).parent} does not "
-                                "exist (create it first)")
+    if output and not (output == "-" and fmt == "csv"):  # csv to "-": stdout
+        check_output(output, option="--output", extensions=REPORT_EXTENSIONS[fmt],
+                     inputs=stores, what=f"--format {fmt} reports")
+    if plot_dir:
+        check_output_folder(plot_dir, option="--plot", inputs=stores)
     for store in stores:
         if not Path(store).is_file():
             raise DataError(f"no result store at {store} (run `mmhash bench` first or pass "
@@ -311,7 +456,7 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
     without_codes = []
     provenance: dict = {}  # html: store -> (runs, failures, cells) as stored
     for store in stores:
-        with ResultStore(store) as results:
+        with ResultStore(store, read_only=True) as results:
             if recompute:
                 from mmhash.bench.recompute import recompute as recompute_codes
 
@@ -331,24 +476,38 @@ def report(stores, dataset, methods, run_id, recompute, metrics, ties, fmt, outp
         by_key.update({tuple(r[f] for f in row_fields): r for r in rows})
         curves_by_key.update({tuple(c[f] for f in curve_fields): c for c in curves})
     rows, curves = list(by_key.values()), list(curves_by_key.values())
+    hidden = 0
+    if not (tune_trials or dataset is not None or run_id is not None):
+        # tune's trials are model selection, not results: a table of them beside the bench
+        # tables reads as a comparison of settings on the test queries
+        from mmhash.data.dataset import is_validation_name
+
+        hidden = len({CellKey.from_row(r) for r in rows if is_validation_name(r["dataset"])})
+        rows = [r for r in rows if not is_validation_name(r["dataset"])]
+        curves = [c for c in curves if not is_validation_name(c["dataset"])]
+        without_codes = [k for k in without_codes if not is_validation_name(k.dataset)]
+        provenance = {store: (runs, [f for f in failures
+                                     if not is_validation_name(f["dataset"])], origins)
+                      for store, (runs, failures, origins) in provenance.items()}
     if recompute:
         _warn_not_recomputed(without_codes)
     if not rows:
         raise DataError(f"{', '.join(stores)} holds no finished cells matching the filters"
-                        + (" that can be recomputed" if recompute else ""))
+                        + (" that can be recomputed" if recompute else "")
+                        + (f" ({hidden} validation-split trial(s) of `mmhash tune` are left "
+                           "out: add --tune-trials)" if hidden else ""))
     if fmt == "csv":
         target = output or "-"
         if target == "-":
-            import pandas as pd
+            from mmhash.bench.report import export_frame
 
-            click.echo(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)).to_csv(index=False),
-                       nl=False)
+            click.echo(export_frame(rows).to_csv(index=False), nl=False)
         else:
             export(rows, target)
     elif as_html:
         page = _html_page(rows, curves, provenance, stores=stores, dataset=dataset,
                           methods=method_list, run_id=run_id, recompute=recompute,
-                          tie=wanted.ties[0])
+                          tie=wanted.ties[0], published=published)
         _write_atomically(output, page)
         click.echo(f"wrote {output}", err=True)
     else:
@@ -401,7 +560,7 @@ def _stored_provenance(results, store, run_id) -> tuple[list, list, dict]:
 
 
 def _html_page(rows, curves, provenance, *, stores, dataset, methods, run_id, recompute,
-               tie) -> str:
+               tie, published) -> str:
     """The page of ``mmhash report --format html``: the rows and curves with the runs they
     came from and the failed cells matching the filters."""
     from mmhash.bench.cell import CellKey
@@ -427,7 +586,7 @@ def _html_page(rows, curves, provenance, *, stores, dataset, methods, run_id, re
     if filters:
         notes.append("Filters: " + "; ".join(filters) + ".")
     return render_page(rows, curves, runs=runs, failures=failures, method_order=methods,
-                       tie=tie, sources=list(stores), notes=notes)
+                       tie=tie, sources=list(stores), notes=notes, published=published)
 
 
 def _warn_not_recomputed(keys) -> None:
@@ -524,8 +683,8 @@ def _print_comparison(out, result) -> None:
 @click.option("--tie", default="expected", show_default=True, help="Tie policy of the score.")
 @click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
               help="A parameter held fixed in every trial (repeatable).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Seeds the sampler and every fit.")
+@click.option("--seed", default="0", show_default=True,
+              help="Seeds the sampler and every fit (a non-negative integer).")
 @click.option("--store", default="mmhash-results.sqlite", show_default=True,
               type=click.Path(dir_okay=False),
               help="Every trial is stored here; a rerun reads back what is stored (resume).")
@@ -539,7 +698,7 @@ def tune(method, dataset, views, bits, space_items, trials, metric, tie, param_i
     """Search METHOD's hyperparameters on the validation split (never the test queries)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from mmhash.bench.grid import parse_bits, parse_list
+    from mmhash.bench.grid import parse_bits, parse_list, parse_seed
     from mmhash.bench.store import ResultStore
     from mmhash.bench.tune import parse_space, write_params
     from mmhash.bench.tune import tune as run_tune
@@ -547,6 +706,12 @@ def tune(method, dataset, views, bits, space_items, trials, metric, tie, param_i
     from mmhash.registry import get_hasher_class
 
     get_hasher_class(method)
+    if output:
+        check_output(output, option="-o", extensions=PARAMS_EXTENSIONS,
+                     inputs=(dataset, store), what="tuned settings")
+    _check_store(store, (dataset,))
+    seed = parse_seed(seed)
+    fixed = _method_params(param_items, _FIT_FLAGS)
     bit_list = parse_bits(bits)
     if len(bit_list) != 1:
         raise InvalidInputError(f"--bits {bits!r}: tune one code length at a time")
@@ -555,7 +720,6 @@ def tune(method, dataset, views, bits, space_items, trials, metric, tie, param_i
     if views:
         data = data.select_views(parse_list(views, "--views"))
     space = parse_space(space_items) if space_items else None
-    fixed = _parse_params(tuple(f"{method}.{p}" for p in param_items)).get(method, {})
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[best]}"))
     with ResultStore(store) as results, \
@@ -658,7 +822,7 @@ def check_command(name, param_items) -> None:
     from mmhash.testing import check_hasher
 
     cls = get_hasher_class(name)
-    params = _parse_params(tuple(f"{name}.{p}" for p in param_items)).get(name, {})
+    params = _method_params(param_items, None)
     out = _console()
 
     def show(result):
@@ -682,7 +846,8 @@ def check_command(name, param_items) -> None:
 @click.option("--bits", default=64, show_default=True, type=int, help="Code length.")
 @click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
               help="A hyperparameter of the method (repeatable).")
-@click.option("--seed", default=0, show_default=True, type=int, help="random_state.")
+@click.option("--seed", default="0", show_default=True,
+              help="random_state: a non-negative integer.")
 @click.option("--split", default="train", show_default=True,
               type=click.Choice(["train", "all"]),
               help="Train on the dataset's training split, or on every row (a user's file).")
@@ -696,10 +861,13 @@ def fit(method, dataset, bits, param_items, seed, split, views, output, data_dir
     """Train METHOD on a dataset and keep the model."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from mmhash.bench.grid import parse_list
+    from mmhash.bench.grid import parse_list, parse_seed
     from mmhash.frontdoor import fit_model
 
-    params = _parse_params(tuple(f"{method}.{p}" for p in param_items)).get(method, {})
+    check_output(output, option="-o", extensions=MODEL_EXTENSIONS, inputs=(dataset,),
+                 what="model files")
+    seed = parse_seed(seed)
+    params = _method_params(param_items, _FIT_FLAGS)
     view_list = parse_list(views, "--views") if views else None
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[loss]}"))
@@ -732,6 +900,8 @@ def encode(model, features, view, key, packing, output) -> None:
     """Codes for every row of FEATURES (.npy, .npz, .mat or .csv) with a saved MODEL."""
     from mmhash.frontdoor import encode_file
 
+    check_output(output, option="-o", extensions=CODES_EXTENSIONS, inputs=(model, features),
+                 what="codes files")
     done = encode_file(model, view, features, output, key=key, packing=packing)
     _console().print(f"wrote {done.path}: {done.n_rows} rows, {done.n_bits}-bit codes of view "
                      f"{done.view!r}", soft_wrap=True)
@@ -753,6 +923,8 @@ def index_build(codes, output, backend) -> None:
     """An exact Hamming index of a codes file (from `mmhash encode`)."""
     from mmhash.frontdoor import build_index
 
+    check_output(output, option="-o", extensions=INDEX_EXTENSIONS, inputs=(codes,),
+                 what="index files")
     built = build_index(codes, output, backend=backend)
     _console().print(f"wrote {output}: {len(built.codes)} codes of {built.n_bits} bits",
                      soft_wrap=True)
@@ -775,12 +947,12 @@ def index_build(codes, output, backend) -> None:
 @_errors_as_one_line
 def search(index_file, queries, model, view, key, k, radius, output) -> None:
     """Exact top-k (ties by database row) of each query: rows query,rank,item,distance."""
-    from mmhash.codefiles import check_output_path
     from mmhash.frontdoor import search as run_search
     from mmhash.frontdoor import write_hits, write_hits_csv
 
     if output:
-        check_output_path(output)
+        check_output(output, option="-o", extensions=TABLE_EXTENSIONS,
+                     inputs=(index_file, queries, model), what="search hits")
     hits = run_search(index_file, queries, k=k, radius=radius, model_path=model, view=view,
                       key=key)
     if output:

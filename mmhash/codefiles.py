@@ -21,13 +21,14 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mmhash.errors import DataError, InvalidInputError
+from mmhash.errors import DataError, InvalidInputError, MMHashError
 
 CODES_FORMAT = "mmhash-codes-file/1"
 INDEX_META_FORMAT = "mmhash-index-file/1"
@@ -35,14 +36,12 @@ PACKINGS = ("packed", "int8")
 
 
 def check_output_path(path: str | os.PathLike) -> Path:
-    """``path`` as a Path if a file can be written there (its folder exists, it is not a
-    folder); commands call it first, so a bad ``-o`` fails before any work."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise InvalidInputError(f"cannot write {target}: folder {target.parent} does not exist")
-    if target.is_dir():
-        raise InvalidInputError(f"cannot write {target}: it is a folder")
-    return target
+    """``path`` as a Path if a file can be written there (its folder exists and is writable,
+    it is not a folder). Commands check their outputs fully (extension, not an input) with
+    :func:`mmhash.outputs.check_output` before any work; this is the part every write needs."""
+    from mmhash.outputs import check_output
+
+    return check_output(path)
 
 
 @contextlib.contextmanager
@@ -51,7 +50,11 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     is removed. An output path in a missing folder is refused before anything runs."""
     target = check_output_path(path)
     folder = target.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                             dir=folder)
+    except OSError as exc:  # the folder changed since the check, a full disk, ...
+        raise InvalidInputError(f"{target} cannot be written ({exc.strerror})") from None
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)
@@ -137,7 +140,10 @@ def read_index(path: str | os.PathLike):
     if meta.get("format") != INDEX_META_FORMAT:
         raise DataError(_format_problem(path, meta.get("format"), INDEX_META_FORMAT,
                                         "index file"))
-    index = HammingIndex.load(path)
+    try:
+        index = HammingIndex.load(path)
+    except (KeyError, ValueError, TypeError) as exc:  # the index fields are missing or odd
+        raise DataError(f"{path} is not an mmhash index file ({npz_problem(exc)})") from None
     ids = arrays.get("ids")
     if ids is not None and len(ids) != index.ntotal:
         raise DataError(f"{path} is corrupt: {len(ids)} ids for {index.ntotal} codes")
@@ -153,26 +159,63 @@ def row_names(ids: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
     return rows if ids is None else ids[rows]
 
 
-def _read_npz(path, keys: tuple[str, ...], what: str) -> tuple[dict, dict[str, np.ndarray]]:
+#: What reading a damaged, truncated or foreign ``.npz`` file can raise (numpy, zipfile, json).
+NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def npz_problem(exc: BaseException) -> str:
+    """Why an ``.npz`` file could not be read, in a few words. numpy's advice to load a file
+    that is not an archive with ``allow_pickle`` is never passed on: mmhash does not unpickle."""
+    if isinstance(exc, (zipfile.BadZipFile, EOFError)):
+        return "not a complete .npz archive: truncated or corrupt"
+    if isinstance(exc, ValueError) and "pickle" in str(exc):
+        return "not an .npz archive"
+    if isinstance(exc, json.JSONDecodeError):
+        return "its __meta__ record is not JSON"
+    if isinstance(exc, KeyError):
+        return f"no {exc} entry"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+@contextlib.contextmanager
+def open_npz(path: str | os.PathLike, what: str) -> Iterator[np.lib.npyio.NpzFile]:
+    """An ``.npz`` archive opened without pickle; a missing, damaged, truncated or foreign file
+    (also while its members are read inside the block) is one :class:`DataError`:
+    ``PATH is not an mmhash WHAT (why)``."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if "__meta__" not in npz.files:
-                raise DataError(f"{path} is not an mmhash {what} (no __meta__ record)")
-            meta = json.loads(str(npz["__meta__"]))
-            missing = [k for k in keys if k not in npz.files]
-            if missing:
-                raise DataError(f"{path} is not an mmhash {what} (missing {', '.join(missing)})")
-            found = {k: npz[k] for k in keys}
-            if "ids" in npz.files:
-                found["ids"] = npz["ids"].astype(str)
-            return meta, found
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError) as exc:  # not a zip, truncated, bad JSON
-        raise DataError(f"{path} is not a readable mmhash {what} ({exc})") from None
+        loaded = np.load(path, allow_pickle=False)
+    except NPZ_ERRORS as exc:
+        raise DataError(f"{path} is not an mmhash {what} ({npz_problem(exc)})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} is not an mmhash {what} (a single .npy array, not an .npz "
+                        "archive)")
+    with loaded:
+        try:
+            yield loaded
+        except MMHashError:
+            raise
+        except NPZ_ERRORS as exc:  # a member that is cut short or fails its CRC
+            raise DataError(f"{path} is not an mmhash {what} ({npz_problem(exc)})") from None
+
+
+def _read_npz(path, keys: tuple[str, ...], what: str) -> tuple[dict, dict[str, np.ndarray]]:
+    with open_npz(path, what) as npz:
+        if "__meta__" not in npz.files:
+            raise DataError(f"{path} is not an mmhash {what} (no __meta__ record)")
+        meta = json.loads(str(npz["__meta__"]))
+        if not isinstance(meta, dict):
+            raise DataError(f"{path} is not an mmhash {what} (its __meta__ record is not an "
+                            "object)")
+        missing = [k for k in keys if k not in npz.files]
+        if missing:
+            raise DataError(f"{path} is not an mmhash {what} (missing {', '.join(missing)})")
+        found = {k: npz[k] for k in keys}
+        if "ids" in npz.files:
+            found["ids"] = npz["ids"].astype(str)
+        return meta, found
 
 
 def _format_problem(path, found, expected: str, what: str) -> str:

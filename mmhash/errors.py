@@ -41,3 +41,14 @@ class DataError(MMHashError, OSError):
 
 class PluginError(MMHashError, ImportError):
     """A registered hasher plugin that could not be imported or is not a valid Hasher."""
+
+
+class MMHashWarning(UserWarning):
+    """Base class of the warnings mmhash issues about a result that may surprise: the result is
+    computed, but something about it needs saying (the bench stores these with the cell)."""
+
+
+class DegenerateCodesWarning(MMHashWarning):
+    """A fitted hasher cannot fill its bits: some are constant on the training items, or the
+    method needs more directions than a view's rank holds (e.g. CVH with more bits than the
+    text view's dimension), so those bits carry nothing or depend on round-off."""

@@ -8,7 +8,10 @@ Formats, by extension:
   entries beside it, if present, names the rows;
 * ``.mat`` (MATLAB v5 or v7.3): the variable under ``--key`` (default: the only 2-D numeric one);
 * ``.csv``: a header row, then one row per item, streamed with pandas in chunks; a column named
-  ``id`` names the rows, every other column is a feature.
+  ``id`` names the rows, every other column is a feature. The header is required: a first row
+  of numbers only is refused rather than read as names (which would drop an item and shift every
+  id) or guessed to be data. The one all-numeric header accepted is ``0,1,...,d-1``, the column
+  positions ``pandas.DataFrame.to_csv`` writes for a frame without names.
 
 Row ids are kept as strings; without ids, rows are named by their position (0, 1, ...).
 Every problem -- a missing or unreadable file, no or several candidate arrays, no rows, NaN or
@@ -67,8 +70,12 @@ class FeatureFile:
 
         features = [c for c in self._csv_columns or [] if c != ID_COLUMN]
         try:
+            start = 0
             for frame in pd.read_csv(self.path, usecols=features, chunksize=rows):
-                yield _numeric(frame[features], self.path)
+                yield _numeric(frame[features], self.path, start)
+                start += len(frame)
+        except DataError:
+            raise
         except (ValueError, pd.errors.ParserError) as exc:
             raise DataError(f"{self.path}: cannot read the CSV rows ({exc})") from None
 
@@ -132,7 +139,9 @@ def _open_csv(path: Path) -> FeatureFile:
     import pandas as pd
 
     try:
+        first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
         header = pd.read_csv(path, nrows=0).columns.tolist()
+        _check_header(path, first.iloc[0].tolist() if len(first) else [])
         ids = (pd.read_csv(path, usecols=[ID_COLUMN], dtype=str)[ID_COLUMN].to_numpy()
                if ID_COLUMN in header else None)
         n_rows = (len(ids) if ids is not None
@@ -144,10 +153,42 @@ def _open_csv(path: Path) -> FeatureFile:
     return FeatureFile(path, n_rows, len(features), ids, _csv_columns=header)
 
 
-def _numeric(frame, path: Path) -> np.ndarray:
+def _is_number(cell: str) -> bool:
     try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_header(path: Path, cells: list[str]) -> None:
+    """Refuse a first row that is data: every cell a number, and not the column positions
+    ``0,1,...`` that pandas writes as the header of a frame without column names."""
+    cells = [c.strip() for c in cells]
+    if not cells or not all(_is_number(c) for c in cells):
+        return
+    if cells == [str(i) for i in range(len(cells))]:
+        return
+    raise DataError(f"{path}: the first row holds only numbers, but a feature CSV starts with a "
+                    f"header row naming its columns (e.g. id,f0,f1,...); add one (the first "
+                    f"row would otherwise be dropped as names)")
+
+
+def _numeric(frame, path: Path, start: int = 0) -> np.ndarray:
+    """float64 ``(rows, columns)`` of a chunk of CSV rows whose first row is data row
+    ``start``; a cell that is not a number is one :class:`DataError` naming its column and
+    line."""
+    import pandas as pd
+
+    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if not bad:
         return frame.to_numpy(dtype=np.float64)
-    except (ValueError, TypeError):
-        bad = [c for c in frame.columns if frame[c].dtype == object]
-        raise DataError(f"{path}: column(s) {', '.join(map(str, bad[:5]))} are not numbers"
-                        ) from None
+    column = bad[0]
+    values = frame[column]
+    parsed = pd.to_numeric(values, errors="coerce")
+    rows = np.flatnonzero(parsed.isna().to_numpy() & values.notna().to_numpy())
+    row = int(rows[0]) if len(rows) else 0
+    listed = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+    # line numbers count the header as line 1, as an editor shows them
+    raise DataError(f"{path}: column(s) {listed} are not numbers (line {start + row + 2}, "
+                    f"column {column}: {values.iloc[row]!r})")

@@ -7,11 +7,14 @@ same way, in their distribution's metadata::
     cvh = "mmhash_baselines.cvh:CVH"
 
 Entry points are loaded lazily, so ``import mmhash`` never imports torch. A plugin whose import
-fails is still listed, as unavailable with the reason.
+fails is still listed, as unavailable with the reason; so is one that breaks the contract at
+the class level (``__init__`` taking ``**kwargs``), and a name two distributions claim with
+different classes (neither silently wins).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -40,11 +43,31 @@ class HasherInfo:
 _runtime: dict[str, type] = {}
 
 
-def _entry_points() -> dict[str, metadata.EntryPoint]:
-    found: dict[str, metadata.EntryPoint] = {}
+def _entry_points() -> dict[str, list[metadata.EntryPoint]]:
+    """Name -> the entry points claiming it (one per distinct target; usually exactly one)."""
+    found: dict[str, list[metadata.EntryPoint]] = {}
     for ep in metadata.entry_points(group=GROUP):
-        found.setdefault(ep.name, ep)  # first wins if two distributions claim a name
+        claims = found.setdefault(ep.name, [])
+        if all(ep.value != other.value for other in claims):
+            claims.append(ep)
     return found
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _unnamed_parameters(cls: type) -> list[str]:
+    """The parameters of ``cls.__init__`` that are not plain named ones (``*args``,
+    ``**kwargs``, positional-only), spelled as in the source."""
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return ["a signature that cannot be read"]
+    spelled = {inspect.Parameter.VAR_POSITIONAL: "*{}", inspect.Parameter.VAR_KEYWORD: "**{}",
+               inspect.Parameter.POSITIONAL_ONLY: "{} (positional-only)"}
+    return [spelled[p.kind].format(p.name) for p in signature.parameters.values()
+            if p.name != "self" and p.kind in spelled]
 
 
 def _validate(name: str, obj: Any) -> type:
@@ -54,10 +77,16 @@ def _validate(name: str, obj: Any) -> type:
         raise PluginError(f"entry point {name!r} does not point to a BaseHasher subclass: {obj!r}")
     if obj.name != name:
         raise PluginError(f"entry point {name!r} points to a class named {obj.name!r}")
+    unnamed = _unnamed_parameters(obj)
+    if unnamed:
+        raise PluginError(
+            f"hasher {name!r} ({_qualified(obj)}) cannot be registered: its __init__ takes "
+            f"{', '.join(unnamed)}; a hasher's hyperparameters must be explicit keyword "
+            "parameters, so that they can be validated, stored and reported")
     return obj
 
 
-def _load(name: str, ep: metadata.EntryPoint) -> type:
+def _load_one(name: str, ep: metadata.EntryPoint) -> type:
     try:
         obj = ep.load()
     except Exception as exc:  # any import failure makes the plugin unavailable, not mmhash
@@ -65,6 +94,24 @@ def _load(name: str, ep: metadata.EntryPoint) -> type:
             f"hasher {name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
         ) from exc
     return _validate(name, obj)
+
+
+def _load(name: str, eps: list[metadata.EntryPoint]) -> type:
+    """The class registered as ``name``; an error when entry points give it different classes
+    (two distributions claiming one name: which one a run used must never depend on the order
+    of sys.path)."""
+    classes = {}
+    for ep in eps:
+        classes.setdefault(_load_one(name, ep), ep)
+    if len(classes) > 1:
+        claims = [f"{_qualified(cls)} ({_dist_name(ep)})" for cls, ep in classes.items()]
+        raise PluginError(f"hasher name {name!r} is registered by two different classes, "
+                          f"{' and '.join(claims[:2])}: uninstall one or rename it")
+    return next(iter(classes))
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist is not None else "?"
 
 
 def _summary(cls: type) -> str:
@@ -75,14 +122,15 @@ def _summary(cls: type) -> str:
 def list_hashers() -> list[HasherInfo]:
     """Every registered hasher, sorted by name, each marked available or not (with the reason)."""
     infos: dict[str, HasherInfo] = {}
-    for name, ep in _entry_points().items():
-        dist = ep.dist.name if ep.dist is not None else "?"
+    for name, eps in _entry_points().items():
+        dist = ", ".join(dict.fromkeys(_dist_name(ep) for ep in eps))
+        target = ", ".join(ep.value for ep in eps)
         try:
-            cls = _load(name, ep)
+            cls = _load(name, eps)
         except PluginError as exc:
-            infos[name] = HasherInfo(name, ep.value, dist, False, str(exc.__cause__ or exc))
+            infos[name] = HasherInfo(name, target, dist, False, str(exc.__cause__ or exc))
             continue
-        infos[name] = HasherInfo(name, ep.value, dist, True, "", cls.supported_views,
+        infos[name] = HasherInfo(name, eps[0].value, dist, True, "", cls.supported_views,
                                  _summary(cls), bool(cls.reference))
     for name, cls in _runtime.items():
         target = f"{cls.__module__}:{cls.__qualname__}"
@@ -136,8 +184,24 @@ def register(cls: type) -> type:
     """Register a hasher class for this process under ``cls.name`` (usable as a decorator).
 
     Distributions should use the entry-point group instead; this is for notebooks and tests.
+    Registering the same class again does nothing; another class under a name already taken
+    (``cvh``, or an earlier :func:`register`) is a :class:`PluginError` naming both.
     """
-    _runtime[cls.name] = _validate(cls.name, cls)
+    name = getattr(cls, "name", None)
+    _validate(name, cls)
+    current = _runtime.get(name)
+    eps = _entry_points().get(name) if current is None else None
+    if eps:
+        try:
+            current = _load(name, eps)
+        except PluginError:  # a broken plugin still holds its name
+            taken = ", ".join(ep.value for ep in eps)
+            raise PluginError(f"cannot register {_qualified(cls)} as {name!r}: the name "
+                              f"belongs to {taken}; choose another name") from None
+    if current is not None and current is not cls:
+        raise PluginError(f"cannot register {_qualified(cls)} as {name!r}: the name belongs "
+                          f"to {_qualified(current)}; choose another name")
+    _runtime[name] = cls
     return cls
 
 

@@ -84,10 +84,36 @@ def test_load_rejects_foreign_and_corrupt_files(views, tmp_path):
     with pytest.raises(NotFittedError):
         RandomProjectionHasher().save(tmp_path / "x.npz")
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(DataError, match="not a saved mmhash hasher"):
+    with pytest.raises(DataError, match="not an mmhash model file"):
         RandomProjectionHasher.load(tmp_path / "junk.npz")
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
-    with pytest.raises(DataError, match="not a saved mmhash hasher"):
+    with pytest.raises(DataError, match="not an mmhash model file"):
         RandomProjectionHasher.load(tmp_path / "other.npz")
     with pytest.raises(DataError, match="no saved hasher"):
         RandomProjectionHasher.load(tmp_path / "missing.npz")
+
+
+class _OneStuckBit(RandomProjectionHasher):
+    """Random projections whose first bit is +1 for every text item."""
+
+    name = "one-stuck-bit"
+
+    def _encode(self, X, modality):
+        scores = super()._encode(X, modality)
+        if modality == "text":
+            scores[:, 0] = 1.0
+        return scores
+
+
+def test_fit_warns_when_a_view_has_constant_bits(views):
+    import warnings
+
+    from mmhash.errors import DegenerateCodesWarning, MMHashWarning
+
+    with pytest.warns(DegenerateCodesWarning, match="n_bits=16: constant bits on the .* "
+                      "training items checked: 1 for view 'text'") as caught:
+        _OneStuckBit(n_bits=16).fit(views)
+    assert issubclass(caught[0].category, MMHashWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # random projections fill every bit: no warning
+        RandomProjectionHasher(n_bits=16).fit(views)

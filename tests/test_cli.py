@@ -38,7 +38,8 @@ def test_bench_prints_paper_layout_and_stores_every_cell(store, tmp_path):
     assert _count_cells(store) == 8
     frame = pd.read_csv(export)
     assert list(frame.columns) == ["dataset", "fingerprint", "method", "params", "bits", "seed",
-                                   "views", "database", "task", "metric", "tie", "value"]
+                                   "views", "database", "task", "metric", "tie", "value",
+                                   "degenerate", "warnings", "threads"]
     assert len(frame) == 8
     assert set(frame["task"]) == {"image->text", "text->image"}
     assert frame["value"].between(0, 1).all()

@@ -121,7 +121,7 @@ def _bad_cases(root, tmp):
         "unknown view": (["encode", model, root / "queries.npy", "--view", "audio",
                           "-o", tmp / "out.npz"], "audio"),
         "not a model file": (["encode", tmp / "junk.npz", root / "queries.npy", "--view",
-                              "text", "-o", tmp / "out.npz"], "not a saved mmhash hasher"),
+                              "text", "-o", tmp / "out.npz"], "not an mmhash model file"),
         "newer model schema": (["encode", tmp / "future.npz", root / "queries.npy", "--view",
                                 "text", "-o", tmp / "out.npz"], "newer mmhash"),
         "query bits differ from the index": (["search", index, root / "queries.npy",

@@ -26,6 +26,12 @@ def fake_distribution(tmp_path, monkeypatch):
         class Misnamed(RandomProjectionHasher):
             name = "something-else"
 
+        class TakesKwargs(RandomProjectionHasher):
+            name = "takes-kwargs"
+
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+
         NOT_A_CLASS = 42
     '''))
     info = tmp_path / "thirdparty_hash-1.0.dist-info"
@@ -37,6 +43,7 @@ def fake_distribution(tmp_path, monkeypatch):
         broken = no_such_module_for_mmhash:Thing
         bogus = thirdparty_hash:NOT_A_CLASS
         misnamed = thirdparty_hash:Misnamed
+        takes-kwargs = thirdparty_hash:TakesKwargs
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
@@ -67,6 +74,44 @@ def test_broken_plugins_are_listed_unavailable_with_reason(fake_distribution):
     assert infos["rp"].available  # one bad plugin does not take the others down
     with pytest.raises(PluginError, match="failed to import"):
         get_hasher("broken")
+
+
+def test_plugin_taking_kwargs_is_unavailable_with_the_reason(fake_distribution):
+    info = {h.name: h for h in list_hashers()}["takes-kwargs"]
+    assert not info.available
+    assert "thirdparty_hash:TakesKwargs" in info.reason and "**kwargs" in info.reason
+    assert "explicit keyword parameters" in info.reason
+    with pytest.raises(PluginError, match="its __init__ takes \\*\\*kwargs"):
+        get_hasher_class("takes-kwargs")
+
+
+def test_register_refuses_kwargs_and_taken_names_but_not_the_same_class():
+    from mmhash_baselines.cvh import CVH
+
+    from mmhash.hashers.rp import RandomProjectionHasher
+
+    class Loose(RandomProjectionHasher):
+        name = "loose-test"
+
+        def __init__(self, *args, **options):
+            super().__init__(*args, **options)
+
+    class Impostor(RandomProjectionHasher):
+        name = "cvh"
+
+    with pytest.raises(PluginError, match=r"Loose\) cannot be registered: its __init__ takes "
+                                          r"\*args, \*\*options"):
+        mmhash.register(Loose)
+    with pytest.raises(PluginError) as info:
+        mmhash.register(Impostor)
+    assert "Impostor as 'cvh'" in str(info.value)
+    assert "belongs to mmhash_baselines.cvh:CVH" in str(info.value)
+    assert get_hasher_class("cvh") is CVH
+    try:
+        assert mmhash.register(CVH) is CVH and mmhash.register(CVH) is CVH  # no-op
+        assert get_hasher_class("cvh") is CVH
+    finally:
+        mmhash.registry.unregister("cvh")
 
 
 def test_unknown_name_lists_choices_and_suggests():

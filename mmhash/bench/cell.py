@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -121,9 +122,23 @@ SERIES_FIELDS: tuple[str, ...] = tuple(f for f in KEY_FIELDS if f != "seed")
 VALUE_FIELDS = ("task", "metric", "tie", "value")
 
 
-def describe_params(params: Mapping[str, Any]) -> str:
-    """``{"reg": 1000, "mu": 0.5}`` -> ``mu=0.5, reg=1000`` (sorted, compact)."""
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()))
+def describe_params(params: Mapping[str, Any], digits: int | None = 4) -> str:
+    """``{"reg": 1000, "mu": 0.5}`` -> ``mu=0.5, reg=1000`` (sorted, compact).
+
+    Floats show ``digits`` significant digits (a tuned ``reg=0.07257005721594278`` reads
+    ``reg=0.07257``); ``digits=None`` shows every value exactly, as JSON.
+    """
+    def show(value):
+        if digits is not None and isinstance(value, float) and math.isfinite(value):
+            if value.is_integer() and abs(value) < 1e7:
+                return repr(value)  # 12345.0, not 1.234e+04
+            text = f"{value:.{digits}g}"
+            return text if any(c in text for c in ".e") else text + ".0"  # a float: 2.0
+        if digits is not None and isinstance(value, (list, tuple)):
+            return "[" + ", ".join(show(v) for v in value) + "]"
+        return json.dumps(value)
+
+    return ", ".join(f"{k}={show(v)}" for k, v in sorted(params.items()))
 
 
 @dataclass(frozen=True)
@@ -133,7 +148,11 @@ class CellRecord:
     ``results`` rows are ``(task, metric, tie, value)``; ``curves`` rows are
     ``(task, kind "pr" | "p@k", tie, x, precision, recall or None)`` with x the radius or K;
     ``codes`` the cell's codes (None for a failed cell); ``device`` where a deep method
-    trained (its ``device_``: ``cpu``, ``cuda:0``, ...; None for the others).
+    trained (its ``device_``: ``cpu``, ``cuda:0``, ...; None for the others);
+    ``code_stats`` the statistics of the codes per role and view
+    (:func:`mmhash.bench.codestats.cell_statistics`; None without codes); ``warnings`` the
+    distinct warnings raised while the cell ran (``"Category: message"``); ``threads`` the
+    thread pools it ran with (:func:`mmhash.bench.provenance.thread_provenance`).
     """
 
     key: CellKey
@@ -145,6 +164,9 @@ class CellRecord:
     curves: Sequence[tuple[str, str, str, list, list, list | None]] = ()
     codes: CodeSet | None = None
     device: str | None = None
+    code_stats: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+    threads: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -279,14 +301,32 @@ def run_cell(dataset: Dataset, key: CellKey, evaluation: Evaluation | None = Non
              on_epoch: EpochCallback | None = None) -> CellRecord:
     """Fit on the training split, encode queries and retrieval set, evaluate every task.
 
+    The record also carries the statistics of the codes, the warnings raised meanwhile (they
+    are recorded, not printed) and the thread pools the cell ran with.
     Exceptions propagate (:func:`run_cell_safely` turns them into a failed record).
     """
+    from mmhash.bench.codestats import cell_statistics, n_classes
+    from mmhash.bench.provenance import WarningRecorder, thread_provenance
+
+    with WarningRecorder() as recorder:
+        record = _fit_encode_evaluate(dataset, key, evaluation, on_epoch)
+    stats = (None if record.codes is None
+             else cell_statistics(record.codes, n_classes(dataset.labels)))
+    return dataclasses.replace(record, code_stats=stats, warnings=tuple(recorder.messages),
+                               threads=thread_provenance())
+
+
+def _fit_encode_evaluate(dataset: Dataset, key: CellKey, evaluation: Evaluation | None,
+                         on_epoch: EpochCallback | None) -> CellRecord:
+    """The work of :func:`run_cell`: its record without statistics, warnings and threads."""
     from mmhash.base import EPOCH_PROGRESS, REAL_VALUED_RANKING, declares
     from mmhash.registry import get_hasher
 
     hasher = get_hasher(key.method, n_bits=key.bits, random_state=key.seed, **key.params_dict)
-    train, _ = dataset.part("train")
-    fit_views = {v: train[v] for v in key.views}
+    # The training rows as the float64 arrays the contract hands to ``_fit`` (check_array then
+    # makes no copy): a float32 copy beside them would be held through the whole fit.
+    rows = dataset.split.train
+    fit_views = {v: dataset.views[v][rows].astype(np.float64, copy=False) for v in key.views}
     start = time.perf_counter()
     if on_epoch is not None and declares(hasher, EPOCH_PROGRESS):
         hasher.fit(fit_views, progress=lambda epoch, total, metrics:
@@ -339,7 +379,10 @@ def run_cell_safely(dataset: Dataset, key: CellKey, evaluation: Evaluation,
     try:
         return run_cell(dataset, key, evaluation, on_epoch=on_epoch)
     except Exception as exc:  # one broken cell must not lose the rest of the grid
-        return CellRecord(key, "failed", f"{type(exc).__name__}: {exc}")
+        from mmhash.bench.provenance import thread_provenance
+
+        return CellRecord(key, "failed", f"{type(exc).__name__}: {exc}",
+                          threads=thread_provenance())
 
 
 def _limit_threads(threads: int) -> None:

@@ -8,7 +8,10 @@ writes the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
@@ -23,9 +26,31 @@ def _init_worker(threads: int) -> None:
     # Set before torch or BLAS are imported in the worker, so they start with this many threads.
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
+    # Ctrl-C reaches the whole process group: the driver alone handles it (and stops the
+    # workers), so no worker prints a KeyboardInterrupt traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _ctrl_c_ignored():
+    """Ignore SIGINT while worker processes are spawned, so that they start ignoring it too
+    (a spawned interpreter keeps an ignored SIGINT ignored); only in the main thread, the one
+    place Python lets a handler be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Executor(Protocol):
+    #: How many cells run at once: progress lines name the first ``slots`` unfinished cells, in
+    #: the order given to :meth:`map`, as the ones running.
+    slots: int
+
     def map(self, dataset: Dataset, cells: Sequence[CellKey],
             evaluation: Evaluation) -> Iterator[CellRecord]: ...
 
@@ -39,6 +64,8 @@ class SerialExecutor:
     of hashers that train in epochs; only this executor reports it (workers in other processes
     report finished cells only).
     """
+
+    slots = 1
 
     def __init__(self, on_epoch=None):
         self.on_epoch = on_epoch
@@ -64,6 +91,10 @@ class ProcessExecutor:
         self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
         self._pool = None
 
+    @property
+    def slots(self) -> int:
+        return self.jobs
+
     def map(self, dataset, cells, evaluation):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -72,8 +103,9 @@ class ProcessExecutor:
             self._pool = ProcessPoolExecutor(
                 self.jobs, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker, initargs=(self.threads,))
-        futures = [self._pool.submit(run_cell_safely, dataset, cell, evaluation, self.threads)
-                   for cell in cells]
+        with _ctrl_c_ignored():  # the pool spawns its workers as cells are submitted
+            futures = [self._pool.submit(run_cell_safely, dataset, cell, evaluation,
+                                         self.threads) for cell in cells]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -111,6 +143,14 @@ class DaskExecutor:
                 raise InvalidInputError(
                     f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         self.threads = threads
+
+    @property
+    def slots(self) -> int:
+        """The cluster's worker threads now (workers may come and go; at least 1)."""
+        try:
+            return max(1, sum(self.client.nthreads().values()))
+        except Exception:  # a lost scheduler shows as a failed cell, not in a progress line
+            return 1
 
     def map(self, dataset, cells, evaluation):
         from distributed import as_completed

@@ -33,6 +33,12 @@ def parse_list(text: str | Iterable, what: str) -> list[str]:
     return items
 
 
+def parse_names(text: str | Iterable, what: str) -> list[str]:
+    """Names (methods, datasets) in the order given, each once: ``cvh,cvh`` is one cvh, as
+    ``--bits 16,16`` is one bit length."""
+    return list(dict.fromkeys(parse_list(text, what)))
+
+
 def parse_bits(text: str | Iterable) -> list[int]:
     """Bit lengths: positive multiples of 8 up to 1024, e.g. ``"16,32,64,128"``."""
     out = []
@@ -59,10 +65,27 @@ def parse_seeds(text: str | Iterable) -> list[int]:
             value = int(item)
         except ValueError:
             raise InvalidInputError(f"--seeds: {item!r} is not an integer (e.g. 0,1,2)") from None
-        if value < 0 or str(value) != item.lstrip("+"):
+        if str(value) != item.lstrip("+"):
             raise InvalidInputError(f"--seeds: {item!r} must be a non-negative integer")
-        out.append(value)
+        out.append(parse_seed(value, "--seeds"))
     return sorted(set(out))
+
+
+def parse_seed(value: int | str, what: str = "--seed") -> int:
+    """One seed (``random_state``): a non-negative integer, as numpy's generators require.
+
+    Every command checks its seeds with this (or :func:`parse_seeds`) before any work, so
+    ``--seed -1`` is refused alike everywhere instead of passing a deterministic method and
+    failing inside the others.
+    """
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise InvalidInputError(f"{what}: {value!r} is not an integer (e.g. 0)") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(f"{what}: {str(value)!r} must be a non-negative integer")
+    return value
 
 
 def view_groups(method_views: tuple[int, int | None], dataset_views: Sequence[str],

@@ -4,10 +4,11 @@
 records and the failed cells; it reads no store and writes no file (the CLI does both). The page
 needs nothing beyond itself: the stylesheet is inline, figures are ``data:`` URIs (SVG by
 default), and there is no script. Per dataset (and data fingerprint) and pair of tasks it shows
-the tables of :func:`mmhash.bench.report.tables` -- their captions, rows and best marks as they
-are -- and under them the PR and P@K figures of :func:`mmhash.bench.plots.curve_figures`; then
-the failed cells with their errors and the provenance the store kept (runs: command, versions,
-git revision, machine; cells: data fingerprint, device). Every stored text is escaped.
+the tables of :func:`mmhash.bench.report.tables` -- their captions, rows, best marks and the
+marks of degenerate or warned values with their footnotes, as they are -- and under them the PR
+and P@K figures of :func:`mmhash.bench.plots.curve_figures`; then the failed cells with their
+errors and the provenance the store kept (runs: command, versions, git revision, machine;
+cells: data fingerprint, device, thread pools). Every stored text is escaped.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ tr.reference, tbody tr.reference:nth-child(even) { background: #eef3fb; font-sty
                                                    color: #444c56; }
 tr.reference + tr:not(.reference) > * { border-top: 2px solid #8c959f; }
 td.best { font-weight: 700; background: #dafbe1; }
+td.flagged { background: #fff1e5; }
+p.footnote { color: #953800; font-size: 12px; margin: .2rem 0; max-width: 1100px; }
 .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr));
            gap: .8rem; margin: .4rem 0 1rem; }
 .figures figure { margin: 0; border: 1px solid #d0d7de; border-radius: 4px; padding: .3rem;
@@ -116,12 +119,24 @@ def table_html(table: Table, digits: int = 3) -> str:
              '<div class="table-wrap"><table class="results">',
              f'<thead><tr><th scope="col" rowspan="2">method</th>{groups}</tr>',
              f"<tr>{bits}</tr></thead>", "<tbody>"]
+    columns = [(t, b) for t in table.tasks for b in table.bits]
     for method, *values in body:
         kind = ' class="reference"' if method in table.references else ""
-        cells = "".join(f'<td class="best"><strong>{esc(v)}</strong></td>'
-                        if isinstance(v, _Best) else f"<td>{esc(v)}</td>" for v in values)
-        lines.append(f'<tr{kind}><th scope="row">{esc(method)}</th>{cells}</tr>')
-    lines.append("</tbody></table></div></figure>")
+        cells = []
+        for (task, bits), v in zip(columns, values):
+            # a degenerate or warned value: tinted, and its notes on hover (the footnotes say
+            # the same under the table)
+            notes = [*table.flags.get((method, task, bits), ()),
+                     *table.warned.get((method, task, bits), ())]
+            classes = (["best"] if isinstance(v, _Best) else []) + (["flagged"] if notes else [])
+            attrs = (f' class="{" ".join(classes)}"' if classes else "") + (
+                f' title="{esc(chr(10).join(notes))}"' if notes else "")
+            text = f"<strong>{esc(v)}</strong>" if isinstance(v, _Best) else esc(v)
+            cells.append(f"<td{attrs}>{text}</td>")
+        lines.append(f'<tr{kind}><th scope="row">{esc(method)}</th>{"".join(cells)}</tr>')
+    lines.append("</tbody></table></div>")
+    lines.extend(f'<p class="footnote">{esc(line)}</p>' for line in table.footnotes(full=True))
+    lines.append("</figure>")
     return "\n".join(lines)
 
 
@@ -191,6 +206,8 @@ def _run_fields(run: Mapping[str, Any], info: Mapping[str, set]) -> list[tuple[s
         ("numpy", _stored(versions.get("numpy"))),
         ("other packages", _stored(others)),
         ("devices of the shown cells", _stored(", ".join(sorted(info["devices"])))),
+        ("threads of the shown cells (BLAS, OpenMP, torch)",
+         "<br>".join(esc(t) for t in sorted(info["threads"])) or _NOT_RECORDED),
         ("shown cells", esc(len(info["cells"] - {None}))),
         ("config", config or _NOT_RECORDED),
     ]
@@ -202,16 +219,18 @@ def _runs_html(runs: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, An
     cell count)."""
     per_run: dict[tuple, dict[str, set]] = {}
     for r in rows:
-        info = per_run.setdefault((r.get("store"), r.get("run_id")), {"cells": set(),
-                                                                       "devices": set()})
+        info = per_run.setdefault((r.get("store"), r.get("run_id")), {
+            "cells": set(), "devices": set(), "threads": set()})
         info["cells"].add(r.get("cell_id"))
         if r.get("device"):
             info["devices"].add(r["device"])
+        if r.get("threads"):
+            info["threads"].add(r["threads"])
     columns = []
     for run in runs:
         name = f"run {run.get('run_id')}" + (f" of {run.get('store')}" if several_stores else "")
-        info = per_run.get((run.get("store"), run.get("run_id")), {"cells": set(),
-                                                                    "devices": set()})
+        info = per_run.get((run.get("store"), run.get("run_id")), {
+            "cells": set(), "devices": set(), "threads": set()})
         columns.append((name, _run_fields(run, info)))
     out = ['<div class="table-wrap"><table class="info runs"><thead><tr><th></th>',
            "".join(f'<th scope="col">{esc(name)}</th>' for name, _ in columns),

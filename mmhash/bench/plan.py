@@ -18,6 +18,7 @@ from mmhash.bench.grid import (
     parse_bits,
     parse_database,
     parse_list,
+    parse_names,
     parse_seeds,
 )
 from mmhash.bench.store import ResultStore
@@ -50,6 +51,15 @@ class Plan:
     def keys(self) -> set[CellKey]:
         return {cell for _, cells in self.grids for cell in cells}
 
+    @property
+    def per_view_fallbacks(self) -> list[str]:
+        """Methods that run per-view although the plan asks for ``unified`` database codes
+        (they learn none): their cells are keyed per-view, and the run says so."""
+        if self.config.get("database") != "unified":
+            return []
+        return list(dict.fromkeys(cell.method for _, cells in self.grids for cell in cells
+                                  if cell.database != "unified"))
+
 
 @dataclass
 class Outcome:
@@ -78,9 +88,9 @@ def make_plan(*, datasets=None, methods=None, bits=None, seeds=None, metrics=Non
             return parse(value)
         return from_suite if spec else list(default)
 
-    dataset_names = pick(datasets, lambda v: parse_list(v, "--dataset"),
+    dataset_names = pick(datasets, lambda v: parse_names(v, "--dataset"),
                          spec and spec.datasets, [DEFAULT_DATASET])
-    method_names = pick(methods, lambda v: parse_list(v, "--methods"),
+    method_names = pick(methods, lambda v: parse_names(v, "--methods"),
                         spec and spec.methods, DEFAULT_METHODS)
     bit_list = pick(bits, parse_bits, spec and spec.bits, DEFAULT_BITS)
     seed_list = pick(seeds, parse_seeds, spec and spec.seeds, [0])
@@ -126,10 +136,14 @@ def execute_plan(plan: Plan, store: ResultStore, *, resume: bool = False, execut
                  progress: Callable[[str, int, int], None] | None = None) -> Outcome:
     """Run every cell of the plan (skipping stored ones with ``resume``) and read back the grid.
 
-    ``progress(label, finished, total)`` counts over the whole plan.
+    ``progress(running, finished, total)`` counts over the whole plan, from before the first
+    cell (``running`` describes the cell(s) running now, see
+    :func:`mmhash.bench.runner.run_grid`).
     """
     from mmhash.bench.runner import run_grid
 
+    if progress is not None:  # the grid's size is known before any cell starts
+        progress("", 0, plan.n_cells)
     run_id = store.start_run(plan.config, command=" ".join(sys.argv))
     failed: list[tuple[str, str]] = []
     offset = 0

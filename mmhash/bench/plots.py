@@ -120,12 +120,15 @@ def plot_curves(curves: Sequence[dict[str, Any]], out_dir: str | os.PathLike, *,
 
     ``curves`` are rows from :meth:`ResultStore.curves`. P@K lines use tie policy ``tie``.
     """
+    from mmhash.codefiles import atomic_output
+
     _pyplot()  # a clear error before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for figure in curve_figures(curves, tie=tie):
         path = out_dir / f"{figure.stem}.png"
-        path.write_bytes(figure_bytes(figure, "png"))
+        with atomic_output(path) as temporary:  # no half-written figure
+            temporary.write_bytes(figure_bytes(figure, "png"))
         written.append(path)
     return written

@@ -126,8 +126,11 @@ def comparison_tables(table: Table, published: Published, only: str | None = Non
                 methods.append(diff_label)
                 marks.add(diff_label)
         caption = _caption(source, dataset, base, protocol, metric)
+        # ours keep their marks here too: a degenerate value is flagged wherever it is shown
         out.append(Table(caption, list(table.tasks), list(table.bits), methods, cells,
-                         frozenset(marks)))
+                         frozenset(marks),
+                         flags={k: v for k, v in table.flags.items() if k[0] in methods},
+                         warned={k: v for k, v in table.warned.items() if k[0] in methods}))
     return out
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmhash.bench.cell import CellKey, Evaluation, evaluate_codes
-from mmhash.bench.store import ResultStore
+from mmhash.bench.codestats import cell_statistics, n_classes
+from mmhash.bench.store import ResultStore, flag_row
 
 
 @dataclass
@@ -33,13 +34,16 @@ def recompute(store: ResultStore, *, metrics: str | Sequence[str] = ("map",),
     """Evaluate the stored codes of the newest finished cell per key (filters as in
     :meth:`ResultStore.results`) under ``metrics`` and ``ties``.
 
+    Rows carry the flags of :func:`~mmhash.bench.store.flag_row`, the code statistics computed
+    from the stored codes (so cells stored before statistics were kept are flagged too).
     Raises a clear error for a bad metric token or tie policy before reading any codes.
     """
     evaluation = Evaluation.parse(metrics, ties)
     out = Recomputed()
     labels: dict[tuple[str, str | None], tuple | None] = {}
-    for cell_id, key, has_codes in store.stored_cells(run_id=run_id, dataset=dataset,
-                                                      methods=methods):
+    cells = store.stored_cells(run_id=run_id, dataset=dataset, methods=methods)
+    checks = store.cell_checks(cell_id for cell_id, _, _ in cells)
+    for cell_id, key, has_codes in cells:
         data = (key.dataset, key.fingerprint)
         if data not in labels:
             labels[data] = store.labels(*data)
@@ -50,7 +54,10 @@ def recompute(store: ResultStore, *, metrics: str | Sequence[str] = ("map",),
         query_labels, retrieval_labels = labels[data]
         results, curves = evaluate_codes(codes, query_labels, retrieval_labels, evaluation)
         row = {**key.as_row(), "cell_id": cell_id}
-        out.rows.extend({**row, "task": task, "metric": metric, "tie": tie, "value": value}
+        stats = cell_statistics(codes, n_classes(query_labels))
+        cell_checks = {**checks.get(cell_id, {}), "code_stats": stats}
+        out.rows.extend(flag_row({**row, "task": task, "metric": metric, "tie": tie,
+                                  "value": value}, cell_checks)
                         for task, metric, tie, value in results)
         out.curves.extend({**row, "task": task, "kind": kind, "tie": tie, "x": x,
                            "precision": p, "recall": r}

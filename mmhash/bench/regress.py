@@ -77,9 +77,10 @@ def write_reference(path: str | os.PathLike, suite: str, cells: list[dict[str, A
     path.parent.mkdir(parents=True, exist_ok=True)
     ordered = sorted(cells, key=lambda c: tuple(str(c[k]) for k in KEY))
     payload = {"suite": suite, "statistic": "mean over the suite's seeds", "cells": ordered}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    tmp.replace(path)
+    from mmhash.codefiles import atomic_output
+
+    with atomic_output(path) as temporary:  # never a half-written file
+        temporary.write_text(json.dumps(payload, indent=1) + "\n")
     return path
 
 
@@ -136,9 +137,16 @@ def run_regression(suite: str, *, tolerance: float = 0.01, reference: str | None
     from mmhash.bench.plan import execute_plan, make_plan
     from mmhash.bench.store import ResultStore
     from mmhash.bench.suite import load_suite
+    from mmhash.outputs import REFERENCE_EXTENSIONS, check_output
 
     spec = load_suite(suite)
     ref_path = Path(reference) if reference else reference_path(spec.path)
+    # what the run will write, checked before it runs
+    if accept:
+        check_output(ref_path, option="--reference", extensions=REFERENCE_EXTENSIONS,
+                     inputs=(spec.path, store), what="reference values", make_folder=True)
+    if store:
+        check_output(store, option="--store", inputs=(spec.path, ref_path), in_place=True)
     reference_cells = None if accept else load_reference(ref_path)
     plan = make_plan(suite=suite, data_dir=data_dir)
     with tempfile.TemporaryDirectory() as tmp:

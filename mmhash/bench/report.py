@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mmhash.bench.cell import SERIES_FIELDS, describe_params
-from mmhash.bench.store import RESULT_COLUMNS
+from mmhash.bench.store import FLAG_FIELDS, RESULT_COLUMNS
 from mmhash.errors import InvalidInputError
 from mmhash.evaluation.measures import metric_title
 
@@ -25,6 +25,13 @@ SUMMARY_KEYS = (*SERIES_FIELDS, "task", "metric", "tie")
 #: and tie policy): method, params, views, database protocol.
 ROW_FIELDS = ("method", "params", "views", "database")
 _UNIFIED_MARK = "[unified db]"
+#: The mark on a value whose codes are degenerate (collapsed to fewer distinct codes than
+#: classes, or with constant bits: :func:`mmhash.bench.codestats.problems`), and on a value
+#: whose cell warned while it ran; footnotes under the table say what.
+DEGENERATE_MARK = "\u2020"  # dagger
+WARNING_MARK = "\u2021"  # double dagger
+#: The columns of an export: a tidy result row, then the flags and threads of its cell.
+EXPORT_COLUMNS = (*RESULT_COLUMNS, *FLAG_FIELDS)
 
 
 def summarise(rows: Sequence[dict[str, Any]]):
@@ -50,27 +57,50 @@ def row_labels(series: Sequence[tuple[str, str, str, str]]) -> dict[tuple, str]:
     """Names for the rows of one table: ``(method, params, views, database)`` -> label.
 
     A method with one row is named by itself; with several, each row adds what sets it apart:
-    the params whose values differ (``cvh (reg=1000)``) and the views when they differ. Rows
-    ranked against unified database codes are marked ``[unified db]``.
+    the params whose values differ (``cvh (reg=1000)``, floats to 4 significant digits, more
+    where that would give two rows one name) and the views when they differ. Rows ranked
+    against unified database codes are marked ``[unified db]``.
     """
     by_method: dict[str, list[tuple]] = {}
     for item in series:
         by_method.setdefault(item[0], []).append(item)
     labels = {}
-    for method, group in by_method.items():
+    for group in by_method.values():
         params = {item: json.loads(item[1]) for item in group}
         names = sorted({k for p in params.values() for k in p})
         differ = [k for k in names
                   if len({json.dumps(p.get(k), sort_keys=True) for p in params.values()}) > 1]
         views_differ = len({item[2] for item in group}) > 1
+        # each row with the fewest digits that tell it apart from the others at that precision
+        by_digits = {digits: {item: _row_label(item, {k: params[item][k] for k in differ
+                                                      if k in params[item]},
+                                                views_differ, digits) for item in group}
+                     for digits in _LABEL_DIGITS}
+        made = {}
         for item in group:
-            shown = {k: params[item][k] for k in differ if k in params[item]}
-            parts = [describe_params(shown)] if shown else []
-            if views_differ:
-                parts.append("views=" + item[2].replace(",", "+"))
-            label = method + (f" ({', '.join(parts)})" if parts else "")
-            labels[item] = label + (f" {_UNIFIED_MARK}" if item[3] == "unified" else "")
+            for digits, named in by_digits.items():
+                if list(named.values()).count(named[item]) == 1 or digits is None:
+                    made[item] = named[item]
+                    break
+        if len(set(made.values())) < len(made):  # mixed precisions met: all exact
+            made = by_digits[None]
+        labels.update(made)
     return labels
+
+
+#: Significant digits tried in turn for the float params of row labels, until the rows of a
+#: method have distinct names (None: exact).
+_LABEL_DIGITS = (4, 6, 9, 12, None)
+
+
+def _row_label(item: tuple, shown: dict[str, Any], views_differ: bool,
+               digits: int | None) -> str:
+    """One row's name: its method, the ``shown`` params, its views when they differ."""
+    parts = [describe_params(shown, digits)] if shown else []
+    if views_differ:
+        parts.append("views=" + item[2].replace(",", "+"))
+    label = item[0] + (f" ({', '.join(parts)})" if parts else "")
+    return label + (f" {_UNIFIED_MARK}" if item[3] == "unified" else "")
 
 
 @dataclass
@@ -87,6 +117,11 @@ class Table:
     #: the dataset name and metric token the table shows ("" for a derived table)
     dataset: str = ""
     metric: str = ""
+    #: (method, task, bits) -> the problems of the codes behind that value (any seed): the
+    #: value is marked :data:`DEGENERATE_MARK`
+    flags: dict[tuple[str, str, int], tuple[str, ...]] = field(default_factory=dict)
+    #: (method, task, bits) -> the warnings its cells raised: marked :data:`WARNING_MARK`
+    warned: dict[tuple[str, str, int], tuple[str, ...]] = field(default_factory=dict)
 
     def best(self, task: str, bits: int) -> str | None:
         """The method with the highest mean in one column (None for an empty column);
@@ -106,12 +141,44 @@ class Table:
                     stats = self.cells.get((m, t, b))
                     if stats is None:
                         row.append("-")
-                    elif stats[2] > 1:
-                        row.append(f"{stats[0]:.{digits}f} ± {stats[1]:.{digits}f}")
+                        continue
+                    if stats[2] > 1:
+                        text = f"{stats[0]:.{digits}f} ± {stats[1]:.{digits}f}"
                     else:
-                        row.append(f"{stats[0]:.{digits}f}")
+                        text = f"{stats[0]:.{digits}f}"
+                    row.append(text + self.marks(m, t, b))
             body.append(row)
         return headers, body
+
+    def marks(self, method: str, task: str, bits: int) -> str:
+        """The marks a value carries, after a space: :data:`DEGENERATE_MARK` for degenerate
+        codes, :data:`WARNING_MARK` for warnings, both, or none ("")."""
+        marks = ((DEGENERATE_MARK if self.flags.get((method, task, bits)) else "")
+                 + (WARNING_MARK if self.warned.get((method, task, bits)) else ""))
+        return f" {marks}" if marks else ""
+
+    def footnotes(self, full: bool = False) -> list[str]:
+        """One line per mark and marked row and bits: what is degenerate or was warned about
+        (``† degenerate codes: cvh, 16 bits: text query codes: 7 of 16 bits constant``).
+
+        ``full``: each warning whole (else its first sentence: the tables stay readable; the
+        HTML page and the exports carry the whole text).
+        """
+        lines = []
+        for mark, title, found in ((DEGENERATE_MARK, "degenerate codes", self.flags),
+                                   (WARNING_MARK, "warnings while the cell ran", self.warned)):
+            per_row: dict[tuple[str, int], dict[str, None]] = {}
+            for (method, _, bits), notes in found.items():
+                if notes and method in self.methods:
+                    per_row.setdefault((method, bits), {}).update(
+                        dict.fromkeys(n if full else _first_sentence(n) for n in notes))
+            for method, bits in sorted(per_row,
+                                       key=lambda k: (self.methods.index(k[0]), k[1])):
+                notes = list(per_row[(method, bits)])
+                if mark == DEGENERATE_MARK:  # by view, then role: image query, image retrieval
+                    notes.sort()
+                lines.append(f"{mark} {title}: {method}, {bits} bits: " + "; ".join(notes))
+        return lines
 
     def marked_rows(self, digits: int, mark) -> tuple[list[str], list[list[str]]]:
         """text_rows with the best value of each column passed through ``mark``."""
@@ -130,7 +197,8 @@ class Table:
         from tabulate import tabulate
 
         headers, body = self.marked_rows(digits, lambda v: f"**{v}**")
-        return f"{self.caption}\n\n" + tabulate(body, headers, tablefmt="github")
+        notes = "".join(f"\n\n{line}" for line in self.footnotes())
+        return f"{self.caption}\n\n" + tabulate(body, headers, tablefmt="github") + notes
 
     def latex(self, digits: int = 3) -> str:
         """A booktabs table as in the papers: task column groups, bits below, best in bold."""
@@ -149,10 +217,26 @@ class Table:
             f" & {groups} \\\\", rules, f"Method & {bits} \\\\", "\\midrule",
         ]
         for method, *values in body:
-            cells = [v.replace("±", "$\\pm$") for v in values]
+            cells = [_latex_marks(v.replace("±", "$\\pm$")) for v in values]
             lines.append(" & ".join([_latex_escape(method).upper(), *cells]) + " \\\\")
-        lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+        lines += ["\\bottomrule", "\\end{tabular}"]
+        lines += [f"\\par\\footnotesize {_latex_marks(_latex_escape(line))}"
+                  for line in self.footnotes()]
+        lines.append("\\end{table}")
         return "\n".join(lines)
+
+
+def _first_sentence(text: str) -> str:
+    """A note up to its first sentence end (``. `` followed by a capital letter)."""
+    for i in range(len(text) - 2):
+        if text[i] == "." and text[i + 1] == " " and text[i + 2].isupper():
+            return text[:i]
+    return text
+
+
+def _latex_marks(text: str) -> str:
+    return (text.replace(DEGENERATE_MARK, "$^{\\dagger}$")
+            .replace(WARNING_MARK, "$^{\\ddagger}$"))
 
 
 def _latex_escape(text: str) -> str:
@@ -181,6 +265,7 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
     summary = summarise(rows)
     if summary.empty:
         return []
+    notes = _notes_by_value(rows)
     summary["fingerprint"] = summary["fingerprint"].fillna("")
     prints = summary.groupby("dataset", sort=False)["fingerprint"].nunique()
     out = []
@@ -222,9 +307,34 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
             cells = {(labels[tuple(getattr(r, f) for f in ROW_FIELDS)], r.task, int(r.bits)):
                      (float(r.mean), float(r.std), int(r.n_seeds))
                      for r in rows_here.itertuples()}
+            flags, warned = {}, {}
+            for r in rows_here.itertuples():
+                series = tuple(getattr(r, f) for f in ROW_FIELDS)
+                found = notes.get((dataset, fingerprint, *series, r.task, int(r.bits)))
+                if found:
+                    place = (labels[series], r.task, int(r.bits))
+                    flags[place], warned[place] = tuple(found[0]), tuple(found[1])
             out.append(Table(head + which + database + columns, chunk, bits,
                              [labels[s] for s in order], cells,
-                             frozenset(labels[s] for s in references), dataset, metric))
+                             frozenset(labels[s] for s in references), dataset, metric,
+                             {k: v for k, v in flags.items() if v},
+                             {k: v for k, v in warned.items() if v}))
+    return out
+
+
+def _notes_by_value(rows: Sequence[dict[str, Any]]) -> dict[tuple, tuple[dict, dict]]:
+    """``(dataset, fingerprint or "", method, params, views, database, task, bits)`` ->
+    (problems, warnings) of the cells behind it (any seed; each note once, in order), from the
+    rows' ``degenerate`` and ``warnings`` lists (:func:`mmhash.bench.store.flag_row`)."""
+    out: dict[tuple, tuple[dict, dict]] = {}
+    for r in rows:
+        if not (r.get("degenerate") or r.get("warnings")):
+            continue
+        key = (r["dataset"], r.get("fingerprint") or "", *(r[f] for f in ROW_FIELDS),
+               r["task"], int(r["bits"]))
+        problems, warnings = out.setdefault(key, ({}, {}))
+        problems.update(dict.fromkeys(r.get("degenerate") or ()))
+        warnings.update(dict.fromkeys(r.get("warnings") or ()))
     return out
 
 
@@ -276,21 +386,39 @@ def _pair_up(tasks: list[str]) -> list[str]:
     return [task for group in groups.values() for task in group]
 
 
-def export(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Write tidy rows (:data:`~mmhash.bench.store.RESULT_COLUMNS`: the cell key -- dataset,
-    fingerprint, method, params, bits, seed, views, database -- then task, metric, tie, value)
-    to .csv or .json."""
+def export_frame(rows: Sequence[dict[str, Any]]):
+    """Tidy rows as a pandas DataFrame of :data:`EXPORT_COLUMNS`: the cell key -- dataset,
+    fingerprint, method, params, bits, seed, views, database -- then task, metric, tie, value,
+    then ``degenerate`` (what is degenerate about the codes the task ranks), ``warnings`` (raised
+    while the cell ran), each a ``; ``-joined text, and ``threads`` (its thread pools); those
+    three are "" where there is nothing to say or nothing was recorded."""
     import pandas as pd
 
+    from mmhash.bench.codestats import join_notes
+
+    def text(value) -> str:
+        if isinstance(value, (list, tuple)):
+            return join_notes(value)
+        return "" if value is None or value != value else str(value)  # NaN: not recorded
+
+    frame = pd.DataFrame(list(rows), columns=list(EXPORT_COLUMNS))
+    for column in FLAG_FIELDS:
+        frame[column] = [text(v) for v in frame[column]]
+    return frame
+
+
+def export(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Write tidy rows (:func:`export_frame`) to .csv or .json."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise InvalidInputError(f"--export: unknown file type {path.suffix!r} (use .csv or .json)")
-    frame = pd.DataFrame(list(rows), columns=list(RESULT_COLUMNS))
-    tmp = path.with_name(path.name + ".tmp")
-    if suffix == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_json(tmp, orient="records", indent=1)
-    tmp.replace(path)  # never leave a half-written export behind
+    from mmhash.codefiles import atomic_output
+
+    frame = export_frame(rows)
+    with atomic_output(path) as tmp:  # never leave a half-written export behind
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_json(tmp, orient="records", indent=1)
     return path

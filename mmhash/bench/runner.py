@@ -35,18 +35,25 @@ def run_grid(dataset: Dataset, cells: Sequence[CellKey], store: ResultStore, run
     """Run cells on ``executor`` (default: serially here), storing each as soon as it finishes.
 
     With ``resume``, cells whose key is already stored as done are skipped. A cell that raises is
-    stored as failed with its error and the grid goes on. ``progress(label, finished, total)``
-    is called after each stored cell.
+    stored as failed with its error and the grid goes on. ``progress(running, finished, total)``
+    is called before the first cell and after each stored cell; ``running`` describes the
+    cell(s) running now (:func:`describe_running`; empty when none is left).
     """
     summary = GridSummary(run_id)
     done = store.finished_keys() if resume else set()
     todo = [cell for cell in cells if cell not in done]
     summary.skipped = len(cells) - len(todo)
     if todo:  # the labels the stored codes are evaluated against, once per dataset
-        (_, q_labels), (_, r_labels) = dataset.part("query"), dataset.part("retrieval")
+        q_labels, r_labels = dataset.part_labels("query"), dataset.part_labels("retrieval")
         store.add_labels(todo[0].dataset, todo[0].fingerprint, q_labels, r_labels)
     executor = executor or SerialExecutor()
+    # Executors start cells in the order given, ``slots`` at a time: the first ``slots`` cells
+    # not yet finished are the ones running.
+    slots = max(1, getattr(executor, "slots", 1))
+    pending = list(todo)
     finished = summary.skipped
+    if progress is not None:
+        progress(describe_running(pending[:slots]), finished, len(cells))
     for record in executor.map(dataset, todo, evaluation or Evaluation()):
         store.add_cell(run_id, record)
         label = record.key.label()
@@ -56,6 +63,17 @@ def run_grid(dataset: Dataset, cells: Sequence[CellKey], store: ResultStore, run
         else:
             summary.ran += 1
         finished += 1
+        if record.key in pending:
+            pending.remove(record.key)
         if progress is not None:
-            progress(label, finished, len(cells))
+            progress(describe_running(pending[:slots]), finished, len(cells))
     return summary
+
+
+def describe_running(cells: Sequence[CellKey]) -> str:
+    """How a progress line names the cells running now: the first one's label, and how many
+    more run beside it; empty when none runs."""
+    if not cells:
+        return ""
+    more = f" (+{len(cells) - 1} more)" if len(cells) > 1 else ""
+    return cells[0].label() + more

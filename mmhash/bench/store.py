@@ -1,11 +1,15 @@
 """Result storage in one SQLite file (stdlib sqlite3, WAL, one transaction per cell).
 
-Schema (version 3):
+Schema (version 4):
 
 * ``runs``: one row per ``mmhash bench`` invocation -- config, versions, git revision, machine;
 * ``cells``: one row per finished (or failed) cell of a run -- the fields of its
   :class:`~mmhash.bench.cell.CellKey` (dataset, fingerprint, method, params, bits, seed, views,
   database), status, error, train/encode seconds, and the device a deep method trained on;
+  since version 4 also, as JSON, the statistics of its codes per role and view
+  (``code_stats``: distinct codes, bit balance, constant bits; :mod:`mmhash.bench.codestats`),
+  the warnings raised while it ran (``warnings``) and its thread pools (``threads``: BLAS /
+  OpenMP library, version and thread count, torch threads; :mod:`mmhash.bench.provenance`);
 * ``results``: the metric values of a cell -- task, metric, tie policy, value;
 * ``curves`` (since version 2): per cell and task, the PR curve by Hamming radius and the P@K
   curve, as JSON arrays;
@@ -18,7 +22,8 @@ Schema (version 3):
 Opening a file of an older version migrates it in place, in one transaction (:data:`MIGRATIONS`):
 version 2 -> 3 renames ``dataset_sha256`` to ``fingerprint`` and adds ``database`` (older cells
 ran ``per-view``) and ``device``; their cells have no codes, which
-:func:`mmhash.bench.recompute.recompute` reports.
+:func:`mmhash.bench.recompute.recompute` reports. Version 3 -> 4 adds the three JSON columns;
+older cells have none of them (NULL: not recorded), and read as unflagged.
 
 A cell and its results are written in one transaction, so a run killed at any point loses only
 the cell in flight, and earlier runs are never modified. Reports read the newest finished cell of
@@ -42,7 +47,7 @@ from mmhash.bench.cell import KEY_FIELDS, VALUE_FIELDS, CellKey, CellRecord
 from mmhash.bench.codes import CodeSet, labels_from_bytes, labels_to_bytes
 from mmhash.errors import DataError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_STORE = "mmhash-results.sqlite"
 
 _KEY_COLUMNS = ", ".join(KEY_FIELDS)
@@ -75,7 +80,10 @@ CREATE TABLE IF NOT EXISTS cells (
     error TEXT,
     train_seconds REAL,
     encode_seconds REAL,
-    finished TEXT NOT NULL
+    finished TEXT NOT NULL,
+    code_stats TEXT,
+    warnings TEXT,
+    threads TEXT
 );
 CREATE INDEX IF NOT EXISTS cells_by_key ON cells ({_KEY_COLUMNS});
 CREATE TABLE IF NOT EXISTS results (
@@ -114,6 +122,10 @@ _CODES = [
     )""",
 ]
 
+#: The JSON columns of a cell beyond its results (schema 4): what flags a degenerate result
+#: and where the cell ran (see :meth:`ResultStore.cell_checks`).
+_CHECK_COLUMNS = ("code_stats", "warnings", "threads")
+
 #: version -> statements that bring a store of that version to the next one.
 MIGRATIONS: dict[int, list[str]] = {
     1: [_CURVES],
@@ -123,6 +135,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "DROP INDEX IF EXISTS cells_key",
         f"CREATE INDEX IF NOT EXISTS cells_by_key ON cells ({_KEY_COLUMNS})",
         *_CODES],
+    3: [f"ALTER TABLE cells ADD COLUMN {column} TEXT" for column in _CHECK_COLUMNS],
 }
 
 #: The columns of a tidy result row, as exported: the cell key, then the value's fields.
@@ -142,19 +155,86 @@ def _newest_done(alias: str, same_run: bool) -> str:
 
 
 class ResultStore:
-    """A SQLite result file. Use as a context manager or call :meth:`close`."""
+    """A SQLite result file. Use as a context manager or call :meth:`close`.
 
-    def __init__(self, path: str | os.PathLike = DEFAULT_STORE):
+    ``read_only=True`` (what reports use) never writes to the file or its folder's store: the
+    file is opened with SQLite's ``mode=ro`` (``immutable`` on a read-only folder, where SQLite
+    cannot make the WAL index), must already be an mmhash store -- an empty or foreign file is
+    one :class:`DataError`, never given a schema -- and a store of an older schema is migrated in
+    a copy in memory, leaving the file as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_STORE, *, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         if self.path.exists() and self.path.is_dir():
             raise DataError(f"result store {self.path} is a directory, expected a SQLite file")
+        if read_only:
+            self._db = self._open_read_only()
+            return
         try:
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+        except sqlite3.OperationalError as exc:
+            # "unable to open database file", "attempt to write a readonly database": the
+            # folder or the file cannot be written (a read-only mount, permissions)
+            raise DataError(f"result store {self.path} cannot be written ({exc})") from None
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{self.path} is not a usable mmhash result store ({exc})") from None
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        from urllib.parse import quote
+
+        if not self.path.is_file():
+            raise DataError(f"no result store at {self.path}")
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        quiet = not any(Path(f"{self.path}{end}").exists() for end in ("-wal", "-shm"))
+        writable_folder = os.access(self.path.parent, os.W_OK)
+        # SQLite's read-only connections make the WAL files but cannot remove them on close:
+        # when this one makes them, close() has SQLite remove them (see _remove_wal_files)
+        self._made_wal_files = quiet and writable_folder
+        # In a folder nobody here can write, with no WAL beside it, no one is writing the store,
+        # and SQLite could not make the WAL index a WAL store needs: read the file as it is.
+        immutable = "&immutable=1" if quiet and not writable_folder else ""
+        not_a_store = f"{self.path} is not an mmhash result store"
+        try:
+            try:
+                db = sqlite3.connect(uri + immutable, uri=True, timeout=60,
+                                     isolation_level=None)
+                row = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                 "name='meta'").fetchone()
+            except sqlite3.OperationalError:
+                if writable_folder or immutable:
+                    raise
+                # WAL files left in a read-only folder whose index cannot be opened
+                db = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None)
+                row = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                 "name='meta'").fetchone()
+            if not row:
+                empty = " (an empty file)" if self.path.stat().st_size == 0 else ""
+                db.close()
+                raise DataError(f"{not_a_store}{empty}: it has no mmhash tables")
+            found = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{not_a_store} ({exc})") from None
+        if not found:
+            db.close()
+            raise DataError(f"{not_a_store}: it records no schema version")
+        version = int(found[0])
+        if version > SCHEMA_VERSION:
+            db.close()
+            raise DataError(f"{self.path} has schema version {version}, newer than this mmhash "
+                            f"({SCHEMA_VERSION}); upgrade mmhash to read it")
+        if version < SCHEMA_VERSION:  # read an upgraded copy; the file stays as it is
+            memory = sqlite3.connect(":memory:", isolation_level=None)
+            db.backup(memory)
+            db.close()
+            db = memory
+            self._db = db
+            self._migrate()
+        return db
 
     # ---- schema -----------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -229,9 +309,11 @@ class ResultStore:
         """Store one cell, its results, curves and codes atomically; returns the cell id."""
         key = record.key.as_row()
         columns = [*KEY_FIELDS, "run_id", "status", "error", "train_seconds", "encode_seconds",
-                   "device", "finished"]
+                   "device", "finished", *_CHECK_COLUMNS]
         values = [*(key[f] for f in KEY_FIELDS), run_id, record.status, record.error,
-                  record.train_seconds, record.encode_seconds, record.device, _now()]
+                  record.train_seconds, record.encode_seconds, record.device, _now(),
+                  _json_or_none(record.code_stats), _json_or_none(list(record.warnings)),
+                  _json_or_none(record.threads)]
         with self._transaction():
             cur = self._db.execute(
                 f"INSERT INTO cells ({', '.join(columns)}) "
@@ -278,7 +360,8 @@ class ResultStore:
         (with ``run_id``: the newest of that run).
 
         Keys of each row: the :data:`~mmhash.bench.cell.KEY_FIELDS`, task, metric, tie, value,
-        train_seconds, encode_seconds, device, run_id, cell_id.
+        train_seconds, encode_seconds, device, run_id, cell_id, and the cell's flags and
+        provenance as :data:`FLAG_FIELDS` (see :func:`flag_row`).
         """
         where, args = self._filters(run_id, dataset, methods)
         extra = ("train_seconds", "encode_seconds", "device", "run_id", "cell_id")
@@ -290,7 +373,27 @@ class ResultStore:
             ORDER BY c.dataset, c.method, c.params, c.bits, c.seed, r.task, r.metric, r.tie
         """
         names = (*KEY_FIELDS, *VALUE_FIELDS, *extra)
-        return [dict(zip(names, row)) for row in self._db.execute(sql, args)]
+        rows = [dict(zip(names, row)) for row in self._db.execute(sql, args)]
+        checks = self.cell_checks({r["cell_id"] for r in rows})
+        return [flag_row(r, checks.get(r["cell_id"])) for r in rows]
+
+    def cell_checks(self, cell_ids=None) -> dict[int, dict[str, Any]]:
+        """Per cell id (all cells, or those in ``cell_ids``): ``code_stats`` (dict), ``warnings``
+        (list of str) and ``threads`` (dict) as stored, each None where not recorded (cells of
+        stores older than schema 4)."""
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(cells)")}
+        if not set(_CHECK_COLUMNS) <= present:  # a store not migrated to schema 4
+            return {}
+        select = f"SELECT cell_id, {', '.join(_CHECK_COLUMNS)} FROM cells"
+        if cell_ids is None:
+            rows = list(self._db.execute(select))
+        else:  # only the JSON of the cells asked for, in batches below SQLite's variable limit
+            ids = sorted(set(cell_ids))
+            batches = [ids[start:start + 500] for start in range(0, len(ids), 500)]
+            rows = [row for batch in batches for row in self._db.execute(
+                f"{select} WHERE cell_id IN ({','.join('?' * len(batch))})", batch)]
+        return {row[0]: {name: None if text is None else json.loads(text)
+                         for name, text in zip(_CHECK_COLUMNS, row[1:])} for row in rows}
 
     def curves(self, *, dataset: str | None = None, kind: str | None = None,
                run_id: int | None = None, methods: Iterable[str] | None = None
@@ -362,12 +465,53 @@ class ResultStore:
 
     def close(self) -> None:
         self._db.close()
+        if getattr(self, "_made_wal_files", False):
+            self._remove_wal_files()
+
+    def _remove_wal_files(self) -> None:
+        """Remove the ``-wal``/``-shm`` files a read-only connection left beside the store.
+        SQLite does it itself when a connection that may write closes last: it checkpoints an
+        empty WAL (the store is not changed) and deletes both, and leaves them to any
+        connection still open."""
+        if not (Path(f"{self.path}-wal").exists() and os.access(self.path.parent, os.W_OK)):
+            return
+        try:
+            db = sqlite3.connect(self.path, timeout=1)
+            try:
+                db.execute("PRAGMA query_only=ON")
+                db.execute("SELECT 1 FROM sqlite_master").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:  # tidying is a courtesy; the store is read either way
+            pass
 
     def __enter__(self) -> ResultStore:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True)
+
+
+#: What :func:`flag_row` adds to a tidy result row: ``degenerate`` (list of the problems of the
+#: codes the row's task ranks; empty: none), ``warnings`` (list of the warnings the cell raised)
+#: and ``threads`` (the thread pools it ran with, one line; "" where not recorded).
+FLAG_FIELDS = ("degenerate", "warnings", "threads")
+
+
+def flag_row(row: dict[str, Any], checks: dict[str, Any] | None) -> dict[str, Any]:
+    """``row`` (a tidy result row with ``task``) with :data:`FLAG_FIELDS` from its cell's
+    stored ``checks`` (:meth:`ResultStore.cell_checks`; None: nothing recorded, all "")."""
+    from mmhash.bench.codestats import problems
+    from mmhash.bench.provenance import describe_threads
+
+    checks = checks or {}
+    return {**row, "degenerate": problems(checks.get("code_stats"), row.get("task")),
+            "warnings": list(checks.get("warnings") or []),
+            "threads": describe_threads(checks.get("threads"))}
 
 
 def _versions() -> dict[str, str]:

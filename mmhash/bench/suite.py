@@ -88,7 +88,7 @@ def _protocol(raw: dict[str, Any], path: Path) -> str | None:
 
 def load_suite(name_or_path: str) -> Suite:
     """Read a suite by name (see :func:`suite_dirs`) or from a ``.toml`` path."""
-    from mmhash.bench.grid import parse_bits, parse_database, parse_seeds
+    from mmhash.bench.grid import parse_bits, parse_database, parse_names, parse_seeds
 
     path = Path(name_or_path)
     if not (path.suffix == ".toml" and path.is_file()):
@@ -110,8 +110,9 @@ def load_suite(name_or_path: str) -> Suite:
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
         raise InvalidInputError(f"suite {path.name}: [params.METHOD] tables expected")
     return Suite(
-        name=path.stem, datasets=[str(d) for d in raw["datasets"]],
-        methods=[str(m) for m in raw["methods"]], bits=parse_bits(raw["bits"]),
+        name=path.stem, datasets=parse_names(raw["datasets"], f"suite {path.name} datasets"),
+        methods=parse_names(raw["methods"], f"suite {path.name} methods"),
+        bits=parse_bits(raw["bits"]),
         seeds=parse_seeds([str(s) for s in raw["seeds"]]),
         metrics=[str(m) for m in raw.get("metrics", ["map"])],
         ties=[str(t) for t in raw.get("ties", ["expected"])], params=params,

@@ -265,10 +265,11 @@ def write_params(path: str | os.PathLike, result: TuneResult) -> Path:
         f"[params.{result.method}]",
     ]
     lines += [f"{name} = {_toml_value(value)}" for name, value in sorted(best.params.items())]
+    from mmhash.codefiles import atomic_output
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    with atomic_output(path) as temporary:  # never a half-written file
+        temporary.write_text("\n".join(lines) + "\n")
     return path
 
 

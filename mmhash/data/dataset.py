@@ -10,6 +10,14 @@ import numpy as np
 from mmhash.errors import DataError, UnknownNameError
 
 PARTS = ("query", "retrieval", "train", "validation")
+#: How the name of a dataset's validation protocol (:meth:`Dataset.validation_protocol`, what
+#: ``mmhash tune`` scores on) ends: ``wiki:validation``.
+VALIDATION_SUFFIX = ":validation"
+
+
+def is_validation_name(name: str) -> bool:
+    """Whether ``name`` names a validation protocol (model selection), not a benchmark set."""
+    return str(name).endswith(VALIDATION_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,8 @@ class Dataset:
         info = {**self.info, "protocol": (
             f"validation split of {self.name}: {len(queries)} validation rows as queries against "
             f"the other {len(fit)} training rows (fit on those); test queries not included")}
-        return Dataset(f"{self.name}:validation", {v: X[rows] for v, X in self.views.items()},
+        return Dataset(f"{self.name}{VALIDATION_SUFFIX}",
+                       {v: X[rows] for v, X in self.views.items()},
                        self.labels[rows], split, self.synthetic, info)
 
     def summary(self) -> dict[str, Any]:

@@ -161,11 +161,14 @@ class HammingIndex:
     @classmethod
     def load(cls, path: str | os.PathLike, *, backend: str | None = None) -> HammingIndex:
         """Read an index written by :meth:`save`; ``backend`` overrides the saved one."""
+        from mmhash.codefiles import NPZ_ERRORS, npz_problem
+
         try:
             with np.load(path, allow_pickle=False) as f:
                 fields = {name: f[name] for name in f.files}
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read a HammingIndex from {os.fspath(path)!r}: {exc}") from None
+        except (*NPZ_ERRORS, TypeError) as exc:  # TypeError: a .npy, not an .npz
+            raise DataError(f"cannot read a HammingIndex from {os.fspath(path)!r}: "
+                            f"{npz_problem(exc)}") from None
         if fields.get("format", np.array("")).item() != _FORMAT:
             raise DataError(f"{os.fspath(path)!r} is not a saved HammingIndex")
         if int(fields["version"]) != _VERSION:

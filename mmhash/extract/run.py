@@ -103,18 +103,10 @@ def check_features_output(output: str | os.PathLike,
                           inputs: tuple[str | os.PathLike | None, ...] = ()) -> Path:
     """``output`` as a Path if a ``.npz`` file can be written there and it is none of
     ``inputs`` (the images or texts, an id list, a weights file: never overwritten)."""
-    from mmhash.codefiles import check_output_path
+    from mmhash.outputs import FEATURE_EXTENSIONS, check_output
 
-    target = check_output_path(output)
-    for given in inputs:
-        if given is not None and Path(given).is_file() and Path(given).resolve() == \
-                target.resolve():
-            raise InvalidInputError(f"-o {target}: that is the input {given}; name another "
-                                    f"file")
-    if target.suffix.lower() != ".npz":
-        raise InvalidInputError(f"-o {target}: feature files are .npz; name it "
-                                f"{target.with_suffix('.npz').name}")
-    return target
+    return check_output(output, option="-o", extensions=FEATURE_EXTENSIONS, inputs=inputs,
+                        what="feature files")
 
 
 def _check_extractor(extractor: str, choices: tuple[str, ...], what: str) -> None:

@@ -84,7 +84,10 @@ def test_report_formats_and_plots(tmp_path):
                          str(csv_path)])
     frame = pd.read_csv(csv_path)
     assert list(frame.columns) == ["dataset", "fingerprint", "method", "params", "bits", "seed",
-                                   "views", "database", "task", "metric", "tie", "value"]
+                                   "views", "database", "task", "metric", "tie", "value",
+                                   "degenerate", "warnings", "threads"]
+    assert frame["degenerate"].isna().all()  # rp and cvh at 8 and 16 bits fill their bits
+    assert frame["threads"].str.contains("threads").all()  # every cell's thread pools
     assert len(frame) == 16
     plots = tmp_path / "plots"
     res = runner.invoke(main, ["report", "--store", store, "--plot", str(plots)])
