@@ -40,14 +40,24 @@ def centre_and_scale(X: np.ndarray, normalize: bool) -> tuple[np.ndarray, np.nda
     return C / scale, mean, scale
 
 
+#: Entries within this relative distance of a column's largest magnitude tie with it in
+#: :func:`column_signs`: round-off is ~1e-15 of the column's norm, far below.
+SIGN_TIE_TOLERANCE = 1e-8
+
+
 def column_signs(W: np.ndarray) -> np.ndarray:
     """Per-column signs that make each column's largest-magnitude entry positive.
 
     Eigen- and singular vectors come with an arbitrary sign that may change with the LAPACK
     build; multiplying by these fixes it, so the codes are reproducible. ``W``: float64
-    (d, m); returns float64 (m,) of +-1 (the first entry of largest magnitude decides).
+    (d, m); returns float64 (m,) of +-1. The first entry whose magnitude is within
+    :data:`SIGN_TIE_TOLERANCE` of the largest decides: entries equal in exact arithmetic (e.g.
+    ``w`` and ``-w`` for two complementary indicator features) differ only by round-off, which
+    changes with the BLAS library and its thread count, and must not pick the sign.
     """
-    pivot = np.argmax(np.abs(W), axis=0)
+    magnitude = np.abs(W)
+    top = magnitude.max(axis=0) if W.size else np.zeros(W.shape[1])
+    pivot = np.argmax(magnitude >= top * (1 - SIGN_TIE_TOLERANCE), axis=0)
     return np.where(W[pivot, np.arange(W.shape[1])] < 0, -1.0, 1.0)
 
 

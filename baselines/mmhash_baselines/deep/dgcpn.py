@@ -252,9 +252,10 @@ class DGCPN(ColumnScaling, DeepHasher):
         ``"cpu"`` or ``"cuda"``/``"cuda:N"``; the kept encoders always encode on the CPU.
     standardize : ``"auto"`` (default), True or False: feed the nets (and the similarity)
         columns standardised with the training mean and deviation -- under ``"auto"`` only the
-        views whose column deviations span more than 1,000x, so features like the paper's reach
-        the nets untouched (ours: the official code takes raw features;
-        :mod:`mmhash_baselines.deep._scaling`).
+        views whose column deviations span more than 1,000x or whose rows lie within 0.5 of
+        their mean (row-normalised histograms, topic proportions: wiki's image and text views),
+        so features like the paper's reach the nets untouched (ours: the official code takes
+        raw features; :mod:`mmhash_baselines.deep._scaling`).
     random_state : seeds the initialisation, dropout, the shuffling and the held-out rows;
         the same value gives identical codes on the CPU (same ``n_threads``).
     """

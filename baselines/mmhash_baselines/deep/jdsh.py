@@ -345,9 +345,10 @@ class JDSH(ColumnScaling, TwoNetHasher):
     device : ``"auto"`` (a GPU when torch sees one, else the CPU), ``"cpu"``, ``"cuda[:N]"``.
     standardize : ``"auto"`` (default), True or False: feed the nets (and the similarity)
         columns standardised with the training mean and deviation -- under ``"auto"`` only the
-        views whose column deviations span more than 1,000x, so features like the paper's reach
-        the nets untouched (ours: the official code takes raw features;
-        :mod:`mmhash_baselines.deep._scaling`).
+        views whose column deviations span more than 1,000x or whose rows lie within 0.5 of
+        their mean (row-normalised histograms, topic proportions: wiki's image and text views),
+        so features like the paper's reach the nets untouched (ours: the official code takes
+        raw features; :mod:`mmhash_baselines.deep._scaling`).
     random_state : seeds initialisation, shuffling, the fit's batches and the held-out rows
         (identical codes on the CPU for the same ``n_threads``).
 

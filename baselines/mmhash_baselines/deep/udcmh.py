@@ -296,7 +296,8 @@ class UDCMH(ColumnScaling, DeepHasher):
         networks always encode on the CPU. Identical codes per seed are guaranteed on the CPU.
     standardize : True (default), ``"auto"`` or False: standardise the columns of each view with
         the training mean and deviation before the graph and the networks (ours; ``"auto"``
-        only views whose column deviations span more than 1,000x).
+        only views whose column deviations span more than 1,000x or whose rows lie within 0.5
+        of their mean).
     random_state : seeds the initialisation, the shuffling and the held-out rows.
     """
 
