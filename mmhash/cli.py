@@ -60,13 +60,56 @@ def _errors_as_one_line(func):
     return wrapper
 
 
-@click.group()
+class _OneLineGroup(click.Group):
+    """The ``mmhash`` group: click's own usage errors (a value of the wrong type, an unknown
+    option, a missing argument) end as one line and exit 2 like mmhash's errors, instead of
+    click's usage block; Ctrl-C outside a grid (which says more, see ``bench``) is one line and
+    exit 130, not ``Aborted!`` and exit 1 like a failed grid."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        from rich.markup import escape
+
+        err = _console(stderr=True)
+        try:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `mmhash` alone: the help text
+            click.echo(exc.format_message(), err=True)
+            sys.exit(EXIT_USAGE)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "mmhash"
+            err.print(f"[bold red]error:[/] {escape(exc.format_message())} (see {where} "
+                      "--help)", soft_wrap=True)
+            sys.exit(EXIT_USAGE)
+        except (click.Abort, KeyboardInterrupt):
+            err.print("[yellow]interrupted[/]: what finished before is kept; nothing is "
+                      "half-written", soft_wrap=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.ClickException as exc:  # a file click could not open, and the like
+            err.print(f"[bold red]error:[/] {escape(exc.format_message())}", soft_wrap=True)
+            sys.exit(exc.exit_code)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning (e.g. a method that cannot fill its bits) as one line on stderr, not Python's
+    file:line block."""
+    from rich.markup import escape
+
+    _console(stderr=True).print(f"[yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
+
+
+@click.group(cls=_OneLineGroup)
 @click.version_option(package_name="mmhash")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug).")
 def main(verbose: int) -> None:
     """mmhash: unsupervised multimodal hashing — methods, exact evaluation, benchmarks."""
+    import warnings
+
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    warnings.showwarning = _show_warning
 
 
 # ---- bench ---------------------------------------------------------------------------------

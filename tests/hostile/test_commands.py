@@ -291,3 +291,33 @@ def test_progress_bar_shows_the_total_and_the_cell_running_now(tmp_path, monkeyp
     assert (cells[0].label(), 2, 0) in seen
     assert (cells[1].label(), 2, 1) in seen
     assert seen[-1] == ("done", 2, 2)
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["fit", "cvh", "--bits", "abc"], "Invalid value for '--bits'"),
+    (["bench", "--jobs", "0"], "Invalid value for '--jobs'"),
+    (["fit"], "Missing argument 'METHOD'"),
+    (["bench", "--nope"], "No such option '--nope'"),
+    (["report", "--format", "pdf"], "Invalid value for '--format'"),
+])
+def test_clicks_own_usage_errors_are_one_line(hostile, argv, match):
+    line = hostile(argv, match=match).line
+    assert line.startswith("error: ") and "--help" in line
+
+
+def test_interrupted_fit_is_one_line_and_exit_130(hostile, interrupted, tmp_path):
+    # fit has no grid message of its own: the group's one line, never click's "Aborted!"
+    interrupted.fits = 1  # the next fit is the interrupted one
+    model = tmp_path / "m.npz"
+    line = hostile(["fit", interrupted.name, "--dataset", "synthetic", "--bits", "16",
+                    "-o", model], code=130, outputs=[model]).line
+    assert line.startswith("interrupted: ")
+
+
+def test_a_fit_warning_is_one_line_not_pythons_block(tmp_path):
+    result = CliRunner().invoke(main, ["fit", "cvh", "--dataset", "synthetic", "--bits", "128",
+                                       "-o", str(tmp_path / "m.npz")])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith("warning: ") for line in lines), lines
+    assert "DegenerateCodesWarning" not in result.stderr and ".py:" not in result.stderr
