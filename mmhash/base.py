@@ -31,6 +31,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -44,6 +45,7 @@ from mmhash.errors import (
     NotFittedError,
     UnknownNameError,
 )
+from mmhash.params import Constraint, Integer
 
 #: Bit lengths accepted everywhere: positive multiples of 8 up to 1024 (codes pack into bytes).
 MAX_BITS = 1024
@@ -119,6 +121,46 @@ def check_n_bits(n_bits: Any) -> int:
             f"n_bits must be a positive multiple of 8 up to {MAX_BITS}, got {n_bits}"
         )
     return int(n_bits)
+
+
+def _init_order(cls: type) -> list[str]:
+    """``cls.__init__``'s parameter names in the order it takes them."""
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+_ENTRY = re.compile(r"^(\s*)([A-Za-z_][\w, ]*?)\s*:\s*(.*)$")
+#: A numpydoc entry whose first line is its type only (``int``, ``float or None``,
+#: ``{"a", "b"}``): its meaning is on the next line.
+_TYPE_ONLY = re.compile(r"^(?:int|float|bool|str|None|tuple|list|dict|array|optional|or|of|"
+                        r"[{}\[\](),|'\" ]|\w+ array)*$")
+
+
+def _documented_parameters(cls: type) -> dict[str, str]:
+    """Parameter name -> the first line of its entry in the "Parameters" section of the
+    numpydoc docstrings of ``cls`` and its bases (the nearest class wins); ``a, b : text``
+    documents both."""
+    found: dict[str, str] = {}
+    for klass in cls.__mro__:
+        doc = inspect.cleandoc(vars(klass).get("__doc__") or "")
+        lines = doc.splitlines()
+        try:
+            start = next(i for i, line in enumerate(lines[:-1]) if line.strip() == "Parameters"
+                         and set(lines[i + 1].strip()) == {"-"}) + 2
+        except StopIteration:
+            continue
+        entries = lines[start:]
+        for i, line in enumerate(entries):
+            if line.strip() and set(line.strip()) == {"-"}:
+                break  # the next section's underline: the entries ended a line earlier
+            match = _ENTRY.match(line)
+            if match and not match.group(1):
+                text = match.group(3).strip()
+                following = entries[i + 1] if i + 1 < len(entries) else ""
+                if _TYPE_ONLY.match(text) and following.startswith(" "):
+                    text = following.strip()  # "reg : float" then the meaning below it
+                for name in match.group(2).split(","):
+                    found.setdefault(name.strip(), text)
+    return found
 
 
 def check_array(X: Any, what: str) -> np.ndarray:
@@ -303,6 +345,10 @@ class BaseHasher:
     ranking: ClassVar[str] = ""
     #: True when every view must have the same dimension (one shared feature space).
     shared_space: ClassVar[bool] = False
+    #: The rule of each hyperparameter (:mod:`mmhash.params`: ``Number``, ``Integer``,
+    #: ``Choice``, ``Flag``), declared once; a subclass declares its own and inherits the rest
+    #: (:meth:`declared_constraints`). Rules no constraint expresses go in ``_check_params``.
+    parameter_constraints: ClassVar[dict[str, Constraint]] = {"random_state": Integer(minimum=0)}
 
     # ---- parameters -------------------------------------------------------------------------
     @classmethod
@@ -316,6 +362,54 @@ class BaseHasher:
                 raise TypeError(f"{cls.__name__}.__init__ must take named parameters only")
             names.append(p.name)
         return sorted(names)
+
+    @classmethod
+    def declared_constraints(cls) -> dict[str, Constraint]:
+        """Every declared rule of this class's hyperparameters: the ``parameter_constraints``
+        of the class and its bases merged, the nearest declaration of a name winning, in the
+        order of ``__init__``'s parameters (names ``__init__`` does not take are left out)."""
+        merged: dict[str, Constraint] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(vars(klass).get("parameter_constraints", {}))
+        names = cls._param_names()
+        return {name: merged[name] for name in _init_order(cls) if name in merged
+                and name in names}
+
+    def check_params(self) -> None:
+        """Validate every hyperparameter: ``n_bits``, the declared rules, then the method's
+        own ``_check_params``. Raises one :class:`InvalidInputError` naming the parameter, the
+        rule and the value. ``fit`` calls it first; commands call it before any fit."""
+        check_n_bits(self.n_bits)
+        for name, constraint in self.declared_constraints().items():
+            constraint.check(name, getattr(self, name))
+        self._check_params()
+
+    @classmethod
+    def parameter_table(cls) -> list[dict[str, str]]:
+        """One row per hyperparameter, in ``__init__``'s order: ``name``, ``default`` (repr),
+        ``rule`` (the declared constraint, or ``not declared``) and ``meaning`` (the first line
+        of its entry under "Parameters" in the class's docstring, or a base's)."""
+        signature = inspect.signature(cls.__init__).parameters
+        declared = cls.declared_constraints()
+        meanings = _documented_parameters(cls)
+        return [{"name": name,
+                 "default": "" if signature[name].default is inspect.Parameter.empty
+                 else repr(signature[name].default),
+                 "rule": declared[name].describe() if name in declared else (
+                     "integer multiple of 8 in 8..1024" if name == "n_bits" else "not declared"),
+                 "meaning": meanings.get(name, "")}
+                for name in _init_order(cls)]
+
+    @classmethod
+    def check_param_values(cls, params: Mapping[str, Any]) -> None:
+        """Validate hyperparameter values without fitting: unknown names
+        (:class:`UnknownNameError`, with the valid ones) and every rule of
+        :meth:`check_params` on a hasher built with ``params`` over the defaults."""
+        valid = cls._param_names()
+        for key in params:
+            if key not in valid:
+                raise UnknownNameError(f"parameter of {cls.name or cls.__name__}", key, valid)
+        cls(**params).check_params()
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as given to ``__init__`` (a fresh dict)."""
@@ -356,9 +450,8 @@ class BaseHasher:
         -------
         self
         """
-        check_n_bits(self.n_bits)  # validated, not rewritten: params stay as given
+        self.check_params()  # validated, not rewritten: params stay as given
         clean = check_views(views, self.supported_views)
-        self._check_params()
         self.modalities_ = list(clean)
         self.n_features_ = {m: int(X.shape[1]) for m, X in clean.items()}
         if EPOCH_PROGRESS in self.capabilities:

@@ -743,7 +743,7 @@ def tune(method, dataset, views, bits, space_items, trials, metric, tie, param_i
 
     from mmhash.bench.grid import parse_bits, parse_list, parse_seed
     from mmhash.bench.store import ResultStore
-    from mmhash.bench.tune import parse_space, write_params
+    from mmhash.bench.tune import checked_space, parse_space, write_params
     from mmhash.bench.tune import tune as run_tune
     from mmhash.data import load_dataset
     from mmhash.registry import get_hasher_class
@@ -759,10 +759,10 @@ def tune(method, dataset, views, bits, space_items, trials, metric, tie, param_i
     if len(bit_list) != 1:
         raise InvalidInputError(f"--bits {bits!r}: tune one code length at a time")
     n_bits = bit_list[0]
+    space = checked_space(method, parse_space(space_items) if space_items else None, fixed)
     data = load_dataset(dataset, data_dir=data_dir)
     if views:
         data = data.select_views(parse_list(views, "--views"))
-    space = parse_space(space_items) if space_items else None
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[best]}"))
     with ResultStore(store) as results, \
@@ -805,12 +805,24 @@ def _print_tune(out, result) -> None:
 
 # ---- list / datasets / check -----------------------------------------------------------------
 @main.command("list")
+@click.option("--params", "params_of", default=None, metavar="METHOD",
+              help="Instead: METHOD's hyperparameters (default, declared rule, meaning).")
 @_errors_as_one_line
-def list_command() -> None:
+def list_command(params_of) -> None:
     """Registered hashers, where they come from, and why any is unavailable."""
     from rich.table import Table as RichTable
 
-    from mmhash.registry import list_hashers
+    from mmhash.registry import get_hasher_class, list_hashers
+
+    if params_of is not None:
+        table = RichTable(title=f"Hyperparameters of {params_of} (rules checked before any fit)")
+        for col in ("name", "default", "rule"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("meaning", overflow="fold")
+        for row in get_hasher_class(params_of).parameter_table():
+            table.add_row(row["name"], row["default"], row["rule"], row["meaning"])
+        _console().print(table)
+        return
 
     table = RichTable(title="Registered hashers (entry-point group mmhash.hashers)")
     table.add_column("name", no_wrap=True)
@@ -861,11 +873,12 @@ def datasets_command(data_dir) -> None:
 @_errors_as_one_line
 def check_command(name, param_items) -> None:
     """Run the conformance suite on a registered hasher (for plugin authors)."""
-    from mmhash.registry import get_hasher_class
+    from mmhash.registry import check_method_params, get_hasher_class
     from mmhash.testing import check_hasher
 
     cls = get_hasher_class(name)
     params = _method_params(param_items, None)
+    check_method_params(name, params)  # a bad value is one line, not every check failing
     out = _console()
 
     def show(result):
@@ -906,11 +919,13 @@ def fit(method, dataset, bits, param_items, seed, split, views, output, data_dir
 
     from mmhash.bench.grid import parse_list, parse_seed
     from mmhash.frontdoor import fit_model
+    from mmhash.registry import check_method_params
 
     check_output(output, option="-o", extensions=MODEL_EXTENSIONS, inputs=(dataset,),
                  what="model files")
     seed = parse_seed(seed)
     params = _method_params(param_items, _FIT_FLAGS)
+    check_method_params(method, {"n_bits": bits, "random_state": seed, **params})
     view_list = parse_list(views, "--views") if views else None
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[loss]}"))

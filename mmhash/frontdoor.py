@@ -46,10 +46,11 @@ def fit_model(method: str, dataset: str, *, bits: int, params: Mapping[str, Any]
     it to ``output`` atomically. Returns the fitted hasher."""
     from mmhash import load_dataset
     from mmhash.codefiles import atomic_output
-    from mmhash.registry import get_hasher
+    from mmhash.registry import check_method_params, get_hasher
 
     if split not in FIT_SPLITS:
         raise UnknownNameError("split", split, FIT_SPLITS)
+    check_method_params(method, {"n_bits": bits, "random_state": seed, **dict(params)})
     hasher = get_hasher(method, n_bits=bits, random_state=seed, **dict(params))
     if getattr(hasher, "reference", False):
         raise InvalidInputError(f"{method} is a reference ranking with no codes; fit a hasher")

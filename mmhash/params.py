@@ -1,7 +1,20 @@
 """Checkers for hyperparameters, for mmhash's hashers and for plugin authors alike.
 
-A hasher validates its hyperparameters in ``_check_params`` (called by
-:meth:`mmhash.base.BaseHasher.fit`); these functions make each rule one line::
+A hasher declares the rule of each hyperparameter once, in its ``parameter_constraints``
+(merged along the class hierarchy, so a deep method declares only its own on top of the deep
+base's training parameters)::
+
+    parameter_constraints = {"gamma": Number(low=0, low_open=True),
+                             "max_iter": Integer(minimum=1),
+                             "init": Choice(("normal", "uniform")),
+                             "normalize": Flag(),
+                             "width": Integer(minimum=1, none=True)}
+
+:meth:`mmhash.base.BaseHasher.check_params` applies them (at fit, and in every command before
+any fit), ``mmhash list --params METHOD`` prints them, and the conformance suite derives invalid
+values from them. A rule no constraint expresses (one parameter bounded by another, a device
+this machine must have) goes in ``_check_params``, with the checkers below, which make each rule
+one line::
 
     def _check_params(self):
         check_number("gamma", self.gamma, minimum=0, exclusive=True)
@@ -22,13 +35,15 @@ import difflib
 import math
 import numbers
 from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mmhash.errors import InvalidInputError
 
-__all__ = ["check_bool", "check_choice", "check_integer", "check_number"]
+__all__ = ["Choice", "Constraint", "Flag", "Integer", "Number", "check_bool", "check_choice",
+           "check_integer", "check_number"]
 
 
 def _show(bound: float) -> str:
@@ -123,3 +138,123 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise InvalidInputError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+# ---- declared constraints --------------------------------------------------------------------
+class Constraint:
+    """The rule of one hyperparameter: :meth:`check` raises the checker's one-line
+    :class:`InvalidInputError`, :meth:`describe` says the rule in a few words, and
+    :meth:`invalid_values` gives values the rule refuses (for the conformance suite)."""
+
+    none: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        if value is None and self.none:
+            return
+        self._check(name, value)
+
+    def describe(self) -> str:
+        return self._describe() + (" or None" if self.none else "")
+
+    def invalid_values(self) -> list[Any]:
+        return ([] if self.none else [None]) + self._invalid()
+
+    def _check(self, name: str, value: Any) -> None:
+        raise NotImplementedError
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    def _invalid(self) -> list[Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Number(Constraint):
+    """A finite real number (not a bool) in an interval: ``low``/``high`` (None: unbounded),
+    each end closed unless ``low_open``/``high_open``. ``Number(0, 1, high_open=True)`` is
+    ``[0, 1)``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    none: bool = False
+
+    def _check(self, name: str, value: Any) -> None:
+        if self.low is not None and self.high is not None and self.low_open == self.high_open:
+            check_number(name, value, minimum=self.low, maximum=self.high,
+                         exclusive=self.low_open)
+            return
+        # one end at a time: the message names the end that was broken
+        check_number(name, value, minimum=self.low, exclusive=self.low_open)
+        if self.high is not None:
+            check_number(name, value, maximum=self.high, exclusive=self.high_open)
+
+    def _describe(self) -> str:
+        if self.low is None and self.high is None:
+            return "number"
+        if self.low is not None and self.high is not None:
+            return (f"number in {'(' if self.low_open else '['}{_show(self.low)}, "
+                    f"{_show(self.high)}{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"number {'>' if self.low_open else '>='} {_show(self.low)}"
+        return f"number {'<' if self.high_open else '<='} {_show(self.high)}"
+
+    def _invalid(self) -> list[Any]:
+        out: list[Any] = ["abc", True, float("nan"), float("inf")]
+        if self.low is not None:
+            out.append(self.low if self.low_open else self.low - 1)
+        if self.high is not None:
+            out.append(self.high if self.high_open else self.high + 1)
+        return out
+
+
+@dataclass(frozen=True)
+class Integer(Constraint):
+    """An integer (Python or numpy, not a bool or a float) ``>= minimum``."""
+
+    minimum: int | None = None
+    none: bool = False
+
+    def _check(self, name: str, value: Any) -> None:
+        check_integer(name, value, minimum=self.minimum)
+
+    def _describe(self) -> str:
+        return "integer" + ("" if self.minimum is None else f" >= {self.minimum}")
+
+    def _invalid(self) -> list[Any]:
+        return ["abc", True, 2.5] + ([] if self.minimum is None else [self.minimum - 1])
+
+
+@dataclass(frozen=True)
+class Choice(Constraint):
+    """One of ``choices`` (compared with ``==``; listed in this order in messages)."""
+
+    choices: tuple[Any, ...] = ()
+    none: bool = False
+
+    def _check(self, name: str, value: Any) -> None:
+        check_choice(name, value, self.choices)
+
+    def _describe(self) -> str:
+        return "one of " + ", ".join(str(c) for c in self.choices)
+
+    def _invalid(self) -> list[Any]:
+        return ["not-a-choice", [self.choices[0]] if self.choices else []]
+
+
+@dataclass(frozen=True)
+class Flag(Constraint):
+    """``True`` or ``False`` (numpy's too); never a string or a number."""
+
+    none: bool = False
+
+    def _check(self, name: str, value: Any) -> None:
+        check_bool(name, value)
+
+    def _describe(self) -> str:
+        return "True or False"
+
+    def _invalid(self) -> list[Any]:
+        return ["yes", 1]

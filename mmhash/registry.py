@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from mmhash.errors import PluginError, UnknownNameError
+from mmhash.errors import InvalidInputError, PluginError, UnknownNameError
 
 GROUP = "mmhash.hashers"
 
@@ -170,6 +171,18 @@ def get_hasher(name: str, **params: Any):
         raise UnknownNameError(
             f"parameter for {name!r} ({exc})", next(iter(set(params) - set(valid)), "?"), valid
         ) from None
+
+
+def check_method_params(name: str, params: Mapping[str, Any]) -> None:
+    """Validate ``params`` of the method registered as ``name`` before any fit: an unknown
+    parameter is an :class:`UnknownNameError` listing the valid ones, a bad value one
+    :class:`InvalidInputError` in one form, ``cvh: reg must be a finite number > 0, got -1``
+    (the rules of :meth:`mmhash.base.BaseHasher.check_params`)."""
+    cls = get_hasher_class(name)
+    try:
+        cls.check_param_values(dict(params))
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{name}: {exc}") from None
 
 
 def load_hasher(path: str | os.PathLike):

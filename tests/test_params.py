@@ -133,3 +133,50 @@ def test_bool_refuses_everything_else(value):
 def test_errors_are_value_errors_for_callers_that_catch_those():
     with pytest.raises(ValueError):
         check_number("x", "a")
+
+
+# ---- declared constraints ----------------------------------------------------------------
+from mmhash.params import Choice, Flag, Integer, Number  # noqa: E402
+
+
+@pytest.mark.parametrize("constraint, checker", [
+    (Number(low=0, low_open=True), lambda v: check_number("x", v, minimum=0, exclusive=True)),
+    (Number(0, 1), lambda v: check_number("x", v, minimum=0, maximum=1)),
+    (Integer(minimum=1), lambda v: check_integer("x", v, minimum=1)),
+    (Choice(("a", "b")), lambda v: check_choice("x", v, ("a", "b"))),
+    (Flag(), lambda v: check_bool("x", v)),
+])
+def test_a_constraint_refuses_its_invalid_values_with_the_checkers_message(constraint, checker):
+    for bad in constraint.invalid_values():
+        with pytest.raises(InvalidInputError) as declared:
+            constraint.check("x", bad)
+        if bad is not None:  # the checkers do not know "None allowed"
+            with pytest.raises(InvalidInputError) as direct:
+                checker(bad)
+            assert str(declared.value) == str(direct.value)
+
+
+def test_half_open_interval_names_the_end_broken_and_none_when_allowed():
+    fraction = Number(0, 1, high_open=True)
+    assert fraction.describe() == "number in [0, 1)"
+    with pytest.raises(InvalidInputError, match="momentum must be a finite number < 1, got 1"):
+        fraction.check("momentum", 1)
+    with pytest.raises(InvalidInputError, match=">= 0"):
+        fraction.check("momentum", -0.5)
+    fraction.check("momentum", 0.0)
+    width = Integer(minimum=1, none=True)
+    width.check("width", None)
+    assert width.describe() == "integer >= 1 or None" and None not in width.invalid_values()
+
+
+def test_declarations_merge_along_the_class_hierarchy():
+    pytest.importorskip("torch")
+    from mmhash.registry import get_hasher_class
+
+    djsrh = get_hasher_class("djsrh").declared_constraints()
+    # the deep base's training parameters and the base's random_state, declared once each
+    assert {"n_epochs", "batch_size", "optimizer", "learning_rate", "momentum", "weight_decay",
+            "validation_fraction", "random_state"} <= set(djsrh)
+    assert djsrh["batch_size"] == Integer(minimum=2)
+    cvh = get_hasher_class("cvh").declared_constraints()
+    assert list(cvh) == ["random_state", "reg", "max_features"]  # __init__'s order

@@ -9,7 +9,7 @@ import scipy.linalg
 
 from mmhash.base import BaseHasher
 from mmhash.errors import DegenerateCodesWarning, InvalidInputError
-from mmhash.params import check_integer, check_number
+from mmhash.params import Integer, Number
 from mmhash_baselines._common import add_relative_ridge, column_signs
 
 
@@ -92,6 +92,8 @@ class CVH(BaseHasher):
     #: ``mmhash tune cvh``: the ridge decides how many directions survive when the feature
     #: dimension approaches the number of training pairs.
     search_space = {"reg": (1e-6, 10.0, "log")}
+    parameter_constraints = {"reg": Number(low=0, low_open=True),
+                             "max_features": Integer(minimum=2)}
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, reg: float = 0.1,
                  max_features: int = 20000):
@@ -100,9 +102,6 @@ class CVH(BaseHasher):
         self.reg = reg
         self.max_features = max_features
 
-    def _check_params(self) -> None:
-        check_number("reg", self.reg, minimum=0, exclusive=True)
-        check_integer("max_features", self.max_features, minimum=2)
 
     def _fit(self, views: dict[str, np.ndarray]) -> None:
         Xs = list(views.values())

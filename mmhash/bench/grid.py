@@ -124,7 +124,7 @@ def expand(dataset: Dataset, methods: Sequence[str], bits: Sequence[int], seeds:
     With ``database="unified"``, methods that declare the ``unified_database`` capability rank
     against their unified database codes; the others run (and are keyed) ``per-view``.
     """
-    from mmhash.registry import get_hasher_class
+    from mmhash.registry import check_method_params, get_hasher_class
 
     params = params or {}
     unknown = set(params) - set(methods)
@@ -143,6 +143,7 @@ def expand(dataset: Dataset, methods: Sequence[str], bits: Sequence[int], seeds:
                                                                                    "random_state"})
             if key in ("n_bits", "random_state"):
                 raise InvalidInputError(f"{method}.{key} is set by --bits/--seeds, not params")
+        check_method_params(method, extra)  # every value, before any cell runs
         protocol = (database if database == "per-view" or declares(cls, UNIFIED_DATABASE)
                     else "per-view")
         groups = view_groups(cls.supported_views, dataset.view_names, method)

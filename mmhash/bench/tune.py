@@ -100,6 +100,26 @@ def check_space(space: Mapping[str, Axis], cls: type) -> SearchSpace:
     return out
 
 
+def checked_space(method: str, space: Mapping[str, Axis] | None,
+                  fixed: Mapping[str, Any]) -> SearchSpace:
+    """The space ``mmhash tune`` searches for ``method`` (its declared ``search_space`` when
+    ``space`` is None), checked with the fixed values before any trial: every name, every fixed
+    value, every listed value and both ends of every range (the others at their fixed or
+    default values), so a bad value is refused up front, not found trial by trial."""
+    from mmhash.registry import check_method_params, get_hasher_class
+
+    cls = get_hasher_class(method)
+    space = check_space(space if space is not None else getattr(cls, "search_space", {}), cls)
+    clash = set(fixed) & set(space)
+    if clash:
+        raise InvalidInputError(f"{sorted(clash)[0]} is both searched and fixed")
+    check_method_params(method, fixed)
+    for name, axis in space.items():
+        for value in axis if isinstance(axis, list) else axis[:2]:
+            check_method_params(method, {**fixed, name: value})
+    return space
+
+
 def is_grid(space: SearchSpace) -> bool:
     return all(isinstance(axis, list) for axis in space.values())
 
@@ -177,18 +197,12 @@ def tune(method: str, dataset, *, bits: int, space: Mapping[str, Axis] | None = 
     progress : ``progress(done, total, trial)`` after each trial.
     """
     from mmhash.bench.cell import run_cell_safely
-    from mmhash.registry import get_hasher_class
-
     try:
         import optuna
     except ImportError:
         raise InvalidInputError("mmhash tune needs Optuna: pip install 'mmhash[tune]'") from None
-    cls = get_hasher_class(method)
-    space = check_space(space if space is not None else getattr(cls, "search_space", {}), cls)
     fixed = dict(fixed or {})
-    clash = set(fixed) & set(space)
-    if clash:
-        raise InvalidInputError(f"{sorted(clash)[0]} is both searched and fixed")
+    space = checked_space(method, space, fixed)
     evaluation = Evaluation.parse([metric], [tie])
     metric, tie = evaluation.metrics[0], evaluation.ties[0]
     validation = dataset.validation_protocol()

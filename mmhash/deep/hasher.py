@@ -21,7 +21,6 @@ from mmhash.deep.training import (
     OPTIMIZERS,
     StepFn,
     arrays_to_module,
-    check_fraction,
     check_seed,
     holdout_split,
     make_optimizer,
@@ -31,7 +30,7 @@ from mmhash.deep.training import (
     torch_session,
     train_loop,
 )
-from mmhash.params import check_choice, check_integer, check_number
+from mmhash.params import Choice, Integer, Number
 
 _STATE_PREFIX = "torch__"
 
@@ -75,6 +74,18 @@ class DeepHasher(BaseHasher):
 
     supported_views = (2, None)
     capabilities = frozenset({EPOCH_PROGRESS})
+    #: The training parameters every deep method takes, declared once here (a method declares
+    #: only its own): one pass over the batches per epoch, pairs within a batch (so at least
+    #: two rows), a held-out share below the whole.
+    parameter_constraints = {
+        "n_epochs": Integer(minimum=1),
+        "batch_size": Integer(minimum=2),  # the batch similarity losses compare rows
+        "optimizer": Choice(OPTIMIZERS),
+        "learning_rate": Number(low=0, low_open=True),
+        "momentum": Number(0, 1, high_open=True),
+        "weight_decay": Number(low=0),
+        "validation_fraction": Number(0, 1, high_open=True),
+    }
     #: A subclass that keeps per-row training state (e.g. a similarity matrix over the whole
     #: training set) sets this: every batch given to :meth:`_loss` then ends with an int64 tensor
     #: of the rows' positions in the views given to fit, after the view tensors.
@@ -124,20 +135,12 @@ class DeepHasher(BaseHasher):
 
     # -- validation ----------------------------------------------------------------------------
     def _check_params(self) -> None:
-        """Validate the training hyperparameters; subclasses extend it (call super())."""
-        check_integer("n_epochs", self.n_epochs, minimum=1)
-        # The batch similarity losses compare rows with each other: one row has no pairs.
-        check_integer("batch_size", self.batch_size, minimum=2)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_number("learning_rate", self.learning_rate, minimum=0, exclusive=True)
-        check_fraction("momentum", self.momentum)
-        check_number("weight_decay", self.weight_decay, minimum=0)
-        check_fraction("validation_fraction", self.validation_fraction)
+        """Check what the declarations cannot: a thread count and a device this machine has
+        (subclasses extend it, calling super())."""
         # These resolve as well as check (None -> every core; a device this machine has), and
         # fit and encode call them again; calling them here fails before training.
         resolve_threads(self.n_threads)
         resolve_device(self.device)
-        check_seed(self.random_state)
 
     # -- fit / encode ----------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray], *,

@@ -497,8 +497,27 @@ def _check_real_valued_ranking(hasher, queries: dict, items: dict) -> None:
         assert np.isfinite(D).all(), f"{modality}: distances not finite"
 
 
+def check_declared_rules_refuse_invalid_values(cls: type, params: dict[str, Any]) -> None:
+    """Every declared rule (:meth:`~mmhash.base.BaseHasher.declared_constraints`) refuses the
+    values its constraint names as invalid, before any fit, with one
+    :class:`InvalidInputError` that names the parameter; the checks' own settings pass."""
+    _make(cls, params).check_params()
+    for name, constraint in cls.declared_constraints().items():
+        for bad in constraint.invalid_values():
+            try:
+                _make(cls, {**params, name: bad}).check_params()
+            except InvalidInputError as exc:
+                assert name in str(exc), f"{name}={bad!r}: the message does not name it: {exc}"
+                continue
+            except Exception as exc:
+                raise AssertionError(f"{name}={bad!r}: raised {type(exc).__name__}: {exc}"
+                                     ) from None
+            raise AssertionError(f"{name}={bad!r} was accepted ({constraint.describe()})")
+
+
 CHECKS: dict[str, Check] = {
     "params_stored_unchanged": check_params_stored_unchanged,
+    "declared_rules_refuse_invalid_values": check_declared_rules_refuse_invalid_values,
     "fit_returns_self": check_fit_returns_self,
     "encode_before_fit_raises": check_encode_before_fit_raises,
     "code_format": check_code_format,

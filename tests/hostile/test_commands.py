@@ -321,3 +321,32 @@ def test_a_fit_warning_is_one_line_not_pythons_block(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines and all(line.startswith("warning: ") for line in lines), lines
     assert "DegenerateCodesWarning" not in result.stderr and ".py:" not in result.stderr
+
+
+# ---- bad --param values: refused from the declarations before any fit -----------------------
+@pytest.mark.parametrize("argv, match", [
+    (["bench", *FAST, "--methods", "cvh", "--param", "cvh.reg=abc"],
+     "cvh: reg must be a finite number > 0, got 'abc'"),
+    (["bench", *FAST, "--methods", "cvh", "--param", "cvh.reg=-1"],
+     "cvh: reg must be a finite number > 0, got -1"),
+    (["bench", *FAST, "--methods", "djsrh", "--param", "djsrh.batch_size=1"],
+     "djsrh: batch_size must be an integer >= 2, got 1"),  # declared once, by DeepHasher
+    (["tune", "cvh", *FAST, "--param", "nonexistent=1"], "unknown parameter of cvh"),
+    (["tune", "cvh", *FAST, "--space", "reg=-1,1"], "cvh: reg must be"),
+    (["tune", "cvh", *FAST, "--space", "max_features=1:9"], "cvh: max_features must be"),
+    (["check", "cvh", "--param", "reg=abc"], "cvh: reg must be"),
+    (["fit", "cvh", *FAST, "--param", "reg=abc", "-o", "m.npz"], "cvh: reg must be"),
+    (["fit", "cvh", *FAST, "--seed", "-1", "-o", "m.npz"], "--seed"),
+])
+def test_bad_param_values_are_refused_before_any_fit(hostile, argv, match, tmp_path,
+                                                     monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    hostile(argv, match=match, outputs=[tmp_path / "mmhash-results.sqlite", tmp_path / "m.npz"])
+
+
+def test_list_params_prints_the_declared_rules():
+    result = CliRunner().invoke(main, ["list", "--params", "cvh"])
+    assert result.exit_code == 0, result.output
+    for text in ("reg", "number > 0", "max_features", "integer >= 2", "random_state",
+                 "integer >= 0", "Relative ridge"):
+        assert text in result.stdout
