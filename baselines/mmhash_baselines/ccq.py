@@ -10,7 +10,7 @@ import scipy.optimize
 
 from mmhash.base import MAX_BITS, REAL_VALUED_RANKING, BaseHasher
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_bool, check_integer, check_number
+from mmhash.params import Flag, Integer, Number
 
 
 class CCQ(BaseHasher):
@@ -124,6 +124,17 @@ class CCQ(BaseHasher):
     supported_views = (2, None)
     capabilities = frozenset({REAL_VALUED_RANKING})
     ranking = "asymmetric distance to the composite-quantised database (CCQ)"
+    parameter_constraints = {
+        "codewords": Integer(minimum=2),  # a power of two dividing n_bits: _check_params
+        "latent_dim": Integer(minimum=1, none=True),
+        "whiten": Flag(),
+        "reg": Number(low=0, low_open=True),
+        "mu": Number(low=0),
+        "max_iter": Integer(minimum=1),
+        "tol": Number(low=0),
+        "icm_sweeps": Integer(minimum=1),
+        "lbfgs_iter": Integer(minimum=1),
+    }
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, codewords: int = 256,
                  latent_dim: int | None = None, whiten: bool = False, reg: float = 1.0,
@@ -143,8 +154,9 @@ class CCQ(BaseHasher):
 
     # ---- parameters ---------------------------------------------------------------------------
     def _check_params(self) -> None:
-        check_integer("random_state", self.random_state, minimum=0)
-        K = check_integer("codewords", self.codewords, minimum=2)
+        """The rules a declaration cannot express: ``codewords`` a power of two whose log2
+        divides ``n_bits``."""
+        K = int(self.codewords)  # an integer >= 2: the declarations have been applied
         if K & (K - 1):
             raise InvalidInputError(
                 f"codewords must be a power of two (each codeword index is stored in "
@@ -158,15 +170,6 @@ class CCQ(BaseHasher):
                 f"codebook (codewords={K}); with codewords={K} use n_bits in "
                 f"{', '.join(map(str, valid))}, ...; with n_bits={self.n_bits} use codewords in "
                 f"{', '.join(map(str, fits))}")
-        if self.latent_dim is not None:
-            check_integer("latent_dim", self.latent_dim, minimum=1)
-        check_bool("whiten", self.whiten)
-        check_number("reg", self.reg, minimum=0, exclusive=True)
-        check_number("mu", self.mu, minimum=0)
-        check_integer("max_iter", self.max_iter, minimum=1)
-        check_number("tol", self.tol, minimum=0)
-        check_integer("icm_sweeps", self.icm_sweeps, minimum=1)
-        check_integer("lbfgs_iter", self.lbfgs_iter, minimum=1)
 
     @property
     def bits_per_codebook(self) -> int:

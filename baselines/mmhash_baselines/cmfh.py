@@ -9,7 +9,7 @@ import scipy.linalg
 
 from mmhash.base import UNIFIED_DATABASE, BaseHasher
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_choice, check_integer, check_number
+from mmhash.params import Choice, Integer, Number
 from mmhash_baselines._common import squared_norm as sq
 
 INITS = ("normal", "uniform")
@@ -126,6 +126,17 @@ class CMFH(BaseHasher):
     capabilities = frozenset({UNIFIED_DATABASE})
     #: ``mmhash tune cmfh``: the paper's three weights, over the ranges its Fig. 5 explores.
     search_space = {"lam": (0.1, 0.9), "mu": (1.0, 1000.0, "log"), "gamma": (1e-4, 1.0, "log")}
+    #: random_state is BaseHasher's integer >= 0: None would draw an unseeded start, and the
+    #: codes would change from run to run.
+    parameter_constraints = {
+        "lam": Number(0, 1, low_open=True, high_open=True),
+        "mu": Number(low=0, low_open=True),
+        "gamma": Number(low=0, low_open=True),
+        "tol": Number(low=0),
+        "init": Choice(INITS),
+        "max_iter": Integer(minimum=1),
+        "max_features": Integer(minimum=1),
+    }
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, lam: float = 0.5,
                  mu: float = 100.0, gamma: float = 0.01, max_iter: int = 1000,
@@ -139,21 +150,6 @@ class CMFH(BaseHasher):
         self.tol = tol
         self.init = init
         self.max_features = max_features
-
-    def _check_params(self) -> None:
-        check_number("lam", self.lam, minimum=0, maximum=1, exclusive=True)
-        check_number("mu", self.mu)
-        check_number("gamma", self.gamma)
-        if self.mu <= 0 or self.gamma <= 0:
-            raise InvalidInputError(
-                f"mu and gamma must be > 0, got mu={self.mu}, gamma={self.gamma}"
-            )
-        check_number("tol", self.tol, minimum=0)
-        check_choice("init", self.init, INITS)
-        check_integer("max_iter", self.max_iter, minimum=1)
-        check_integer("max_features", self.max_features, minimum=1)
-        # None would draw an unseeded start: the codes would change from run to run.
-        check_integer("random_state", self.random_state, minimum=0)
 
     def _fit(self, views: dict[str, np.ndarray]) -> None:
         Xs = list(views.values())

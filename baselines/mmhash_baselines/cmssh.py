@@ -10,7 +10,7 @@ import numpy as np
 from scipy.sparse.linalg import svds
 
 from mmhash.base import BaseHasher
-from mmhash.params import check_integer
+from mmhash.params import Integer
 
 # Clip of the weighted correlation before alpha = atanh(r): a perfect weak learner (r = 1) would
 # give an infinite weight and zero every other pair's weight.
@@ -84,6 +84,8 @@ class CMSSH(BaseHasher):
 
     name = "cmssh"
     supported_views = (2, 2)
+    parameter_constraints = {"n_negatives": Integer(minimum=1),
+                             "n_threshold_rounds": Integer(minimum=1)}
 
     def __init__(
         self,
@@ -97,11 +99,6 @@ class CMSSH(BaseHasher):
         self.random_state = random_state
         self.n_negatives = n_negatives
         self.n_threshold_rounds = n_threshold_rounds
-
-    def _check_params(self) -> None:
-        check_integer("random_state", self.random_state, minimum=0)
-        check_integer("n_negatives", self.n_negatives, minimum=1)
-        check_integer("n_threshold_rounds", self.n_threshold_rounds, minimum=1)
 
     # ---- fit --------------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray]) -> None:

@@ -9,7 +9,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from mmhash.base import UNIFIED_DATABASE, BaseHasher
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_bool, check_choice, check_integer, check_number
+from mmhash.params import Choice, Flag, Integer, Number
 from mmhash_baselines._common import centre_and_scale, column_signs
 
 AFFINITIES = ("heat", "binary")
@@ -222,6 +222,17 @@ class IMH(BaseHasher):
     name = "imh"
     supported_views = (2, 2)
     capabilities = frozenset({UNIFIED_DATABASE})
+    parameter_constraints = {
+        "k": Integer(minimum=1),
+        "lam": Number(low=0),
+        "beta": Number(low=0, low_open=True),
+        "mu": Number(low=0, low_open=True),
+        "sigma": Number(low=0, low_open=True, none=True),
+        "affinity": Choice(AFFINITIES),
+        "threshold": Choice(THRESHOLDS),
+        "normalize": Flag(),
+        "max_samples": Integer(minimum=2),
+    }
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, k: int = 10, lam: float = 1.0,
                  beta: float = 1.0, mu: float = 1e4, affinity: str = "heat",
@@ -238,18 +249,6 @@ class IMH(BaseHasher):
         self.threshold = threshold
         self.normalize = normalize
         self.max_samples = max_samples
-
-    def _check_params(self) -> None:
-        check_integer("k", self.k, minimum=1)
-        check_number("lam", self.lam, minimum=0)
-        check_number("beta", self.beta, minimum=0, exclusive=True)
-        check_number("mu", self.mu, minimum=0, exclusive=True)
-        if self.sigma is not None:
-            check_number("sigma", self.sigma, minimum=0, exclusive=True)
-        check_choice("affinity", self.affinity, AFFINITIES)
-        check_choice("threshold", self.threshold, THRESHOLDS)
-        check_bool("normalize", self.normalize)
-        check_integer("max_samples", self.max_samples, minimum=2)
 
     def _fit(self, views: dict[str, np.ndarray]) -> None:
         X1, X2 = views.values()

@@ -8,7 +8,7 @@ from sklearn.cluster import KMeans
 
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_integer, check_number
+from mmhash.params import Integer, Number
 from mmhash_baselines._common import add_relative_ridge, canonical_pairs
 
 
@@ -137,6 +137,16 @@ class LCMH(BaseHasher):
     supported_views = (2, 2)
     #: Fewer anchors keep the conformance suite's many small fits fast (k-means dominates).
     conformance_params = {"n_anchors": 100}
+    #: random_state is BaseHasher's integer >= 0 (np.random.default_rng refuses negative seeds
+    #: with its own traceback).
+    parameter_constraints = {
+        "n_anchors": Integer(minimum=2),
+        "n_nearest": Integer(minimum=1),
+        "kmeans_n_init": Integer(minimum=1),
+        "kmeans_max_iter": Integer(minimum=1),
+        "max_anchors": Integer(minimum=2),
+        "gamma": Number(low=0, low_open=True),
+    }
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, n_anchors: int = 300,
                  n_nearest: int = 3, gamma: float = 1e-3, kmeans_n_init: int = 1,
@@ -151,14 +161,8 @@ class LCMH(BaseHasher):
         self.max_anchors = max_anchors
 
     def _check_params(self) -> None:
-        check_integer("n_anchors", self.n_anchors, minimum=2)
-        check_integer("n_nearest", self.n_nearest, minimum=1)
-        check_integer("kmeans_n_init", self.kmeans_n_init, minimum=1)
-        check_integer("kmeans_max_iter", self.kmeans_max_iter, minimum=1)
-        check_integer("max_anchors", self.max_anchors, minimum=2)
-        # >= 0: np.random.default_rng refuses negative seeds with its own traceback.
-        check_integer("random_state", self.random_state, minimum=0)
-        check_number("gamma", self.gamma, minimum=0, exclusive=True)
+        """The rules relating two parameters: n_nearest <= n_anchors <= max_anchors, and
+        n_bits < n_anchors."""
         if self.n_anchors > self.max_anchors:
             raise InvalidInputError(
                 f"n_anchors={self.n_anchors} exceeds max_anchors={self.max_anchors} (dense "

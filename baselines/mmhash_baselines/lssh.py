@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - depends on the scikit-learn version
 
 from mmhash.base import UNIFIED_DATABASE, BaseHasher
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_bool, check_choice, check_integer, check_number
+from mmhash.params import Choice, Flag, Integer, Number
 from mmhash_baselines._common import column_signs
 from mmhash_baselines._common import squared_norm as sq
 
@@ -140,6 +140,16 @@ class LSSH(BaseHasher):
     capabilities = frozenset({UNIFIED_DATABASE})
     # A small dictionary and few iterations keep the conformance checks fast (never the bench).
     conformance_params = {"dict_size": 32, "max_iter": 3}
+    parameter_constraints = {
+        "sparsity": Number(low=0, low_open=True),
+        "mu": Number(low=0, low_open=True),
+        "gamma": Number(low=0, low_open=True),
+        "dict_size": Integer(minimum=1),
+        "max_iter": Integer(minimum=1),
+        "max_samples": Integer(minimum=1),
+        "image_pca": Flag(),
+        "threshold": Choice(THRESHOLDS),
+    }
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, sparsity: float = 0.2,
                  mu: float = 0.5, gamma: float = 1.0, dict_size: int = 512, max_iter: int = 20,
@@ -156,14 +166,6 @@ class LSSH(BaseHasher):
         self.max_samples = max_samples
 
     # ---- validation -------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        for key in ("sparsity", "mu", "gamma"):
-            check_number(key, getattr(self, key), minimum=0, exclusive=True)
-        for key in ("dict_size", "max_iter", "max_samples"):
-            check_integer(key, getattr(self, key), minimum=1)
-        check_bool("image_pca", self.image_pca)
-        check_choice("threshold", self.threshold, THRESHOLDS)
-
     # ---- fit --------------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray]) -> None:
         X_img, X_txt = views.values()

@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover - depends on the scikit-learn version
 
 from mmhash.base import BaseHasher
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_bool, check_integer, check_number
+from mmhash.params import Flag, Integer, Number
 from mmhash_baselines._common import add_relative_ridge, canonical_pairs, centre_and_scale
 
 
@@ -267,6 +267,17 @@ class PDH(BaseHasher):
     supported_views = (2, 2)
     #: Fewer outer iterations keep the conformance suite's many small fits fast.
     conformance_params = {"max_iter": 3}
+    #: random_state is BaseHasher's integer >= 0 (np.random.default_rng refuses negative seeds
+    #: with its own traceback).
+    parameter_constraints = {
+        "C": Number(low=0, low_open=True),
+        "lam": Number(low=0),
+        "cca_reg": Number(low=0, low_open=True),
+        "svm_tol": Number(low=0, low_open=True),
+        "max_iter": Integer(minimum=1),
+        "normalize": Flag(),
+        "max_entries": Integer(minimum=1),
+    }
 
     def __init__(self, *, n_bits: int = 32, random_state: int = 0, C: float = 1.0,
                  lam: float = 1.0, max_iter: int = 10, cca_reg: float = 1e-4,
@@ -280,17 +291,6 @@ class PDH(BaseHasher):
         self.svm_tol = svm_tol
         self.normalize = normalize
         self.max_entries = max_entries
-
-    def _check_params(self) -> None:
-        check_number("C", self.C, minimum=0, exclusive=True)
-        check_number("lam", self.lam, minimum=0)
-        check_number("cca_reg", self.cca_reg, minimum=0, exclusive=True)
-        check_number("svm_tol", self.svm_tol, minimum=0, exclusive=True)
-        check_integer("max_iter", self.max_iter, minimum=1)
-        # >= 0: np.random.default_rng refuses negative seeds with its own traceback.
-        check_integer("random_state", self.random_state, minimum=0)
-        check_bool("normalize", self.normalize)
-        check_integer("max_entries", self.max_entries, minimum=1)
 
     # ---- steps -------------------------------------------------------------------------------
     def _initial_codes(self, Xs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve
 
 from mmhash.base import BaseHasher
-from mmhash.params import check_integer, check_number
+from mmhash.params import Integer, Number
 
 # Added to squared residual norms, as the release does (MATLAB ``eps``): the smoothed l2,1 norm
 # sum_i sqrt(||e_i||^2 + eps) keeps the reweighting finite when a sample is fitted exactly.
@@ -139,6 +139,15 @@ class RFDH(BaseHasher):
     #: ``mmhash tune rfdh``: the ridge of the hash functions, the one setting that moves with
     #: the data's shape.
     search_space = {"projection_reg": (1e-3, 10.0, "log")}
+    parameter_constraints = {
+        "weight_exponent": Number(low=1, low_open=True),
+        "gamma": Number(low=0, low_open=True),
+        "n_iter": Integer(minimum=1),
+        "n_sweeps": Integer(minimum=1),
+        "eta": Number(low=0, low_open=True),
+        "n_hash_iter": Integer(minimum=1),
+        "projection_reg": Number(low=0),
+    }
 
     def __init__(
         self,
@@ -162,17 +171,6 @@ class RFDH(BaseHasher):
         self.eta = eta
         self.n_hash_iter = n_hash_iter
         self.projection_reg = projection_reg
-
-    # ---- validation -------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        check_integer("random_state", self.random_state, minimum=0)
-        check_number("weight_exponent", self.weight_exponent, minimum=1, exclusive=True)
-        check_number("gamma", self.gamma, minimum=0, exclusive=True)
-        check_number("eta", self.eta, minimum=0, exclusive=True)
-        check_integer("n_iter", self.n_iter, minimum=1)
-        check_integer("n_sweeps", self.n_sweeps, minimum=1)
-        check_integer("n_hash_iter", self.n_hash_iter, minimum=1)
-        check_number("projection_reg", self.projection_reg, minimum=0)
 
     # ---- fit --------------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray]) -> None:

@@ -128,7 +128,7 @@ def test_refuses_bad_parameters_and_sizes(data):
         CMFH(n_bits=16, max_features=25).fit(views)
     with pytest.raises(InvalidInputError, match="lam must lie strictly between 0 and 1"):
         CMFH(n_bits=16, lam=1.0).fit(views)
-    with pytest.raises(InvalidInputError, match="mu and gamma"):
+    with pytest.raises(InvalidInputError, match="gamma must be a finite number > 0"):
         CMFH(n_bits=16, gamma=0).fit(views)
     with pytest.raises(InvalidInputError, match="max_iter"):
         CMFH(n_bits=16, max_iter=0).fit(views)

@@ -19,7 +19,7 @@ from scipy import linalg
 
 from mmhash.base import REAL_VALUED_RANKING, BaseHasher
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_number
+from mmhash.params import Number
 
 
 def cosine_distances(queries: np.ndarray, database: np.ndarray) -> np.ndarray:
@@ -80,6 +80,7 @@ class CCAReal(_Reference):
 
     name = "cca-real"
     ranking = "cosine of the CCA projections, no binarisation"
+    parameter_constraints = {"reg": Number(low=0), "weight_power": Number(low=0)}
 
     def __init__(self, *, n_bits: int = 32, reg: float = 1.0, weight_power: float = 4.0,
                  random_state: int = 0):
@@ -87,10 +88,6 @@ class CCAReal(_Reference):
         self.reg = reg
         self.weight_power = weight_power
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        check_number("reg", self.reg, minimum=0)
-        check_number("weight_power", self.weight_power, minimum=0)
 
     def _fit(self, views: dict[str, np.ndarray]) -> None:
         X, Y = (views[m] for m in self.modalities_)

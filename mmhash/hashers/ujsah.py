@@ -137,7 +137,6 @@ from mmhash.base import ProgressCallback
 from mmhash.deep import (
     DeepHasher,
     ScaledTanh,
-    check_fraction,
     cosine_mse,
     feature_similarity,
     fused_similarity,
@@ -145,7 +144,7 @@ from mmhash.deep import (
     second_order,
 )
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_bool, check_choice, check_integer, check_number
+from mmhash.params import Choice, Flag, Integer, Number, check_number
 
 DECODE_FROM = ("own", "predicted")
 
@@ -325,6 +324,20 @@ class UJSAH(DeepHasher):
         "n_epochs": 8, "batch_size": 64, "optimizer": "adam", "learning_rate": 3e-3,
         "n_threads": 1,
     }
+    #: mu is not declared: it is one weight or a list of one weight per view, and whether a list
+    #: is valid depends on the number of views, so view_weights checks it at the start of _fit
+    #: (before training).
+    parameter_constraints = {
+        "alpha": Number(low=0), "beta": Number(low=0), "gamma": Number(low=0),
+        "delta": Number(low=0),
+        "eta": Number(0, 1),
+        "dropout": Number(0, 1, high_open=True),
+        "joint_semantics": Flag(), "rescale_similarity": Flag(), "normalize_inputs": Flag(),
+        "decode_from": Choice(DECODE_FROM),
+        "image_width": Integer(minimum=1), "text_width": Integer(minimum=1),
+        "predictor_width": Integer(minimum=1), "image_decoder_depth": Integer(minimum=1),
+        "text_decoder_depth": Integer(minimum=1),
+    }
 
     def __init__(self, *, n_bits: int = 32, alpha: float = 18.0, beta: float = 0.08,
                  gamma: float = 200.0, delta: float = 0.12, mu: float | Sequence[float] = 0.8,
@@ -364,21 +377,6 @@ class UJSAH(DeepHasher):
         self.n_threads = n_threads
         self.device = device
         self.random_state = random_state
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        for key in ("alpha", "beta", "gamma", "delta"):
-            check_number(key, getattr(self, key), minimum=0)
-        check_number("eta", self.eta, minimum=0, maximum=1)
-        check_fraction("dropout", self.dropout)
-        for key in ("joint_semantics", "rescale_similarity", "normalize_inputs"):
-            check_bool(key, getattr(self, key))
-        check_choice("decode_from", self.decode_from, DECODE_FROM)
-        for key in ("image_width", "text_width", "predictor_width", "image_decoder_depth",
-                    "text_decoder_depth"):
-            check_integer(key, getattr(self, key), minimum=1)
-        # mu is checked by view_weights at the start of _fit (before training): whether a list
-        # of weights is valid depends on the number of views.
 
     def _fit(self, views: dict[str, np.ndarray], *,
              progress: ProgressCallback | None = None) -> None:

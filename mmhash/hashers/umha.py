@@ -61,14 +61,13 @@ from mmhash.base import ProgressCallback
 from mmhash.deep import (
     ENCODE_CHUNK,
     DeepHasher,
-    check_fraction,
     check_pairwise_size,
     cosine_mse,
     pair_block,
 )
 from mmhash.errors import InvalidInputError
 from mmhash.hashers.ujsah import joint_semantics, similarity_matrices, view_weights
-from mmhash.params import check_bool, check_choice, check_integer, check_number
+from mmhash.params import Choice, Flag, Integer, Number
 
 #: The ablation presets: variant name -> the component it removes (``None``: the full model).
 VARIANTS: dict[str, str | None] = {
@@ -277,6 +276,22 @@ class UMHA(DeepHasher):
         "n_neighbors": 10, "n_epochs": 2, "batch_size": 100, "learning_rate": 3e-3,
         "n_threads": 1,
     }
+    #: mu (None, one weight or one weight per view) is checked against the view count, and
+    #: n_neighbors and max_samples against the training rows, by _fit, first, before training.
+    parameter_constraints = {
+        "variant": Choice(tuple(VARIANTS)),
+        "alpha": Number(low=0), "beta": Number(low=0), "gamma": Number(low=0),
+        "tau": Number(low=0, low_open=True),  # tau divides the logits of the instance term
+        "eta": Number(0, 1), "neighbour_weight": Number(0, 1),
+        # rho = 1 would replace A0 by the codes' similarity outright (the A-step's weight
+        # rho / (1 - rho) is infinite); dropout 1 drops everything.
+        "rho": Number(0, 1, high_open=True), "dropout": Number(0, 1, high_open=True),
+        "rescale_similarity": Flag(), "standardize": Flag(),
+        "n_neighbors": Integer(minimum=1), "n_tokens": Integer(minimum=1),
+        "token_dim": Integer(minimum=1), "n_heads": Integer(minimum=1),
+        "n_layers": Integer(minimum=1), "ff_width": Integer(minimum=1),
+        "max_samples": Integer(minimum=1),
+    }
 
     def __init__(self, *, n_bits: int = 32, variant: str = "full", alpha: float = 1.0,
                  beta: float = 1.0, gamma: float = 1.0, tau: float = 1.0,
@@ -326,28 +341,11 @@ class UMHA(DeepHasher):
         return VARIANTS[self.variant] != component
 
     def _check_params(self) -> None:
+        """The rule relating two declared parameters: ``token_dim`` divisible by ``n_heads``."""
         super()._check_params()
-        check_choice("variant", self.variant, VARIANTS)
-        for key in ("alpha", "beta", "gamma"):
-            check_number(key, getattr(self, key), minimum=0)
-        # tau divides the logits of the instance term.
-        check_number("tau", self.tau, minimum=0, exclusive=True)
-        for key in ("eta", "neighbour_weight"):
-            check_number(key, getattr(self, key), minimum=0, maximum=1)
-        # rho = 1 would replace A0 by the codes' similarity outright (the A-step's weight
-        # rho / (1 - rho) is infinite); dropout 1 drops everything.
-        for key in ("rho", "dropout"):
-            check_fraction(key, getattr(self, key))
-        for key in ("rescale_similarity", "standardize"):
-            check_bool(key, getattr(self, key))
-        for key in ("n_neighbors", "n_tokens", "token_dim", "n_heads", "n_layers", "ff_width",
-                    "max_samples"):
-            check_integer(key, getattr(self, key), minimum=1)
         if self.token_dim % self.n_heads:
             raise InvalidInputError(f"token_dim={self.token_dim} must be divisible by "
                                     f"n_heads={self.n_heads} (each head gets token_dim / n_heads)")
-        # n_neighbors and max_samples against the training rows, and mu against the view count,
-        # need the data: _fit checks them first, before training.
 
     def _weights(self, n_views: int) -> list[float]:
         if self.mu is None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from mmhash.deep import DeepHasher, ScaledTanh, cosine_mse, mlp, set_alpha, sqrt_schedule
-from mmhash.params import check_bool, check_integer, check_number
+from mmhash.params import Flag, Integer, Number
 
 
 class ImageTextNets(nn.Module):
@@ -72,13 +72,12 @@ class TwoNetHasher(DeepHasher):
     ``normalize_inputs``, ``text_learning_rate`` and write ``_loss``."""
 
     supported_views = (2, 2)
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_integer("image_width", self.image_width, minimum=0)
-        check_integer("text_width", self.text_width, minimum=1)
-        check_bool("normalize_inputs", self.normalize_inputs)
-        check_number("text_learning_rate", self.text_learning_rate, minimum=0, exclusive=True)
+    parameter_constraints = {
+        "image_width": Integer(minimum=0),
+        "text_width": Integer(minimum=1),
+        "normalize_inputs": Flag(),
+        "text_learning_rate": Number(low=0, low_open=True),
+    }
 
     def _build_model(self, dims: list[int]) -> ImageTextNets:
         return ImageTextNets(dims, int(self.n_bits), image_width=int(self.image_width),

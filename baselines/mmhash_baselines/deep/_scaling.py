@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from mmhash.params import check_choice
+from mmhash.params import Choice
 
 #: ``standardize="auto"`` standardises a view whose largest column standard deviation exceeds
 #: its median one by more than this factor.
@@ -78,13 +78,11 @@ def needs_standardising(X: np.ndarray) -> bool:
 class ColumnScaling:
     """Mixin: standardise the views whose columns need it before the networks (module doc).
 
-    The class using it takes a ``standardize`` parameter and calls
-    :meth:`_check_standardize` from its ``_check_params``."""
+    The class using it takes a ``standardize`` parameter, whose rule the mixin declares (merged
+    with the class's own ``parameter_constraints``)."""
 
     standardize: Any
-
-    def _check_standardize(self) -> None:
-        check_choice("standardize", self.standardize, STANDARDIZE_CHOICES)
+    parameter_constraints = {"standardize": Choice(STANDARDIZE_CHOICES)}
 
     def _fit(self, views: dict[str, np.ndarray], **kwargs: Any) -> None:
         scaled = {}

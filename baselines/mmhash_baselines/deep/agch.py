@@ -72,7 +72,7 @@ except ImportError as exc:  # the registry lists agch as unavailable with this m
 from mmhash.base import ProgressCallback
 from mmhash.deep import DeepHasher, StepFn, cosine_mse, make_optimizer, mlp, update
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_bool, check_integer, check_number
+from mmhash.params import Flag, Integer, Number
 
 from ._scaling import SPREAD_LIMIT, column_spread
 
@@ -310,6 +310,15 @@ class AGCH(DeepHasher):
         "gcn_width2": 32, "n_epochs": 8,
         "batch_size": 64, "learning_rate": 3e-3, "n_threads": 1,
     }
+    parameter_constraints = {
+        "gamma_image": Number(low=0), "gamma_text": Number(low=0),  # not both 0: _check_params
+        "alpha": Number(low=0), "delta": Number(low=0), "fusion_weight": Number(low=0),
+        "intra_weight": Number(low=0),
+        "rho": Number(low=0, low_open=True),
+        "image_width": Integer(minimum=1), "text_width": Integer(minimum=1),
+        "gcn_width1": Integer(minimum=1), "gcn_width2": Integer(minimum=1),
+        "standardize": Flag(),
+    }
 
     def __init__(self, *, n_bits: int = 64, gamma_image: float = 1.0, gamma_text: float = 0.8,
                  rho: float = 4.0, alpha: float = 0.4, delta: float = 1.0,
@@ -347,16 +356,9 @@ class AGCH(DeepHasher):
     # -- parameters ------------------------------------------------------------------------------
     def _check_params(self) -> None:
         super()._check_params()
-        for key in ("gamma_image", "gamma_text", "alpha", "delta", "fusion_weight",
-                    "intra_weight"):
-            check_number(key, getattr(self, key), minimum=0)
         if float(self.gamma_image) + float(self.gamma_text) == 0:
             raise InvalidInputError("gamma_image and gamma_text must not both be 0 (the "
                                     "aggregated feature would be empty)")
-        check_number("rho", self.rho, minimum=0, exclusive=True)
-        for key in ("image_width", "text_width", "gcn_width1", "gcn_width2"):
-            check_integer(key, getattr(self, key), minimum=1)
-        check_bool("standardize", self.standardize)
 
     def _weights(self) -> dict[str, float]:
         return {"alpha": float(self.alpha), "delta": float(self.delta),

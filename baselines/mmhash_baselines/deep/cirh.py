@@ -123,7 +123,6 @@ from mmhash.deep import (
     DeepHasher,
     ScaledTanh,
     StepFn,
-    check_fraction,
     cosine_mse,
     feature_similarity,
     fused_similarity,
@@ -133,7 +132,7 @@ from mmhash.deep import (
     update,
 )
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_integer, check_number
+from mmhash.params import Integer, Number
 
 from ._graph import check_neighbours, neighbours_for, training_tensors
 
@@ -388,6 +387,21 @@ class CIRH(DeepHasher):
         "batch_size": 100, "graph_learning_rate": 1e-2, "learning_rate": 3e-3,
         "n_threads": 1,
     }
+    #: n_neighbors and max_samples against the training rows need the data: _fit checks them
+    #: before anything is built.
+    parameter_constraints = {
+        "image_weight": Number(0, 1), "cosine_weight": Number(0, 1),
+        "mix_own": Number(low=0), "mix_third": Number(low=0), "mix_fourth": Number(low=0),
+        "reconstruction_weight": Number(low=0), "similarity_weight": Number(low=0),
+        "hash_similarity_weight": Number(low=0),
+        "graph_width": Integer(minimum=1), "image_width": Integer(minimum=1),
+        "max_samples": Integer(minimum=1),
+        "n_neighbors": Integer(minimum=1, none=True),
+        "text_width": Integer(minimum=1, none=True),
+        "dropout": Number(0, 1, high_open=True),
+        "init_std": Number(low=0, low_open=True, none=True),
+        "graph_learning_rate": Number(low=0, low_open=True),
+    }
 
     def __init__(self, *, n_bits: int = 16, image_weight: float = 0.6,
                  cosine_weight: float = 0.6, n_neighbors: int | None = None, mix_own: float = 0.7,
@@ -429,26 +443,6 @@ class CIRH(DeepHasher):
         self.random_state = random_state
 
     # -- parameters ------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        super()._check_params()
-        for key in ("image_weight", "cosine_weight"):
-            check_number(key, getattr(self, key), minimum=0, maximum=1)
-        for key in ("mix_own", "mix_third", "mix_fourth", "reconstruction_weight",
-                    "similarity_weight", "hash_similarity_weight"):
-            check_number(key, getattr(self, key), minimum=0)
-        for key in ("graph_width", "image_width", "max_samples"):
-            check_integer(key, getattr(self, key), minimum=1)
-        if self.n_neighbors is not None:
-            check_integer("n_neighbors", self.n_neighbors, minimum=1)
-        if self.text_width is not None:
-            check_integer("text_width", self.text_width, minimum=1)
-        check_fraction("dropout", self.dropout)
-        if self.init_std is not None:
-            check_number("init_std", self.init_std, minimum=0, exclusive=True)
-        check_number("graph_learning_rate", self.graph_learning_rate, minimum=0, exclusive=True)
-        # n_neighbors and max_samples against the training rows need the data: _fit checks them
-        # before anything is built.
-
     # -- training --------------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray], *,
              progress: ProgressCallback | None = None) -> None:

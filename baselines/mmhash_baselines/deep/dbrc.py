@@ -53,7 +53,7 @@ except ImportError as exc:  # the registry lists dbrc as unavailable with this m
 import numpy as np
 
 from mmhash.deep import DeepHasher, StepFn, mlp, update
-from mmhash.params import check_bool, check_integer, check_number
+from mmhash.params import Flag, Integer, Number
 
 #: The slopes are kept at or above this after every step: the codes are ``sign(z)`` only for a
 #: positive slope, and the penalty ``1 / alpha^2`` is undefined at 0.
@@ -203,6 +203,14 @@ class DBRC(DeepHasher):
         "hidden_width": 32, "n_epochs": 15, "batch_size": 32, "learning_rate": 3e-3,
         "n_threads": 1,
     }
+    parameter_constraints = {
+        "hidden_width": Integer(minimum=0),
+        "alpha_init": Number(low=ALPHA_FLOOR),
+        "alpha_penalty": Number(low=0),
+        "alpha_learning_rate": Number(low=0, low_open=True),
+        "unimodal_weight": Number(low=0),
+        "standardize": Flag(),
+    }
 
     def __init__(self, *, n_bits: int = 64, hidden_width: int = 512, alpha_init: float = 1.0,
                  alpha_penalty: float = 1.0, alpha_learning_rate: float = 0.1,
@@ -230,16 +238,6 @@ class DBRC(DeepHasher):
         self.random_state = random_state
 
     # -- parameters ------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_integer("hidden_width", self.hidden_width, minimum=0)
-        check_number("alpha_init", self.alpha_init, minimum=ALPHA_FLOOR)
-        check_number("alpha_penalty", self.alpha_penalty, minimum=0)
-        check_number("alpha_learning_rate", self.alpha_learning_rate, minimum=0,
-                     exclusive=True)
-        check_number("unimodal_weight", self.unimodal_weight, minimum=0)
-        check_bool("standardize", self.standardize)
-
     # -- training --------------------------------------------------------------------------------
     def _build_model(self, dims: list[int]) -> DBRCNet:
         return DBRCNet(dims, int(self.n_bits), hidden_width=int(self.hidden_width),

@@ -102,7 +102,6 @@ from mmhash.deep import (
     DeepHasher,
     ScaledTanh,
     StepFn,
-    check_fraction,
     cosine_mse,
     feature_similarity,
     fused_similarity,
@@ -113,7 +112,7 @@ from mmhash.deep import (
     update,
 )
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_integer, check_number
+from mmhash.params import Integer, Number
 
 from ._graph import check_neighbours, neighbours_for, training_tensors
 from ._scaling import ColumnScaling
@@ -269,6 +268,20 @@ class DGCPN(ColumnScaling, DeepHasher):
         "n_neighbors": 20, "scale": 40.0, "image_width": 64, "text_width": 64,
         "n_epochs": 6, "batch_size": 64, "learning_rate": 0.02, "n_threads": 1,
     }
+    #: standardize is ColumnScaling's. n_neighbors and max_samples against the training rows
+    #: need the data: _fit checks them before anything is built.
+    parameter_constraints = {
+        "pair_target": Number(low=0), "similarity_weight": Number(low=0),
+        "consistency_weight": Number(low=0),
+        "scale": Number(low=0, none=True),
+        "text_weight": Number(0, 1), "neighbourhood_weight": Number(0, 1),
+        # k counts the item itself, which is then dropped: k = 1 would keep no neighbour.
+        "n_neighbors": Integer(minimum=2, none=True),
+        "image_width": Integer(minimum=1), "text_width": Integer(minimum=1),
+        "max_samples": Integer(minimum=1),
+        "dropout": Number(0, 1, high_open=True),
+        "text_init_std": Number(low=0, low_open=True, none=True),
+    }
 
     def __init__(self, *, n_bits: int = 64, pair_target: float = 1.5, text_weight: float = 0.01,
                  neighbourhood_weight: float = 0.3, n_neighbors: int | None = None,
@@ -307,26 +320,6 @@ class DGCPN(ColumnScaling, DeepHasher):
         self.standardize = standardize
 
     # -- parameters ------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        super()._check_params()
-        self._check_standardize()
-        for key in ("pair_target", "similarity_weight", "consistency_weight"):
-            check_number(key, getattr(self, key), minimum=0)
-        if self.scale is not None:
-            check_number("scale", self.scale, minimum=0)
-        for key in ("text_weight", "neighbourhood_weight"):
-            check_number(key, getattr(self, key), minimum=0, maximum=1)
-        # k counts the item itself, which is then dropped: k = 1 would keep no neighbour.
-        if self.n_neighbors is not None:
-            check_integer("n_neighbors", self.n_neighbors, minimum=2)
-        for key in ("image_width", "text_width", "max_samples"):
-            check_integer(key, getattr(self, key), minimum=1)
-        check_fraction("dropout", self.dropout)
-        if self.text_init_std is not None:
-            check_number("text_init_std", self.text_init_std, minimum=0, exclusive=True)
-        # n_neighbors and max_samples against the training rows need the data: _fit checks them
-        # before anything is built.
-
     def _weights(self) -> dict[str, float]:
         return {"pair_target": float(self.pair_target),
                 "similarity_weight": float(self.similarity_weight),

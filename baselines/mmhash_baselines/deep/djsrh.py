@@ -85,7 +85,7 @@ except ImportError as exc:  # the registry lists djsrh as unavailable with this 
     ) from exc
 
 from mmhash.deep import feature_similarity, fused_similarity, second_order
-from mmhash.params import check_number
+from mmhash.params import Number
 from mmhash_baselines.deep._common import ImageTextNets, TwoNetHasher, reconstruction_loss
 from mmhash_baselines.deep._scaling import ColumnScaling
 
@@ -164,6 +164,12 @@ class DJSRH(ColumnScaling, TwoNetHasher):
         "text_width": 64, "n_epochs": 10, "batch_size": 32, "learning_rate": 0.05,
         "text_learning_rate": 0.05, "n_threads": 1,
     }
+    #: standardize is ColumnScaling's; the networks' parameters are TwoNetHasher's.
+    parameter_constraints = {
+        "beta": Number(0, 1), "eta": Number(0, 1),
+        "mu": Number(low=0, low_open=True),
+        "lambda1": Number(low=0), "lambda2": Number(low=0),
+    }
 
     def __init__(self, *, n_bits: int = 64, beta: float = 0.9, eta: float = 0.4,
                  mu: float = 1.5, lambda1: float = 0.1, lambda2: float = 0.1,
@@ -195,15 +201,6 @@ class DJSRH(ColumnScaling, TwoNetHasher):
         self.device = device
         self.random_state = random_state
         self.standardize = standardize
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        self._check_standardize()
-        check_number("beta", self.beta, minimum=0, maximum=1)
-        check_number("eta", self.eta, minimum=0, maximum=1)
-        check_number("mu", self.mu, minimum=0, exclusive=True)
-        check_number("lambda1", self.lambda1, minimum=0)
-        check_number("lambda2", self.lambda2, minimum=0)
 
     def _loss(self, model: ImageTextNets, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:

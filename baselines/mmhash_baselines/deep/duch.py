@@ -106,8 +106,8 @@ except ImportError as exc:  # the registry lists duch as unavailable with this m
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, StepFn, check_fraction, check_seed, mlp, update
-from mmhash.params import check_integer, check_number
+from mmhash.deep import DeepHasher, StepFn, check_seed, mlp, update
+from mmhash.params import Integer, Number
 from mmhash_baselines.deep._contrastive import (
     derived_seed,
     seeded_generator,
@@ -281,6 +281,19 @@ class DUCH(DeepHasher):
         "image_width": 64, "text_width": 64, "n_epochs": 10, "batch_size": 64,
         "learning_rate": 1e-3, "n_threads": 1,
     }
+    parameter_constraints = {
+        "alpha": Number(low=0), "beta": Number(low=0), "gamma": Number(low=0),
+        "inter_weight": Number(low=0), "image_weight": Number(low=0),
+        "text_weight": Number(low=0), "gp_weight": Number(low=0), "noise_std": Number(low=0),
+        "discriminator_weight_decay": Number(low=0),
+        "temperature": Number(low=0, low_open=True),
+        "discriminator_learning_rate": Number(low=0, low_open=True),
+        "feature_dropout": Number(0, 1, high_open=True),
+        "lr_decay": Number(0, 1, low_open=True),
+        "image_width": Integer(minimum=1), "text_width": Integer(minimum=1),
+        "lr_decay_every": Integer(minimum=1),
+        "discriminator_width": Integer(minimum=1, none=True),
+    }
 
     def __init__(self, *, n_bits: int = 32, alpha: float = 0.01, beta: float = 0.001,
                  gamma: float = 0.01, inter_weight: float = 1.0, image_weight: float = 1.0,
@@ -323,21 +336,6 @@ class DUCH(DeepHasher):
         self.random_state = random_state
 
     # -- parameters ------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        super()._check_params()
-        for key in ("alpha", "beta", "gamma", "inter_weight", "image_weight", "text_weight",
-                    "gp_weight", "noise_std", "discriminator_weight_decay"):
-            check_number(key, getattr(self, key), minimum=0)
-        for key in ("temperature", "discriminator_learning_rate"):
-            check_number(key, getattr(self, key), minimum=0, exclusive=True)
-        check_fraction("feature_dropout", self.feature_dropout)
-        check_number("lr_decay", self.lr_decay, minimum=0, exclusive=True)
-        check_number("lr_decay", self.lr_decay, maximum=1)
-        for key in ("image_width", "text_width", "lr_decay_every"):
-            check_integer(key, getattr(self, key), minimum=1)
-        if self.discriminator_width is not None:
-            check_integer("discriminator_width", self.discriminator_width, minimum=1)
-
     # -- training --------------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray], *,
              progress: ProgressCallback | None = None) -> None:

@@ -121,7 +121,7 @@ except ImportError as exc:  # the registry lists jdsh as unavailable with this m
 
 from mmhash.deep import check_seed, feature_similarity, iter_batches
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_bool, check_number
+from mmhash.params import Flag, Number
 from mmhash_baselines.deep._common import ImageTextNets, TwoNetHasher, reconstruction_loss
 from mmhash_baselines.deep._scaling import ColumnScaling
 
@@ -363,6 +363,16 @@ class JDSH(ColumnScaling, TwoNetHasher):
         "text_width": 64, "n_epochs": 10, "batch_size": 32, "learning_rate": 0.05,
         "text_learning_rate": 0.05, "n_threads": 1,
     }
+    #: standardize is ColumnScaling's; the networks' parameters are TwoNetHasher's.
+    parameter_constraints = {
+        "image_weight": Number(low=0), "text_weight": Number(low=0),
+        "high_order_weight": Number(low=0), "left_width": Number(low=0),
+        "right_width": Number(low=0), "dissimilar_weight": Number(low=0),
+        "similar_weight": Number(low=0), "intra_weight": Number(low=0),
+        "cross_weight": Number(low=0), "pair_weight": Number(low=0),
+        "mu": Number(low=0, low_open=True),
+        "dsdw": Flag(),
+    }
 
     def __init__(self, *, n_bits: int = 16, image_weight: float = 0.5,
                  text_weight: float = 0.1, high_order_weight: float = 0.4, mu: float = 1.4,
@@ -404,16 +414,6 @@ class JDSH(ColumnScaling, TwoNetHasher):
         self.device = device
         self.random_state = random_state
         self.standardize = standardize
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        self._check_standardize()
-        for key in ("image_weight", "text_weight", "high_order_weight", "left_width",
-                    "right_width", "dissimilar_weight", "similar_weight", "intra_weight",
-                    "cross_weight", "pair_weight"):
-            check_number(key, getattr(self, key), minimum=0)
-        check_number("mu", self.mu, minimum=0, exclusive=True)
-        check_bool("dsdw", self.dsdw)
 
     def _weights(self) -> dict[str, float]:
         return {"image_weight": float(self.image_weight), "text_weight": float(self.text_weight),

@@ -87,7 +87,7 @@ except ImportError as exc:  # the registry lists mgah as unavailable with this m
 
 from mmhash.base import ProgressCallback
 from mmhash.deep import DeepHasher, StepFn, check_seed, make_optimizer, update
-from mmhash.params import check_choice, check_integer, check_number
+from mmhash.params import Choice, Integer, Number, check_number
 from mmhash_baselines.deep._contrastive import (
     derived_seed,
     seeded_generator,
@@ -327,6 +327,17 @@ class MGAH(ColumnScaling, DeepHasher):
         "hidden_width": 64, "n_epochs": 8, "pretrain_epochs": 4, "batch_size": 64,
         "n_threads": 1,
     }
+    #: standardize is ColumnScaling's.
+    parameter_constraints = {
+        "n_neighbors": Integer(minimum=1), "n_samples": Integer(minimum=1),
+        "hidden_width": Integer(minimum=1),
+        "generator_steps": Integer(minimum=0),
+        "pretrain_epochs": Integer(minimum=0),  # <= n_epochs: _check_params
+        "margin": Number(low=0, low_open=True, none=True),
+        "generator_learning_rate": Number(low=0, low_open=True),
+        "generator_objective": Choice(GENERATOR_OBJECTIVES),
+        "adversarial_learning_rate": Number(low=0, low_open=True, none=True),
+    }
 
     def __init__(self, *, n_bits: int = 64, n_neighbors: int = 5, n_samples: int = 2,
                  margin: float | None = None, hidden_width: int = 4096,
@@ -362,22 +373,10 @@ class MGAH(ColumnScaling, DeepHasher):
 
     # -- parameters ------------------------------------------------------------------------------
     def _check_params(self) -> None:
+        """The rule relating two parameters: ``pretrain_epochs <= n_epochs``."""
         super()._check_params()
-        self._check_standardize()
-        for key in ("n_neighbors", "n_samples", "hidden_width"):
-            check_integer(key, getattr(self, key), minimum=1)
-        check_integer("generator_steps", self.generator_steps, minimum=0)
-        check_integer("pretrain_epochs", self.pretrain_epochs, minimum=0)
         # pretrain_epochs = n_epochs trains the discriminators alone (MGAH's released stage).
         check_number("pretrain_epochs", self.pretrain_epochs, maximum=int(self.n_epochs))
-        if self.margin is not None:
-            check_number("margin", self.margin, minimum=0, exclusive=True)
-        check_number("generator_learning_rate", self.generator_learning_rate, minimum=0,
-                      exclusive=True)
-        check_choice("generator_objective", self.generator_objective, GENERATOR_OBJECTIVES)
-        if self.adversarial_learning_rate is not None:
-            check_number("adversarial_learning_rate", self.adversarial_learning_rate, minimum=0,
-                         exclusive=True)
 
     def _adversarial_learning_rate(self) -> float:
         # UGACH: the discriminator learns at 0.01 while pretrained, 0.001 once adversarial.

@@ -94,8 +94,8 @@ except ImportError as exc:  # the registry lists ucch as unavailable with this m
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, StepFn, check_fraction, check_seed, mlp, update
-from mmhash.params import check_integer, check_number
+from mmhash.deep import DeepHasher, StepFn, check_seed, mlp, update
+from mmhash.params import Integer, Number
 from mmhash_baselines.deep._contrastive import (
     seeded_generator,
     set_learning_rate,
@@ -273,6 +273,18 @@ class UCCH(DeepHasher):
         "image_width": 64, "text_width": 64, "n_negatives": 256, "n_epochs": 10,
         "batch_size": 64, "learning_rate": 1e-3, "n_threads": 1,
     }
+    parameter_constraints = {
+        "alpha": Number(0, 1),
+        "margin": Number(low=0), "shift": Number(low=0), "clip_norm": Number(low=0),
+        # both divide logits
+        "kappa": Number(low=0, low_open=True), "temperature": Number(low=0, low_open=True),
+        "bank_momentum": Number(0, 1, high_open=True),
+        "lr_gamma": Number(0, 1, low_open=True),
+        "n_negatives": Integer(minimum=1), "image_width": Integer(minimum=1),
+        "image_layers": Integer(minimum=1), "text_width": Integer(minimum=1),
+        "text_layers": Integer(minimum=1), "lr_step": Integer(minimum=1),
+        "warmup_epochs": Integer(minimum=0),
+    }
 
     def __init__(self, *, n_bits: int = 32, alpha: float = 0.7, margin: float = 0.2,
                  shift: float = 0.1, kappa: float = 1.0, temperature: float = 0.9,
@@ -311,21 +323,6 @@ class UCCH(DeepHasher):
         self.random_state = random_state
 
     # -- parameters ------------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_number("alpha", self.alpha, minimum=0, maximum=1)
-        for key in ("margin", "shift", "clip_norm"):
-            check_number(key, getattr(self, key), minimum=0)
-        for key in ("kappa", "temperature"):  # both divide logits
-            check_number(key, getattr(self, key), minimum=0, exclusive=True)
-        check_fraction("bank_momentum", self.bank_momentum)
-        check_number("lr_gamma", self.lr_gamma, minimum=0, exclusive=True)
-        check_number("lr_gamma", self.lr_gamma, maximum=1)
-        for key in ("n_negatives", "image_width", "image_layers", "text_width", "text_layers",
-                    "lr_step"):
-            check_integer(key, getattr(self, key), minimum=1)
-        check_integer("warmup_epochs", self.warmup_epochs, minimum=0)
-
     # -- training --------------------------------------------------------------------------------
     def _fit(self, views: dict[str, np.ndarray], *,
              progress: ProgressCallback | None = None) -> None:

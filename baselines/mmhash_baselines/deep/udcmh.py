@@ -75,7 +75,7 @@ except ImportError as exc:  # the registry lists udcmh as unavailable with this 
 from mmhash.base import ProgressCallback
 from mmhash.deep import DeepHasher, mlp
 from mmhash.errors import InvalidInputError
-from mmhash.params import check_integer, check_number
+from mmhash.params import Integer, Number
 
 from ._graph import training_tensors
 from ._scaling import ColumnScaling
@@ -308,6 +308,15 @@ class UDCMH(ColumnScaling, DeepHasher):
         "hidden_width": 64, "n_epochs": 8, "batch_size": 64, "learning_rate": 3e-3,
         "n_threads": 1,
     }
+    #: standardize is ColumnScaling's.
+    parameter_constraints = {
+        "mf_weight": Number(low=0), "fit_weight": Number(low=0),  # not both 0: _check_params
+        "graph_weight": Number(low=0), "far_weight": Number(low=0),
+        "ridge": Number(low=0, low_open=True),
+        "n_neighbors": Integer(minimum=1), "n_bit_passes": Integer(minimum=1),
+        "hidden_width": Integer(minimum=1),
+        "n_farthest": Integer(minimum=0), "n_hidden_layers": Integer(minimum=0),
+    }
 
     def __init__(self, *, n_bits: int = 64, mf_weight: float = 1.0, fit_weight: float = 1.0,
                  graph_weight: float = 2.0, n_neighbors: int = 10, n_farthest: int = 10,
@@ -343,14 +352,6 @@ class UDCMH(ColumnScaling, DeepHasher):
     # -- parameters ------------------------------------------------------------------------------
     def _check_params(self) -> None:
         super()._check_params()
-        self._check_standardize()
-        for key in ("mf_weight", "fit_weight", "graph_weight", "far_weight"):
-            check_number(key, getattr(self, key), minimum=0)
-        check_number("ridge", self.ridge, minimum=0, exclusive=True)
-        for key in ("n_neighbors", "n_bit_passes", "hidden_width"):
-            check_integer(key, getattr(self, key), minimum=1)
-        for key in ("n_farthest", "n_hidden_layers"):
-            check_integer(key, getattr(self, key), minimum=0)
         if float(self.mf_weight) + float(self.fit_weight) == 0:
             raise InvalidInputError("mf_weight and fit_weight are both 0: the networks would "
                                     "learn nothing; make one of them > 0")
