@@ -1,6 +1,6 @@
 """The one check of every path a command writes, made before any work is done.
 
-Each writing command (``bench --export/--store``, ``tune -o/--store``, ``fit -o``, ``encode -o``,
+Each writing command (``bench -o/--store``, ``tune -o/--store``, ``fit -o``, ``encode -o``,
 ``index build -o``, ``search -o``, ``report -o/--plot``, ``features -o``, ``regress
 --reference/--store``) calls :func:`check_output` (or :func:`check_output_folder` for a folder of
 figures) on each of its outputs first, so that a long run never ends in a write that was bound to

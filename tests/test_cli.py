@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+import mmhash
 from mmhash.cli import main
+from mmhash.hashers.rp import RandomProjectionHasher
 
 FAST = ["--dataset", "synthetic", "--methods", "rp", "--bits", "8,16", "--seeds", "0,1"]
 
@@ -29,7 +31,7 @@ def store(tmp_path):
 
 def test_bench_prints_paper_layout_and_stores_every_cell(store, tmp_path):
     export = tmp_path / "cells.csv"
-    result = CliRunner().invoke(main, ["bench", *FAST, "--store", store, "--export", str(export)])
+    result = CliRunner().invoke(main, ["bench", *FAST, "--store", store, "--output", str(export)])
     assert result.exit_code == 0, result.output
     assert "mAP@all" in result.output and "tie policy: expected" in result.output
     assert "image->text" in result.output and "text->image" in result.output
@@ -47,9 +49,8 @@ def test_bench_prints_paper_layout_and_stores_every_cell(store, tmp_path):
 
 def test_same_seed_gives_same_map(store, tmp_path):
     paths = [tmp_path / "a.json", tmp_path / "b.json"]
-    for path in paths:
-        result = CliRunner().invoke(main, ["bench", *FAST, "--store", store, "--export",
-                                           str(path)])
+    for path, flag in zip(paths, ("-o", "--export")):  # --export: -o's old name, kept hidden
+        result = CliRunner().invoke(main, ["bench", *FAST, "--store", store, flag, str(path)])
         assert result.exit_code == 0, result.output
     a, b = (json.loads(p.read_text()) for p in paths)
     assert a == b
@@ -76,7 +77,7 @@ def test_resume_skips_finished_cells(store):
         (["--tie", "random"], "unknown tie policy"),
         (["--views", "image,audio"], "unknown modality 'audio'"),
         (["--param", "rp.nope=1"], "parameter of 'rp'"),
-        (["--export", "out.xlsx"], ".csv or .json"),
+        (["-o", "out.xlsx"], ".csv or .json"),
     ],
 )
 def test_bad_input_is_one_line_and_keeps_stored_results(store, args, message):
@@ -92,6 +93,53 @@ def test_bad_input_is_one_line_and_keeps_stored_results(store, args, message):
     assert message in result.output
     assert "Traceback" not in result.output
     assert _count_cells(store) == before
+
+
+def test_bench_output_is_named_once():
+    runner = CliRunner()
+    both = runner.invoke(main, ["bench", *FAST, "-o", "a.csv", "--export", "b.csv"])
+    assert both.exit_code == 2 and "name the output once" in both.output
+    shown = runner.invoke(main, ["bench", "--help"]).output
+    assert "-o, --output" in shown and "--export" not in shown
+
+
+def test_help_lists_the_exit_codes():
+    shown = CliRunner().invoke(main, ["--help"]).output
+    for code, meaning in (("0", "ok"), ("1", "cells failed"), ("2", "bad input"),
+                          ("3", "conformance checks failed"), ("4", "regression"),
+                          ("130", "interrupted")):
+        assert any(line.split()[:1] == [code] and meaning in line
+                   for line in shown.splitlines()), (code, shown)
+
+
+class _FitReturnsNone(RandomProjectionHasher):
+    """Fails the conformance check that fit returns the hasher."""
+
+    name = "cli-fit-returns-none"
+
+    def fit(self, views):
+        super().fit(views)
+
+
+def test_failed_checks_exit_3():
+    mmhash.register(_FitReturnsNone)
+    try:
+        result = CliRunner().invoke(main, ["check", _FitReturnsNone.name])
+    finally:
+        mmhash.registry.unregister(_FitReturnsNone.name)
+    assert result.exit_code == 3, result.output
+    assert "FAIL" in result.output and "0 failed" not in result.output
+
+
+def test_single_method_commands_take_both_param_spellings(tmp_path):
+    from mmhash.registry import load_hasher
+
+    for i, item in enumerate(("reg=0.5", "cvh.reg=0.5")):
+        path = tmp_path / f"m{i}.npz"
+        result = CliRunner().invoke(main, ["fit", "cvh", "--bits", "16", "--param", item,
+                                           "-o", str(path)])
+        assert result.exit_code == 0, result.output
+        assert load_hasher(path).reg == 0.5
 
 
 def test_real_process_prints_no_traceback(tmp_path):

@@ -1,7 +1,10 @@
 """One self-contained HTML page of stored results (``mmhash report --format html``).
 
 :func:`render_page` builds the page string from tidy result rows, stored curves, the stored run
-records and the failed cells; it reads no store and writes no file (the CLI does both). The page
+records and the failed cells; :func:`report_page` builds the page of ``mmhash report --format
+html`` from several stores combined (:func:`mmhash.bench.combine.combine_stores`): the failed
+cells and runs matching its filters, the filters named under the title. Neither reads a store
+or writes a file (the CLI writes it). The page
 needs nothing beyond itself: the stylesheet is inline, figures are ``data:`` URIs (SVG by
 default), and there is no script. Per dataset (and data fingerprint) and pair of tasks it shows
 the tables of :func:`mmhash.bench.report.tables` -- their captions, rows, best marks and the
@@ -19,10 +22,13 @@ import importlib.util
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmhash.bench.published import Published, published_for
 from mmhash.bench.report import Table, tables
+
+if TYPE_CHECKING:
+    from mmhash.bench.combine import Combined
 
 #: The stylesheet of the page (inline: the page must open without a network).
 STYLE = """
@@ -387,3 +393,38 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
         *body,
         "<footer>A self-contained page: inline styles and figures, no scripts, no network."
         "</footer>", "</body>", "</html>", ""])
+
+
+def report_page(combined: Combined, *, stores: Sequence[str], dataset: str | None = None,
+                methods: Sequence[str] | None = None, run_id: int | None = None,
+                recompute: bool = False, published: Published | None = None) -> str:
+    """The page of ``mmhash report --format html``: the rows and curves of
+    :func:`mmhash.bench.combine.combine_stores` (read with ``provenance=True``), with the runs
+    they came from and the failed cells matching the filters (``dataset``, ``methods``;
+    ``run_id`` and ``recompute`` are named under the title). Adds each recomputed row's run and
+    device (such rows name only their cell) in place."""
+    from mmhash.bench.cell import CellKey
+
+    rows, provenance = combined.rows, combined.provenance
+    stores = list(dict.fromkeys(stores))  # a store named twice is one source
+    for row in rows:  # recomputed rows name their cell only: add its run and device
+        cell = provenance[row["store"]].origins.get(row.get("cell_id"), {})
+        row.setdefault("run_id", cell.get("run_id"))
+        row.setdefault("device", cell.get("device"))
+    shown = {CellKey.from_row(r) for r in rows}
+    failures = [{**f, "shown": CellKey.from_row(f) in shown}
+                for store in stores for f in provenance[store].failures
+                if (dataset is None or f["dataset"] == dataset)
+                and (methods is None or f["method"] in methods)]
+    used = {(r["store"], r.get("run_id")) for r in [*rows, *failures]}
+    runs = [run for store in stores for run in provenance[store].runs
+            if (store, run["run_id"]) in used]
+    notes = ["Values recomputed from the stored codes (--recompute)."] if recompute else []
+    filters = [f"{name} {value}" for name, value in (
+        ("--dataset", dataset), ("--methods", ",".join(methods or [])), ("--run", run_id))
+        if value]
+    if filters:
+        notes.append("Filters: " + "; ".join(filters) + ".")
+    return render_page(rows, combined.curves, runs=runs, failures=failures,
+                       method_order=methods, tie=combined.evaluation.ties[0],
+                       sources=list(stores), notes=notes, published=published)

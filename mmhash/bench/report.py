@@ -412,7 +412,8 @@ def export(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
-        raise InvalidInputError(f"--export: unknown file type {path.suffix!r} (use .csv or .json)")
+        raise InvalidInputError(f"cannot export to {path}: unknown file type {path.suffix!r} (use "
+                                ".csv or .json)")
     from mmhash.codefiles import atomic_output
 
     frame = export_frame(rows)

@@ -50,7 +50,7 @@ def built(tmp_path_factory):
                                    "--bits", "16", "--seeds", "0,1", "--store", str(store),
                                    "-o", str(cells)])
         assert ran.exit_code == 1, ran.output  # the broken cells failed, the rest stored
-        assert cells.is_file()  # bench's -o is --export
+        assert cells.is_file()  # bench's -o/--output: the run's cells as a table
         made = runner.invoke(main, ["report", "--store", str(store), "--format", "html",
                                     "-o", str(page)])
         assert made.exit_code == 0, made.output

@@ -117,7 +117,7 @@ def test_regress_catches_a_worsened_method(tmp_path, suites, degradable):
 
     suites(0.5)  # the method got worse: half of its text bits flipped
     worse = runner.invoke(main, ["regress", "--suite", "tiny", "--tolerance", "0.01"])
-    assert worse.exit_code == 1, worse.output
+    assert worse.exit_code == 4, worse.output  # a regression, not a failed cell (1)
     assert "Dropped below reference" in worse.output
     assert "2 dropped" in worse.output  # image->text and text->image of degradable
     dropped = worse.output.split("Dropped below reference")[1]

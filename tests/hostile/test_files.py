@@ -160,11 +160,11 @@ CASES = [
     # ---- outputs checked before any work
     ("bench-export-in-a-missing-folder",
      ["bench", "--methods", "rp", "--bits", "16", "--store", "{ws}/new.sqlite",
-      "--export", "{ws}/missing/cells.csv"], [], ["new.sqlite", "missing"],
-     "--export {ws}/missing/cells.csv cannot be written: the folder {ws}/missing does not exist"),
+      "-o", "{ws}/missing/cells.csv"], [], ["new.sqlite", "missing"],
+     "-o {ws}/missing/cells.csv cannot be written: the folder {ws}/missing does not exist"),
     ("bench-export-onto-its-store",
      ["bench", "--methods", "rp", "--bits", "16", "--store", "{ws}/runs.csv",
-      "--export", "{ws}/runs.csv"], [], ["runs.csv"], "that is the input"),
+      "--export", "{ws}/runs.csv"], [], ["runs.csv"], "that is the input"),  # old name of -o
     ("bench-store-in-a-read-only-folder",
      ["bench", "--methods", "rp", "--bits", "16", "--store", "{ro}/results.sqlite"], [],
      ["read-only/results.sqlite"], "--store {ro}/results.sqlite cannot be written: the folder"),

@@ -1,0 +1,5 @@
+"""``python -m mmhash.cli``: the ``mmhash`` command."""
+
+from mmhash.cli import main
+
+main()
