@@ -22,6 +22,12 @@ DATASETS = ("cub10", "wiki")
 BITS = (16, 64)
 #: Cells whose fits take a minute or more on 2 cores at their defaults: run with --runslow.
 SLOW = {("wiki", "lssh"), ("wiki", "imh"), ("cub10", "lssh")}
+#: Cells whose codes depend on round-off that is not the code's: the same code and seed gave
+#: other codes in fresh processes started from different environments (BLAS results that depend
+#: on memory alignment, amplified by PDH's SVM, CCQ's L-BFGS, LSSH's sparse coding, and CVH's
+#: basis of the eigenvectors beyond wiki's 10-d text rank). A bit-for-bit guard cannot cover
+#: them until they are made robust; they are skipped, saying so.
+ROUND_OFF = {("wiki", "pdh"), ("cub10", "ccq"), ("cub10", "lssh"), ("wiki", "cvh")}
 
 
 def guarded_methods() -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codes_guard import BITS, DATASETS, SLOW, guarded_methods, run_cell
+from codes_guard import BITS, DATASETS, ROUND_OFF, SLOW, guarded_methods, run_cell
 
 REFERENCE = Path(__file__).parent / "data" / "codes-guard-4cb0d6b.npz"
 
@@ -19,6 +19,9 @@ def _cells():
     for dataset in DATASETS:
         for method in guarded_methods():
             marks = [pytest.mark.slow] if (dataset, method) in SLOW else []
+            if (dataset, method) in ROUND_OFF:
+                marks.append(pytest.mark.skip(reason="codes depend on round-off (BLAS memory "
+                                              "alignment), not only on the code and seed"))
             marks.append(pytest.mark.data)
             yield pytest.param(dataset, method, id=f"{dataset}-{method}", marks=marks)
 
