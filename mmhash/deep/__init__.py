@@ -12,7 +12,8 @@ not import it. What a deep plugin uses:
   :func:`holdout_split`, :func:`iter_batches`, :func:`resolve_device`;
 * the family's blocks (:mod:`mmhash.deep.blocks`): :func:`feature_similarity`,
   :func:`fused_similarity`, :func:`second_order`, :func:`knn_graph`, :func:`graph_term`,
-  :func:`keep_largest`, :func:`pair_block`,
+  :func:`keep_largest`, :func:`pair_block`, :func:`knn_indices` (the one chunked
+  nearest-neighbour selection), :class:`Standardize` (per-column standardisation),
   :func:`check_pairwise_size`, :func:`cosine`, :func:`cosine_mse`, :func:`mlp`,
   :class:`ScaledTanh` with :func:`sqrt_schedule` / :func:`set_alpha`.
 
@@ -29,6 +30,7 @@ except ImportError as exc:  # one clear line instead of a deep traceback
 from mmhash.deep.blocks import (
     RowNormalize,
     ScaledTanh,
+    Standardize,
     check_pairwise_size,
     cosine,
     cosine_mse,
@@ -37,6 +39,7 @@ from mmhash.deep.blocks import (
     graph_term,
     keep_largest,
     knn_graph,
+    knn_indices,
     mlp,
     pair_block,
     pairwise_memory,
@@ -75,6 +78,7 @@ __all__ = [
     "Diverged",
     "RowNormalize",
     "ScaledTanh",
+    "Standardize",
     "StepFn",
     "TrainResult",
     "check_finite",
@@ -91,6 +95,7 @@ __all__ = [
     "iter_batches",
     "keep_largest",
     "knn_graph",
+    "knn_indices",
     "loss_step",
     "make_optimizer",
     "mlp",

@@ -11,16 +11,29 @@ Target similarities (float tensors ``(n, n)``, no gradients needed)
     pairs of matrices (DJSRH's ``S~ S~^T / m``, UJSAH's cross-modal ``S^v S^t^T / n`` and its
     M-view mean over view pairs);
     :func:`knn_graph` and :func:`graph_term` -- the row-normalised kNN-truncated graph ``P`` of a
-    similarity over the whole training set and its neighbourhood term ``P P^T`` (DGCPN, CIRH);
-    :func:`keep_largest` -- the truncation alone; :func:`pair_block` -- a batch's block of such
-    a whole-training-set matrix, by the rows' positions (UMHA, DGCPN, CIRH);
+    similarity over the whole training set and its neighbourhood term ``P P^T`` (DGCPN);
+    :func:`keep_largest` -- the truncation alone (CIRH); :func:`pair_block` -- a batch's block of
+    such a whole-training-set matrix, by the rows' positions (UMHA, DGCPN, CIRH);
     :func:`pairwise_memory` / :func:`check_pairwise_size` -- what n x n matrices cost, and a
     clear refusal before they are built.
+
+Neighbours
+    :func:`knn_indices` -- each row's ``k`` nearest other rows (and optionally its farthest), by
+    cosine, Euclidean distance or a given similarity, computed a block of rows at a time: the one
+    nearest-neighbour selection of :func:`knn_graph` / :func:`keep_largest` (DGCPN, CIRH), UMHA's
+    kNN agreement, UDCMH's signed graph and MGAH's correlation graph.
 
 Losses
     :func:`cosine` -- ``cos(A, B)`` of two code sets, ``(n, m)``;
     :func:`cosine_mse` -- ``MSE(cos(codes_a, codes_b), target)``, the term of every
     image-image / image-text / text-text pair (II / IT / TT).
+
+Inputs
+    :class:`Standardize` -- per-column standardisation with the training rows' mean and standard
+    deviation (constant columns left unscaled): the statistics (numpy), a fitted layer (saved with
+    the encoder) and the same map on numpy arrays; AGCH's and DBRC's encoders, the baselines'
+    :class:`~mmhash_baselines.deep._scaling.ColumnScaling` (DGCPN, JDSH, DJSRH, MGAH, UDCMH) and
+    UMHA's encoders (statistics only).
 
 Networks
     :func:`mlp` -- a fully connected head (ReLU, optional dropout / batch norm / input
@@ -28,14 +41,17 @@ Networks
     :class:`ScaledTanh` -- ``tanh(alpha h)`` with ``alpha`` set by a schedule
     (:func:`sqrt_schedule`: DJSRH's ``alpha = sqrt(epoch)``, epochs counted from 1).
 
-All functions work on any device and dtype of their inputs.
+All functions work on any device and dtype of their inputs (:func:`knn_indices` also on numpy
+arrays).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -75,15 +91,13 @@ def second_order(pairs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Te
 def knn_graph(S: torch.Tensor, k: int, *, include_self: bool = False) -> torch.Tensor:
     """``P``: each row of the similarity ``S`` ``(n, n)`` kept at its ``k`` largest entries (the
     row's own item excluded unless ``include_self``), the rest set to zero, then divided by its
-    sum -- a row-stochastic kNN graph (DGCPN's and CIRH's truncation). Rows whose kept entries
-    sum to zero stay zero."""
+    sum -- a row-stochastic kNN graph (DGCPN's truncation). Rows whose kept entries sum to zero
+    stay zero. The entries kept are :func:`knn_indices`'s (``metric="precomputed"``)."""
     n = S.shape[0]
     if not 1 <= k <= n - (0 if include_self else 1):
         raise InvalidInputError(f"k={k} nearest neighbours need k between 1 and "
                                 f"{n - (0 if include_self else 1)} for {n} rows")
-    scores = S if include_self else S.masked_fill(
-        torch.eye(n, dtype=torch.bool, device=S.device), -math.inf)
-    P = keep_largest(scores, k)  # the masked diagonal is never among the kept entries
+    P = _kept(S, knn_indices(S, k, metric="precomputed", exclude_self=not include_self))
     total = P.sum(dim=1, keepdim=True)
     return P / torch.where(total != 0, total, torch.ones_like(total))
 
@@ -93,10 +107,14 @@ def keep_largest(S: torch.Tensor, k: int) -> torch.Tensor:
     like any other entry), every other entry 0, no normalisation: CIRH keeps the truncated
     cosines themselves, :func:`knn_graph` normalises them. A new ``(n, n)`` tensor.
 
-    The official codes sort each row ascending and zero the ``n - k`` smallest; ``topk`` keeps
-    the same entries up to the order of ties."""
-    top = S.topk(k, dim=1)
-    return torch.zeros_like(S).scatter_(1, top.indices, top.values)
+    The official codes sort each row ascending and zero the ``n - k`` smallest; ``topk``
+    (:func:`knn_indices`) keeps the same entries up to the order of ties."""
+    return _kept(S, knn_indices(S, k, metric="precomputed", exclude_self=False))
+
+
+def _kept(S: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """``S`` at the entries ``(i, columns[i, j])``, zero elsewhere: a new ``(n, n)`` tensor."""
+    return torch.zeros_like(S).scatter_(1, columns, S.gather(1, columns))
 
 
 def pair_block(S: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
@@ -108,6 +126,100 @@ def pair_block(S: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 def graph_term(P: torch.Tensor) -> torch.Tensor:
     """``P P^T``: the share of kNN-graph neighbourhood two rows have in common. ``(n, n)``."""
     return P @ P.T
+
+
+# ---- neighbours ------------------------------------------------------------------------------
+#: Entries of one block of rows of the similarities (distances) :func:`knn_indices` holds at a
+#: time by default: 64 MiB in float32.
+KNN_CHUNK_ENTRIES = 2**24
+#: What :func:`knn_indices` ranks rows by.
+KNN_METRICS = ("cosine", "euclidean", "precomputed")
+
+
+def knn_indices(X: np.ndarray | torch.Tensor, k: int, *, metric: str = "cosine",
+                exclude_self: bool = True, chunk_rows: int | None = None,
+                farthest: int | None = None):
+    """Each row's ``k`` nearest rows, nearest first: int64 ``(n, k)`` (numpy for a numpy ``X``,
+    a tensor on ``X``'s device for a tensor). The one selection of :func:`knn_graph` /
+    :func:`keep_largest` (DGCPN, CIRH), UMHA's kNN agreement, UDCMH's signed graph and MGAH's
+    correlation graph.
+
+    ``X`` ``(n, d)`` holds features -- ``"cosine"`` of the L2-normalised rows (an all-zero row
+    has cosine 0 to all), ``"euclidean"`` ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j`` -- or, for
+    ``"precomputed"``, an ``(n, n)`` similarity (larger = nearer). ``exclude_self``: row ``i``
+    is never its own neighbour (by position: a duplicate row still counts). With ``farthest``
+    (an int) returns ``(nearest, farthest_rows)``, the latter int64 ``(n, farthest)``: the least
+    similar rows, least similar first, among those neither the row itself (with
+    ``exclude_self``) nor its ``k`` nearest (UDCMH's far neighbours).
+
+    Computed ``chunk_rows`` rows at a time (default: :data:`KNN_CHUNK_ENTRIES` entries a block):
+    memory ``O(chunk_rows n)`` besides ``X``. A block's matrix product, and so the result, may
+    depend on ``chunk_rows``: a caller reproducing earlier results keeps its value.
+
+    Ties: numpy input is computed in float64 and ranked by a stable argsort (ties: the lower row
+    index first); a tensor in its dtype on its device, ranked by ``torch.topk`` (``largest=False``
+    for the farthest), whose choice among tied entries is deterministic on the CPU for a given
+    input but not documented as the lower index.
+    """
+    if metric not in KNN_METRICS:
+        raise InvalidInputError(f"metric={metric!r}: expected one of {', '.join(KNN_METRICS)}")
+    n = X.shape[0]
+    if metric == "precomputed" and tuple(X.shape) != (n, n):
+        raise InvalidInputError(f"metric='precomputed' needs a square similarity, got "
+                                f"{tuple(X.shape)}")
+    available = n - 1 if exclude_self else n
+    far = 0 if farthest is None else int(farthest)
+    if not 0 <= k <= available or not 0 <= far <= available - k:
+        itself = "the row itself excluded" if exclude_self else "the row itself included"
+        raise InvalidInputError(f"k={k} nearest and {far} farthest neighbours of each of {n} "
+                                f"rows: at most {available} in all ({itself})")
+    chunk = max(1, int(chunk_rows) if chunk_rows else KNN_CHUNK_ENTRIES // max(n, 1))
+    numpy = isinstance(X, np.ndarray)
+    if numpy:
+        X = np.asarray(X, dtype=np.float64)
+        arange, cat, int64 = np.arange, np.concatenate, np.int64
+    else:
+        arange, cat = functools.partial(torch.arange, device=X.device), torch.cat
+        int64 = torch.int64
+
+    def empty(r: int, c: int):  # an int64 (r, c) block with r * c == 0
+        return arange(0, dtype=int64).reshape(r, c)
+
+    if metric == "cosine":
+        X = F.normalize(X, dim=1) if not numpy else X / np.maximum(
+            np.linalg.norm(X, axis=1, keepdims=True), 1e-12)  # F.normalize's rule
+    elif metric == "euclidean":
+        sq = (X * X).sum(1)
+    nearest, farthest_rows = [empty(0, k)], [empty(0, far)]
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        rows, local = arange(start, stop), arange(stop - start)
+        block = X[start:stop] if numpy else X[rows]  # each replaced copy's own arithmetic
+        if metric == "cosine":
+            score = block @ X.T
+        elif metric == "euclidean":  # minus the distance: larger = nearer
+            score = -((sq[start:stop] if numpy else sq[rows])[:, None] + sq[None, :]
+                      - 2.0 * (block @ X.T))
+        else:
+            score = block.copy() if numpy else block  # a copy: the masks below leave X alone
+        if exclude_self:
+            score[local, rows] = -math.inf  # never one's own neighbour
+        near = (np.argsort(-score, axis=1, kind="stable")[:, :k] if numpy
+                else score.topk(k, dim=1).indices)
+        nearest.append(near)
+        if not far:
+            farthest_rows.append(empty(stop - start, 0))
+            continue
+        if numpy:
+            score[local[:, None], near] = math.inf  # taken: never also a farthest neighbour
+        else:
+            score.scatter_(1, near, math.inf)
+        if exclude_self:
+            score[local, rows] = math.inf
+        farthest_rows.append(np.argsort(score, axis=1, kind="stable")[:, :far] if numpy
+                             else score.topk(far, dim=1, largest=False).indices)
+    nearest = cat(nearest)
+    return nearest if farthest is None else (nearest, cat(farthest_rows))
 
 
 def pairwise_memory(n: int, n_matrices: int = 1, bytes_per_entry: int = 4) -> int:
@@ -146,6 +258,51 @@ def cosine_mse(codes_a: torch.Tensor, codes_b: torch.Tensor, target: torch.Tenso
     if weight is None:
         return F.mse_loss(cos, target)
     return (weight * (cos - target) ** 2).mean()
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+class Standardize(nn.Module):
+    """``(x - shift) / scale`` per column, float ``(n, d) -> (n, d)``: the columns standardised
+    with a training set's mean and standard deviation (AGCH's and DBRC's encoders; the numpy form
+    for :class:`~mmhash_baselines.deep._scaling.ColumnScaling` of DGCPN, JDSH, DJSRH, MGAH and
+    UDCMH; the statistics for UMHA's encoders).
+
+    ``shift`` and ``scale`` ``(d,)`` are buffers, saved with the module (an encoder's state), the
+    identity (0 and 1) until :meth:`fit`; whether to standardise at all is the caller's rule.
+    :meth:`statistics` and :meth:`transform` are the same map on numpy arrays, for state kept
+    outside a network.
+    """
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(d))
+        self.register_buffer("scale", torch.ones(d))
+
+    @staticmethod
+    def statistics(X: np.ndarray, *, min_std: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, std)`` of the columns of the training rows ``X`` (float ``(n, d)``, numpy's
+        arithmetic in ``X``'s dtype), each ``(d,)``; a column whose standard deviation is not
+        above ``min_std`` gets 1: a constant column is only centred (it stays 0), never divided
+        by 0."""
+        std = X.std(axis=0)
+        return X.mean(axis=0), np.where(std > min_std, std, 1.0)
+
+    @staticmethod
+    def transform(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        """``(X - mean) / std`` on a numpy array ``(n, d)``: the layer's map, in numpy."""
+        return (X - mean) / std
+
+    def fit(self, X: np.ndarray, *, min_std: float = 0.0) -> Standardize:
+        """Set ``shift`` and ``scale`` to the :meth:`statistics` of the training rows ``X`` (cast
+        to the buffers' dtype); returns the module."""
+        mean, std = self.statistics(X, min_std=min_std)
+        with torch.no_grad():
+            self.shift.copy_(torch.from_numpy(mean))
+            self.scale.copy_(torch.from_numpy(std))
+        return self
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return (X - self.shift) / self.scale
 
 
 # ---- networks --------------------------------------------------------------------------------

@@ -42,7 +42,6 @@ Ablations (``variant``): each removes one component -- see :data:`VARIANTS`.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -61,8 +60,10 @@ from mmhash.base import ProgressCallback
 from mmhash.deep import (
     ENCODE_CHUNK,
     DeepHasher,
+    Standardize,
     check_pairwise_size,
     cosine_mse,
+    knn_indices,
     pair_block,
 )
 from mmhash.errors import InvalidInputError
@@ -86,14 +87,13 @@ def knn_agreement(sims: Sequence[torch.Tensor], n_neighbors: int) -> torch.Tenso
 
     ``sims`` holds one ``(n, n)`` similarity matrix per view (larger = closer). Row ``j`` is a
     neighbour of ``i`` in view ``m`` when it is among the ``n_neighbors`` most similar rows to
-    ``i`` (``i`` itself excluded) or ``i`` is among ``j``'s. Returns ``(n, n)`` in ``{0, 1/M, ...,
-    1}`` (same dtype as ``sims``), symmetric, with a unit diagonal.
+    ``i`` (``i`` itself excluded; :func:`mmhash.deep.knn_indices` on the given similarity) or
+    ``i`` is among ``j``'s. Returns ``(n, n)`` in ``{0, 1/M, ..., 1}`` (same dtype as
+    ``sims``), symmetric, with a unit diagonal.
     """
-    n = sims[0].shape[0]
     agreement = torch.zeros_like(sims[0])
-    eye = torch.eye(n, dtype=torch.bool, device=sims[0].device)
     for S in sims:
-        nearest = S.masked_fill(eye, -math.inf).topk(n_neighbors, dim=1).indices
+        nearest = knn_indices(S, n_neighbors, metric="precomputed")
         K = torch.zeros_like(S).scatter_(1, nearest, 1.0)
         agreement += torch.maximum(K, K.T)
     agreement /= len(sims)
@@ -187,10 +187,12 @@ class AttentionHashEncoder(nn.Module):
 
 def set_standardization(encoder: AttentionHashEncoder, X: np.ndarray) -> None:
     """Make ``encoder`` standardise its input with the mean and standard deviation of the rows
-    ``X`` (float ``(n, d)``); a feature without spread keeps scale 1 (it is only centred)."""
-    std = X.std(axis=0)
-    encoder.shift.copy_(torch.from_numpy(X.mean(axis=0)))
-    encoder.scale.copy_(torch.from_numpy(np.where(std > 1e-12, std, 1.0)))
+    ``X`` (float ``(n, d)``); a feature without spread (standard deviation 1e-12 or less) keeps
+    scale 1 (it is only centred). :meth:`mmhash.deep.Standardize.statistics`; the buffers stay
+    the encoder's own (the saved state's names)."""
+    mean, std = Standardize.statistics(X, min_std=1e-12)
+    encoder.shift.copy_(torch.from_numpy(mean))
+    encoder.scale.copy_(torch.from_numpy(std))
 
 
 class UMHANet(nn.Module):

@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 
 from mmhash.deep import (  # noqa: E402
     ScaledTanh,
+    Standardize,
     check_pairwise_size,
     cosine,
     cosine_mse,
@@ -19,6 +20,7 @@ from mmhash.deep import (  # noqa: E402
     graph_term,
     keep_largest,
     knn_graph,
+    knn_indices,
     mlp,
     pair_block,
     resolve_device,
@@ -83,6 +85,86 @@ def test_truncation_and_a_batchs_block():
         assert set(np.flatnonzero(kept[i])) == set(np.argsort(-S.numpy()[i], kind="stable")[:2])
     rows = torch.tensor([4, 0, 2])
     np.testing.assert_array_equal(pair_block(S, rows).numpy(), S.numpy()[[4, 0, 2]][:, [4, 0, 2]])
+
+
+def _knn_loop(X, k, metric, exclude_self, farthest=0):
+    """Nearest by (key, index), the key a distance (smaller = nearer); the farthest among the
+    rest by (-key, index)."""
+    n = len(X)
+    if metric == "euclidean":
+        key = lambda i, j: float(np.sum((X[i] - X[j]) ** 2))  # noqa: E731
+    elif metric == "cosine":
+        key = lambda i, j: -float(_unit(X)[i] @ _unit(X)[j])  # noqa: E731
+    else:
+        key = lambda i, j: -float(X[i, j])  # noqa: E731
+    near, far = [], []
+    for i in range(n):
+        others = [j for j in range(n) if j != i or not exclude_self]
+        ranked = sorted(others, key=lambda j: (key(i, j), j))
+        near.append(ranked[:k])
+        rest = [j for j in others if j not in ranked[:k]]
+        far.append(sorted(rest, key=lambda j: (-key(i, j), j))[:farthest])
+    return np.array(near, dtype=np.int64).reshape(n, k), np.array(far, dtype=np.int64).reshape(
+        n, farthest)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "precomputed"])
+def test_knn_indices_are_the_nearest_rows_in_chunks_on_numpy_and_torch(metric):
+    Xd = RNG.standard_normal((9, 4))
+    Xd[6] = Xd[1]  # a duplicate: still excluded by position only
+    data = _unit(Xd) @ _unit(Xd).T if metric == "precomputed" else Xd
+    for exclude_self in (True, False):
+        want, want_far = _knn_loop(data, 3, metric, exclude_self, farthest=2)
+        for chunk in (None, 1, 4):
+            got = knn_indices(data, 3, metric=metric, exclude_self=exclude_self,
+                              chunk_rows=chunk)
+            assert got.dtype == np.int64
+            np.testing.assert_array_equal(got, want)
+            near, far = knn_indices(data, 3, metric=metric, exclude_self=exclude_self,
+                                    chunk_rows=chunk, farthest=2)
+            np.testing.assert_array_equal(near, want)
+            np.testing.assert_array_equal(far, want_far)
+    # A tensor gives the same rows where no two entries tie (topk's order of ties is its own).
+    Z = RNG.standard_normal((9, 4))
+    data = _unit(Z) @ _unit(Z).T if metric == "precomputed" else Z
+    want, want_far = _knn_loop(data, 3, metric, True, farthest=4)
+    near, far = knn_indices(torch.from_numpy(data), 3, metric=metric, chunk_rows=2, farthest=4)
+    assert near.dtype == torch.int64 and far.dtype == torch.int64
+    np.testing.assert_array_equal(near.numpy(), want)
+    np.testing.assert_array_equal(far.numpy(), want_far)
+    assert knn_indices(torch.from_numpy(data), 0, metric=metric).shape == (9, 0)
+
+
+def test_knn_indices_refusals():
+    with pytest.raises(InvalidInputError, match="at most 6 in all"):
+        knn_indices(X, 7)
+    with pytest.raises(InvalidInputError, match="at most 7 in all"):
+        knn_indices(X, 5, exclude_self=False, farthest=3)
+    with pytest.raises(InvalidInputError, match="metric='manhattan'"):
+        knn_indices(X, 2, metric="manhattan")
+    with pytest.raises(InvalidInputError, match="square similarity"):
+        knn_indices(X, 2, metric="precomputed")
+
+
+def test_standardize_statistics_layer_and_numpy_map():
+    Xc = X.copy()
+    Xc[:, 1] = 5.0  # a constant column: centred, never divided by 0
+    mean, std = Standardize.statistics(Xc)
+    np.testing.assert_array_equal(mean, Xc.mean(axis=0))
+    np.testing.assert_array_equal(std, np.where(Xc.std(axis=0) > 0, Xc.std(axis=0), 1.0))
+    assert std[1] == 1.0
+    assert Standardize.statistics(X, min_std=1.0)[1].tolist() == [1.0] * 5
+    want = (Xc - mean) / std
+    np.testing.assert_array_equal(Standardize.transform(Xc, mean, std), want)
+    layer = Standardize(5).double()
+    np.testing.assert_array_equal(layer(torch.from_numpy(Xc)).numpy(), Xc)  # identity until fit
+    assert layer.fit(Xc) is layer
+    np.testing.assert_array_equal(layer(torch.from_numpy(Xc)).numpy(), want)
+    assert np.all(want[:, 1] == 0.0)
+    assert sorted(layer.state_dict()) == ["scale", "shift"]  # saved with an encoder
+    single = Standardize(5).fit(Xc)  # float32 buffers: the statistics rounded once
+    assert single.shift.dtype == torch.float32
+    np.testing.assert_array_equal(single.shift.numpy(), mean.astype(np.float32))
 
 
 def test_pairwise_size_is_refused_with_the_memory_it_needs():

@@ -1,8 +1,11 @@
 """Pieces the two contrastive deep baselines (UCCH, DUCH) share: seeded random streams and
 learning-rate schedules (their updates, clipped or not, are :func:`mmhash.deep.update`).
 
+Used by UCCH, DUCH and MGAH (MGAH: its positive / negative draws and its adversarial
+learning-rate drop).
+
 Not part of :mod:`mmhash.deep`, which has no per-method random streams (it seeds torch's global
-CPU generator for the fit, which a CUDA draw would not use); written here so that both methods
+CPU generator for the fit, which a CUDA draw would not use); written here so that these methods
 draw their negatives / augmentations / interpolations the same way.
 """
 

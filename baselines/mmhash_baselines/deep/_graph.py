@@ -1,10 +1,14 @@
 """What DGCPN and CIRH share: a similarity graph over the whole training set, built once.
 
+Used by DGCPN and CIRH (every function) and UDCMH (:func:`training_tensors` only, for its
+signed kNN graph).
+
 Both methods build one dense ``n x n`` target similarity from the features of every training row
 (fit and held-out rows alike: features only, no labels), truncate each row to its most similar
 items, and read each mini-batch's targets out of it by the rows' positions (``with_row_ids``).
 The pieces here are the ones :mod:`mmhash.deep` does not have (the truncation and a batch's
-block are :func:`mmhash.deep.keep_largest` / :func:`mmhash.deep.pair_block`):
+block are :func:`mmhash.deep.keep_largest` / :func:`mmhash.deep.pair_block`, and the
+neighbour selection behind both truncations is :func:`mmhash.deep.knn_indices`):
 
 * :func:`neighbours_for` -- the neighbour count ``k`` for ``n`` training rows: the given one, or
   by default the official codes' share of their training set (2,000 of 5,000: 40%);

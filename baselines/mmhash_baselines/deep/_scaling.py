@@ -1,5 +1,10 @@
 """Column standardisation in front of a deep baseline's networks, where a view needs it.
 
+Used by DGCPN, JDSH, DJSRH, MGAH and UDCMH (:class:`ColumnScaling`) and by AGCH (only the spread
+rule, :data:`SPREAD_LIMIT` / :func:`column_spread`, for its similarity). This module holds the
+rule for *when* to standardise; the standardisation itself is :class:`mmhash.deep.Standardize`
+(the statistics and the map), shared with AGCH's, DBRC's and UMHA's encoders.
+
 The official DGCPN, JDSH and DJSRH codes feed their features to the networks (and to their
 cosine similarities) as they are: VGG fc7 activations or bag-of-words counts, whose columns
 share one scale of order one. A user's features need not:
@@ -41,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from mmhash.deep import Standardize
 from mmhash.params import Choice
 
 #: ``standardize="auto"`` standardises a view whose largest column standard deviation exceeds
@@ -90,9 +96,7 @@ class ColumnScaling:
             mean, std = np.zeros(X.shape[1]), np.ones(X.shape[1])
             if self.standardize is True or (
                     self.standardize == "auto" and needs_standardising(X)):
-                mean = X.mean(axis=0)
-                spread = X.std(axis=0)
-                std = np.where(spread > 0, spread, 1.0)  # a constant column stays constant (0)
+                mean, std = Standardize.statistics(X)  # a constant column stays constant (0)
             setattr(self, f"input_mean{i}_", mean)
             setattr(self, f"input_std{i}_", std)
             scaled[name] = self._standardised(X, i)
@@ -102,7 +106,7 @@ class ColumnScaling:
         mean, std = getattr(self, f"input_mean{i}_"), getattr(self, f"input_std{i}_")
         if not mean.any() and (std == 1.0).all():
             return X  # the identity: the official pipeline's inputs, untouched
-        return (X - mean) / std
+        return Standardize.transform(X, mean, std)
 
     def _encode(self, X: np.ndarray, modality: str) -> np.ndarray:
         return super()._encode(self._standardised(X, self.modalities_.index(modality)), modality)

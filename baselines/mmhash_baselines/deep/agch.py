@@ -70,7 +70,15 @@ except ImportError as exc:  # the registry lists agch as unavailable with this m
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, StepFn, cosine_mse, make_optimizer, mlp, update
+from mmhash.deep import (
+    DeepHasher,
+    Standardize,
+    StepFn,
+    cosine_mse,
+    make_optimizer,
+    mlp,
+    update,
+)
 from mmhash.errors import InvalidInputError
 from mmhash.params import Flag, Integer, Number
 
@@ -114,19 +122,6 @@ def normalized_adjacency(S: torch.Tensor) -> torch.Tensor:
 
 
 # ---- the networks ----------------------------------------------------------------------------
-class InputScaling(nn.Module):
-    """``(x - shift) / scale`` per column; ``shift`` and ``scale`` are buffers (saved with the
-    encoder), set from the fit rows before training (identity until then)."""
-
-    def __init__(self, d: int):
-        super().__init__()
-        self.register_buffer("shift", torch.zeros(d))
-        self.register_buffer("scale", torch.ones(d))
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return (X - self.shift) / self.scale
-
-
 class GraphConvolution(nn.Module):
     """One GCN layer on a batch graph: ``A^ (H W + b)`` for ``H`` ``(m, d_in)`` and the
     normalised adjacency ``A^`` ``(m, m)``; ``(m, d_out)``."""
@@ -158,14 +153,15 @@ class GCNBranch(nn.Module):
 
 class AGCHNet(nn.Module):
     """The AGCH network: ``encoders`` (image, text; kept after fit), ``fusion`` and ``gcn``
-    (training only). Each encoder is ``InputScaling -> Linear -> ReLU -> Linear -> Tanh``; its
+    (training only). Each encoder is ``Standardize -> Linear -> ReLU -> Linear -> Tanh``
+    (:class:`mmhash.deep.Standardize`, identity unless ``standardize``); its
     output without the last ``Tanh`` is the paper's ``f`` ``(m, c)``."""
 
     def __init__(self, dims: Sequence[int], n_bits: int, *, image_width: int, text_width: int,
                  gcn_widths: Sequence[int]):
         super().__init__()
         self.encoders = nn.ModuleList(
-            nn.Sequential(InputScaling(d), *mlp(d, [w], n_bits, output=nn.Tanh()))
+            nn.Sequential(Standardize(d), *mlp(d, [w], n_bits, output=nn.Tanh()))
             for d, w in zip(dims, (image_width, text_width)))
         self.fusion = nn.Linear(2 * n_bits, n_bits)
         self.gcn = nn.ModuleList(GCNBranch(n_bits, gcn_widths) for _ in dims)
@@ -384,17 +380,15 @@ class AGCH(DeepHasher):
                         fit_rows: np.ndarray) -> None:
         scales = []
         for encoder, X in zip(model.encoders, arrays):
-            std = X[fit_rows].std(axis=0)
-            std = np.where(std > 0, std, 1.0)  # a constant column stays constant (0)
+            rows = X[fit_rows]
             if self.standardize:
-                scaling = encoder[0]
-                scaling.shift.copy_(torch.from_numpy(X[fit_rows].mean(axis=0)))
-                scaling.scale.copy_(torch.from_numpy(std))
+                encoder[0].fit(rows)
             # Columns on wildly different scales would let a few columns decide every cosine of
             # the similarity: divide them by their spread (no shift: the signs, and with them
-            # the 2 S0 - 1 reading of non-negative features, stay).
-            scales.append(torch.from_numpy(std.astype(np.float32)).to(self._device)
-                          if column_spread(X[fit_rows]) > SPREAD_LIMIT else None)
+            # the 2 S0 - 1 reading of non-negative features, stay; a constant column stays).
+            std = Standardize.statistics(rows)[1].astype(np.float32)
+            scales.append(torch.from_numpy(std).to(self._device)
+                          if column_spread(rows) > SPREAD_LIMIT else None)
         self._similarity_scale = scales
 
     def _similarity(self, X: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,8 +11,9 @@ deviation (a fixed first layer, saved with the encoder), and the reconstruction 
 standardised features.
 
 Network (S2, S4, S9; widths ours)
-    encoder ``E_m``: ``x_m -> standardise -> Linear(d_m, w) -> ReLU -> Linear(w, k)`` gives the
-    modality's contribution ``a_m`` ``(n, k)`` to the shared hashing layer;
+    encoder ``E_m``: ``x_m -> standardise (mmhash.deep.Standardize) -> Linear(d_m, w) -> ReLU ->
+    Linear(w, k)`` gives the modality's contribution ``a_m`` ``(n, k)`` to the shared hashing
+    layer;
     hashing layer (ATanh, S3 / S6): ``b = tanh(alpha * z)``, ``alpha`` ``(k,)`` learnable, one
     slope per bit, ``z`` the mean of the contributions of the modalities present
     (``(a_1 + a_2) / 2`` for a pair, ``a_m`` for modality ``m`` alone);
@@ -52,7 +53,7 @@ except ImportError as exc:  # the registry lists dbrc as unavailable with this m
 
 import numpy as np
 
-from mmhash.deep import DeepHasher, StepFn, mlp, update
+from mmhash.deep import DeepHasher, Standardize, StepFn, mlp, update
 from mmhash.params import Flag, Integer, Number
 
 #: The slopes are kept at or above this after every step: the codes are ``sign(z)`` only for a
@@ -61,30 +62,6 @@ ALPHA_FLOOR = 1e-2
 
 
 # ---- network ---------------------------------------------------------------------------------
-class Standardize(nn.Module):
-    """``(x - shift) / scale`` per column, float ``(n, d) -> (n, d)``; ``shift`` and ``scale``
-    ``(d,)`` are buffers (saved with the encoder) set from the fit rows before training."""
-
-    def __init__(self, d: int, *, standardize: bool = True):
-        super().__init__()
-        self.standardize = standardize
-        self.register_buffer("shift", torch.zeros(d))
-        self.register_buffer("scale", torch.ones(d))
-
-    def fit(self, X: np.ndarray) -> None:
-        """Set the buffers from float64 rows ``X`` ``(n, d)``: the column means and standard
-        deviations (1 for a constant column, which then stays constant); the identity when the
-        module was built with ``standardize=False``."""
-        if not self.standardize:
-            return
-        std = X.std(axis=0)
-        self.shift.copy_(torch.from_numpy(X.mean(axis=0)))
-        self.scale.copy_(torch.from_numpy(np.where(std > 0, std, 1.0)))
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        return (X - self.shift) / self.scale
-
-
 class ATanh(nn.Module):
     """Adaptive tanh, ``tanh(alpha * z)`` with a learnable slope ``alpha`` ``(k,)`` per bit
     (S3); float ``(n, k) -> (n, k)`` in ``(-1, 1)``."""
@@ -107,12 +84,11 @@ class DBRCNet(nn.Module):
     the shared ``hash_layer`` (ATanh) and ``decoders`` (one per modality; training only)."""
 
     def __init__(self, dims: Sequence[int], n_bits: int, *, hidden_width: int,
-                 alpha_init: float, standardize: bool = True):
+                 alpha_init: float):
         super().__init__()
         hidden = [hidden_width] if hidden_width > 0 else []
         self.encoders = nn.ModuleList(
-            nn.Sequential(Standardize(d, standardize=standardize), mlp(d, hidden, n_bits))
-            for d in dims)
+            nn.Sequential(Standardize(d), mlp(d, hidden, n_bits)) for d in dims)
         self.hash_layer = ATanh(n_bits, alpha_init)
         self.decoders = nn.ModuleList(mlp(n_bits, hidden, d) for d in dims)
 
@@ -241,12 +217,13 @@ class DBRC(DeepHasher):
     # -- training --------------------------------------------------------------------------------
     def _build_model(self, dims: list[int]) -> DBRCNet:
         return DBRCNet(dims, int(self.n_bits), hidden_width=int(self.hidden_width),
-                       alpha_init=float(self.alpha_init), standardize=bool(self.standardize))
+                       alpha_init=float(self.alpha_init))
 
     def _begin_training(self, model: DBRCNet, arrays: list[np.ndarray],
                         fit_rows: np.ndarray) -> None:
-        # The fit rows' statistics only: held-out rows stay unseen, as new rows would be.
-        with torch.no_grad():
+        # The fit rows' statistics only: held-out rows stay unseen, as new rows would be. Without
+        # standardize the layers stay the identity.
+        if self.standardize:
             for encoder, X in zip(model.encoders, arrays):
                 encoder[0].fit(np.asarray(X[fit_rows], dtype=np.float64))
 

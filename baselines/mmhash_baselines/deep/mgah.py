@@ -86,7 +86,7 @@ except ImportError as exc:  # the registry lists mgah as unavailable with this m
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, StepFn, check_seed, make_optimizer, update
+from mmhash.deep import DeepHasher, StepFn, check_seed, knn_indices, make_optimizer, update
 from mmhash.params import Choice, Integer, Number, check_number
 from mmhash_baselines.deep._contrastive import (
     derived_seed,
@@ -107,20 +107,18 @@ _KNN_CHUNK = 512
 def nearest_neighbours(X: np.ndarray, k: int, chunk: int = _KNN_CHUNK) -> np.ndarray:
     """The ``k`` nearest rows of each row of ``X`` (float ``(n, d)``) by Euclidean distance,
     the row itself first, then by increasing distance (ties: lower index first). Int64
-    ``(n, min(k, n))``. Computed ``chunk`` rows at a time (memory ``O(chunk n)``)."""
+    ``(n, min(k, n))``. Computed ``chunk`` rows at a time (memory ``O(chunk n)``).
+
+    The item itself is its own nearest neighbour (the codes' argsort puts it first, at distance
+    0); placing it first by position keeps that true for duplicated rows too. The others are
+    :func:`mmhash.deep.knn_indices` (float64, stable argsort, self excluded)."""
     n = len(X)
     k = min(int(k), n)
-    X = np.asarray(X, dtype=np.float64)
-    sq = (X ** 2).sum(axis=1)
-    out = np.empty((n, k), dtype=np.int64)
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        dist = sq[start:stop, None] + sq[None, :] - 2.0 * (X[start:stop] @ X.T)
-        # The item itself is its own nearest neighbour (the codes' argsort puts it first, at
-        # distance 0); forcing it keeps that true for duplicated rows too.
-        dist[np.arange(stop - start), np.arange(start, stop)] = -np.inf
-        out[start:stop] = np.argsort(dist, axis=1, kind="stable")[:, :k]
-    return out
+    if k == 0:
+        return np.empty((n, 0), dtype=np.int64)
+    others = knn_indices(np.asarray(X, dtype=np.float64), k - 1, metric="euclidean",
+                         chunk_rows=chunk)
+    return np.concatenate([np.arange(n, dtype=np.int64)[:, None], others], axis=1)
 
 
 def correlation_graph(views: Sequence[np.ndarray], n_neighbors: int

@@ -65,7 +65,6 @@ import numpy as np
 
 try:
     import torch
-    import torch.nn.functional as F
     from torch import nn
 except ImportError as exc:  # the registry lists udcmh as unavailable with this message
     raise ImportError(
@@ -73,14 +72,15 @@ except ImportError as exc:  # the registry lists udcmh as unavailable with this 
     ) from exc
 
 from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, mlp
+from mmhash.deep import DeepHasher, knn_indices, mlp
 from mmhash.errors import InvalidInputError
 from mmhash.params import Integer, Number
 
 from ._graph import training_tensors
 from ._scaling import ColumnScaling
 
-#: Entries of one chunk of the cosine matrix while the graph is built (64 MiB in float32).
+#: Entries of one chunk of the cosine matrix while the graph is built (64 MiB in float32): the
+#: chunks of :func:`mmhash.deep.knn_indices` and of the edge list.
 _CHUNK_ENTRIES = 2**24
 
 
@@ -99,31 +99,24 @@ def signed_knn_edges(X: torch.Tensor, n_near: int, n_far: int, far_weight: float
 
     ``X`` ``(n, d)``: cosine of the rows (an all-zero row has cosine 0 to every row). Row ``i``
     links to its ``n_near`` most similar other rows with ``+1 / n_near`` and to its ``n_far``
-    least similar rows among the others with ``-far_weight / n_far``. Built ``chunk`` rows at a
-    time, so no ``n x n`` matrix is allocated."""
+    least similar rows among the others with ``-far_weight / n_far``
+    (:func:`mmhash.deep.knn_indices`, ``farthest=n_far``). Built ``chunk`` rows at a time, so no
+    ``n x n`` matrix is allocated; the edges are listed chunk by chunk, each chunk's nearest
+    before its farthest."""
     n = X.shape[0]
-    Xn = F.normalize(X, dim=1)
     chunk = max(1, _CHUNK_ENTRIES // max(n, 1))
+    near, far = knn_indices(X, n_near, metric="cosine", chunk_rows=chunk, farthest=n_far)
+    picks = [(near, n_near, 1.0 / max(n_near, 1)),
+             (far, n_far, -float(far_weight) / max(n_far, 1))]
     rows, cols, vals = [], [], []
     for start in range(0, n, chunk):
         idx = torch.arange(start, min(start + chunk, n), device=X.device)
-        C = Xn[idx] @ Xn.T
-        local = torch.arange(len(idx), device=X.device)
-        C[local, idx] = -torch.inf  # never one's own neighbour
-        if n_near > 0:
-            near = C.topk(n_near, dim=1).indices
-            rows.append(idx.repeat_interleave(n_near))
-            cols.append(near.reshape(-1))
-            vals.append(torch.full((len(idx) * n_near,), 1.0 / n_near, dtype=X.dtype,
-                                   device=X.device))
-            C.scatter_(1, near, torch.inf)  # taken: never also a farthest neighbour
-        if n_far > 0:
-            C[local, idx] = torch.inf
-            far = C.topk(n_far, dim=1, largest=False).indices
-            rows.append(idx.repeat_interleave(n_far))
-            cols.append(far.reshape(-1))
-            vals.append(torch.full((len(idx) * n_far,), -float(far_weight) / n_far,
-                                   dtype=X.dtype, device=X.device))
+        for picked, count, weight in picks:
+            if count > 0:
+                rows.append(idx.repeat_interleave(count))
+                cols.append(picked[start:start + chunk].reshape(-1))
+                vals.append(torch.full((len(idx) * count,), weight, dtype=X.dtype,
+                                       device=X.device))
     if not rows:
         return (torch.zeros((2, 0), dtype=torch.int64, device=X.device),
                 torch.zeros(0, dtype=X.dtype, device=X.device))
