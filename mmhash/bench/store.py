@@ -173,16 +173,35 @@ class ResultStore:
             self._db = self._open_read_only()
             return
         try:
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            self._db = self._open_writable()
         except sqlite3.OperationalError as exc:
             # "unable to open database file", "attempt to write a readonly database": the
             # folder or the file cannot be written (a read-only mount, permissions)
             raise DataError(f"result store {self.path} cannot be written ({exc})") from None
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{self.path} is not a usable mmhash result store ({exc})") from None
+
+    def _open_writable(self, wait: float = 60.0) -> sqlite3.Connection:
+        """A writing connection in WAL mode with the schema in place. Two processes opening a
+        new store at once race to create it, and SQLite answers the loser's switch to WAL with
+        "database is locked" without waiting on its busy timeout: retried until ``wait``
+        seconds have passed."""
+        deadline = time.monotonic() + wait
+        delay = 0.01
+        while True:
+            db = sqlite3.connect(self.path, timeout=wait, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                self._db = db
+                self._migrate()
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def _open_read_only(self) -> sqlite3.Connection:
         from urllib.parse import quote
