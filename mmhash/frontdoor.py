@@ -60,7 +60,7 @@ def fit_model(method: str, dataset: str, *, bits: int, params: Mapping[str, Any]
     if unknown:
         raise UnknownNameError("view", unknown[0], list(data.views))
     train = ({v: data.views[v] for v in chosen} if split == "all"
-             else {v: data.part("train")[0][v] for v in chosen})
+             else {v: data.views[v][data.split.train] for v in chosen})
     with atomic_output(output) as temporary:  # checks the folder before a long fit
         hasher.fit(train, progress=on_epoch)
         hasher.save(temporary)

@@ -119,10 +119,9 @@ class Dataset:
 
     def part(self, part: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Views and labels of one split part: (dict view -> (n_part, d), uint8 (n_part, c))."""
-        if part not in PARTS:
-            raise UnknownNameError("split part", part, PARTS)
+        labels = self.part_labels(part)  # checks the part's name
         idx = getattr(self.split, part)
-        return {v: X[idx] for v, X in self.views.items()}, self.labels[idx]
+        return {v: X[idx] for v, X in self.views.items()}, labels
 
     def part_labels(self, part: str) -> np.ndarray:
         """Labels of one split part, uint8 (n_part, c), without copying its views (which
