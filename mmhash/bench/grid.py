@@ -57,17 +57,17 @@ def parse_bits(text: str | Iterable) -> list[int]:
     return sorted(set(out))
 
 
-def parse_seeds(text: str | Iterable) -> list[int]:
-    """Seeds: non-negative integers, e.g. ``"0,1,2"``."""
+def parse_seeds(text: str | Iterable, flag: str = "--seeds") -> list[int]:
+    """Seeds: non-negative integers, e.g. ``"0,1,2"``; ``flag`` names the option in errors."""
     out = []
-    for item in parse_list(text, "--seeds"):
+    for item in parse_list(text, flag):
         try:
             value = int(item)
         except ValueError:
-            raise InvalidInputError(f"--seeds: {item!r} is not an integer (e.g. 0,1,2)") from None
+            raise InvalidInputError(f"{flag}: {item!r} is not an integer (e.g. 0,1,2)") from None
         if str(value) != item.lstrip("+"):
-            raise InvalidInputError(f"--seeds: {item!r} must be a non-negative integer")
-        out.append(parse_seed(value, "--seeds"))
+            raise InvalidInputError(f"{flag}: {item!r} must be a non-negative integer")
+        out.append(parse_seed(value, flag))
     return sorted(set(out))
 
 

@@ -71,7 +71,9 @@ OUTPUT = "-o"
 def output_option(help: str, *, required: bool = False, old_name: str | None = None):
     """``-o/--output PATH``, the file a command writes. ``old_name``: a former spelling kept
     as a hidden alias (``--export`` of bench), so old scripts still run."""
-    option = click.option("-o", "--output", "output", required=required, default=None,
+    # No explicit default: click 8.5 counts an explicit default=None as a value, so a
+    # required -o would never be reported missing.
+    option = click.option("-o", "--output", "output", required=required,
                           type=click.Path(dir_okay=False), help=help)
     if old_name is None:
         return option
@@ -110,6 +112,31 @@ def bits_help(many: bool, default: str | None = None) -> str:
     text = ("Code lengths in bits, comma-separated: multiples of 8 up to 1024" if many
             else "Code length in bits: a multiple of 8 up to 1024")  # mmhash.base.MAX_BITS
     return text + (f" (default {default})." if default else ".")
+
+
+def one_bits_and_seed(bits: str, seed: str, command: str) -> tuple[int, int]:
+    """``--bits`` and ``--seed`` of a command that trains one model (fit, tune), parsed as
+    bench parses its lists, so the flags mean the same everywhere; more than one value is
+    refused naming bench, which runs several."""
+    from mmhash.bench.grid import parse_bits, parse_seeds
+
+    values = {"--bits": (bits, parse_bits(bits)),
+              "--seed": (seed, parse_seeds(seed, "--seed"))}
+    for flag, (text, parsed) in values.items():
+        if len(parsed) != 1:
+            raise InvalidInputError(f"{flag} {text!r}: {command} trains one model, so it takes "
+                                    f"one value; bench runs several")
+    return values["--bits"][1][0], values["--seed"][1][0]
+
+
+def seed_option(many: bool):
+    """``--seed`` / ``--seeds`` (either spelling in every command): several seeds in bench,
+    one where a command trains one model."""
+    if many:
+        return click.option("--seeds", "--seed", "seeds", default=None,
+                            help="Comma-separated non-negative integer seeds (default 0).")
+    return click.option("--seed", "--seeds", "seed", default="0", show_default=True,
+                        help="random_state: one non-negative integer.")
 
 
 #: Why bench names the method in ``--param`` and the single-method commands need not.

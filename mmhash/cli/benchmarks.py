@@ -22,13 +22,14 @@ from mmhash.cli._common import (
     errors_as_one_line,
     loss_text,
     method_params,
+    one_bits_and_seed,
     output_option,
     param_line,
     parse_params,
     progress_bar,
+    seed_option,
     views_option,
 )
-from mmhash.errors import InvalidInputError
 from mmhash.outputs import PARAMS_EXTENSIONS, TABLE_EXTENSIONS, check_output
 
 
@@ -40,7 +41,7 @@ from mmhash.outputs import PARAMS_EXTENSIONS, TABLE_EXTENSIONS, check_output
 @click.option("--methods", default=None,
               help="Comma-separated hashers (default rp,cvh).")
 @click.option("--bits", default=None, help=bits_help(many=True, default="16,32,64,128"))
-@click.option("--seeds", default=None, help="Comma-separated integer seeds (default 0).")
+@seed_option(many=True)
 @click.option("--metrics", default=None, help="map, map@K, p@K, comma-separated (default map).")
 @click.option("--tie", "ties", default=None,
               help="Tie policies: expected, optimistic, pessimistic, index (default expected).")
@@ -350,8 +351,7 @@ def _print_comparison(out, result) -> None:
 @click.option("--tie", default="expected", show_default=True, help="Tie policy of the score.")
 @click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
               help=PARAM_HELP_ONE + " Held fixed in every trial.")
-@click.option("--seed", default="0", show_default=True,
-              help="Seeds the sampler and every fit (a non-negative integer).")
+@seed_option(many=False)
 @click.option("--store", default="mmhash-results.sqlite", show_default=True,
               type=click.Path(dir_okay=False),
               help="Every trial is stored here; a rerun reads back what is stored (resume).")
@@ -361,7 +361,7 @@ def _print_comparison(out, result) -> None:
 def tune(method, dataset, views, bits, space_items, trials, metric, tie, param_items, seed,
          store, output, data_dir) -> None:
     """Search METHOD's hyperparameters on the validation split (never the test queries)."""
-    from mmhash.bench.grid import parse_bits, parse_list, parse_seed
+    from mmhash.bench.grid import parse_list
     from mmhash.bench.store import ResultStore
     from mmhash.bench.tune import checked_space, parse_space, write_params
     from mmhash.bench.tune import tune as run_tune
@@ -373,11 +373,8 @@ def tune(method, dataset, views, bits, space_items, trials, metric, tie, param_i
         check_output(output, option=OUTPUT, extensions=PARAMS_EXTENSIONS,
                      inputs=(dataset, store), what="tuned settings")
     check_store(store, (dataset,))
-    seed = parse_seed(seed)
+    n_bits, seed = one_bits_and_seed(bits, seed, "tune")
     fixed = method_params(param_items, method, FIT_FLAGS)
-    bit_list = parse_bits(bits)
-    if len(bit_list) != 1:
-        raise InvalidInputError(f"--bits {bits!r}: tune one code length at a time")
     space = checked_space(method, parse_space(space_items) if space_items else None, fixed)
     data = load_dataset(dataset, data_dir=data_dir)
     if views:
@@ -391,7 +388,7 @@ def tune(method, dataset, views, bits, space_items, trials, metric, tie, param_i
                 best[0] = max(best[0], trial.value)
             bar.update(completed=done, total=total, note=f"best {best[0]:.4f}")
 
-        result = run_tune(method, data, bits=bit_list[0], space=space, trials=trials,
+        result = run_tune(method, data, bits=n_bits, space=space, trials=trials,
                           metric=metric, tie=tie, fixed=fixed, store=results, seed=seed,
                           progress=step)
     _print_tune(console(), result)

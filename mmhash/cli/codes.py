@@ -15,8 +15,10 @@ from mmhash.cli._common import (
     errors_as_one_line,
     loss_text,
     method_params,
+    one_bits_and_seed,
     output_option,
     progress_bar,
+    seed_option,
     views_option,
 )
 from mmhash.errors import InvalidInputError
@@ -33,11 +35,10 @@ from mmhash.outputs import (
 @click.argument("method")
 @click.option("--dataset", default="synthetic", show_default=True,
               help="Registered dataset name or a path to a data file.")
-@click.option("--bits", default=64, show_default=True, type=int, help=bits_help(many=False))
+@click.option("--bits", default="64", show_default=True, help=bits_help(many=False))
 @click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
               help=PARAM_HELP_ONE)
-@click.option("--seed", default="0", show_default=True,
-              help="random_state: a non-negative integer.")
+@seed_option(many=False)
 @click.option("--split", default="train", show_default=True,
               type=click.Choice(["train", "all"]),
               help="Train on the dataset's training split, or on every row (a user's file).")
@@ -47,13 +48,13 @@ from mmhash.outputs import (
 @errors_as_one_line
 def fit(method, dataset, bits, param_items, seed, split, views, output, data_dir) -> None:
     """Train METHOD on a dataset and keep the model."""
-    from mmhash.bench.grid import parse_list, parse_seed
+    from mmhash.bench.grid import parse_list
     from mmhash.frontdoor import fit_model
     from mmhash.registry import check_method_params
 
     check_output(output, option=OUTPUT, extensions=MODEL_EXTENSIONS, inputs=(dataset,),
                  what="model files")
-    seed = parse_seed(seed)
+    bits, seed = one_bits_and_seed(bits, seed, "fit")
     params = method_params(param_items, method, FIT_FLAGS)
     check_method_params(method, {"n_bits": bits, "random_state": seed, **params})
     view_list = parse_list(views, "--views") if views else None

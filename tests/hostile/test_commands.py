@@ -68,6 +68,15 @@ REFUSALS = [
     ("fit-seed-not-an-integer",
      ["fit", "rp", *FAST, "--seed", "one", "-o", "{tmp}/m.npz"], None,
      ["m.npz"], "--seed: 'one' is not an integer"),
+    ("fit-bits-not-an-integer",
+     ["fit", "rp", *FAST, "--bits", "abc", "-o", "{tmp}/m.npz"], None,
+     ["m.npz"], "--bits: 'abc' is not an integer"),
+    ("fit-two-seeds",
+     ["fit", "rp", *FAST, "--seeds", "0,1", "-o", "{tmp}/m.npz"], None,
+     ["m.npz"], "--seed '0,1': fit trains one model, so it takes one value; bench runs several"),
+    ("tune-two-bit-lengths",
+     ["tune", "cvh", *FAST, "--bits", "16,32", "--store", "{tmp}/s.sqlite"], None,
+     ["s.sqlite"], "--bits '16,32': tune trains one model"),
     ("tune-negative-seed",
      ["tune", "cvh", *FAST, "--seed", "-1", "--store", "{tmp}/s.sqlite"], None,
      ["s.sqlite"], "--seed: '-1' must be a non-negative integer"),
@@ -305,7 +314,8 @@ def test_progress_bar_shows_the_total_and_the_cell_running_now(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["fit", "cvh", "--bits", "abc"], "Invalid value for '--bits'"),
+    (["fit", "cvh", "--split", "abc"], "Invalid value for '--split'"),
+    (["fit", "cvh"], "Missing option '-o' / '--output'"),
     (["bench", "--jobs", "0"], "Invalid value for '--jobs'"),
     (["fit"], "Missing argument 'METHOD'"),
     (["bench", "--nope"], "No such option '--nope'"),
