@@ -4,7 +4,10 @@
 not import it. What a deep plugin uses:
 
 * :class:`DeepHasher` -- subclass it, build a network with one encoder per view
-  (``_build_model``) and write the mini-batch loss (``_loss``); seeding, threads, device
+  (``_build_model``) and write the mini-batch loss (``_loss``); every hook gets the fit's
+  :class:`TrainingState`; a method with several optimised parts declares them as
+  :class:`Part` s and its step as the ``(loss, part)`` updates it yields (``_updates``,
+  :func:`run_updates`, :func:`frozen`); seeding, threads, device
   (``"auto"``: a GPU when torch sees one), batching, epoch progress (the bench's epoch bar),
   held-out epoch selection and early stopping, encoding and pickle-free saving come with it;
 * the loop's parts (:mod:`mmhash.deep.training`): :func:`torch_session`, :func:`train_loop`,
@@ -48,6 +51,7 @@ from mmhash.deep.blocks import (
     sqrt_schedule,
 )
 from mmhash.deep.hasher import DeepHasher
+from mmhash.deep.state import Part, TrainingState, Update, Updates, frozen, run_updates
 from mmhash.deep.training import (
     DEVICES,
     ENCODE_CHUNK,
@@ -75,6 +79,10 @@ __all__ = [
     "ENCODE_CHUNK",
     "OPTIMIZERS",
     "DeepHasher",
+    "Part",
+    "TrainingState",
+    "Update",
+    "Updates",
     "Diverged",
     "RowNormalize",
     "ScaledTanh",
@@ -89,6 +97,7 @@ __all__ = [
     "cosine_mse",
     "evaluate_loss",
     "feature_similarity",
+    "frozen",
     "fused_similarity",
     "graph_term",
     "holdout_split",
@@ -103,6 +112,7 @@ __all__ = [
     "pairwise_memory",
     "resolve_device",
     "resolve_threads",
+    "run_updates",
     "second_order",
     "set_alpha",
     "sqrt_schedule",

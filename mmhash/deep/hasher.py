@@ -16,14 +16,13 @@ import torch
 from torch import nn
 
 from mmhash.base import EPOCH_PROGRESS, BaseHasher, ProgressCallback
+from mmhash.deep.state import Part, TrainingState, Updates, run_updates
 from mmhash.deep.training import (
     ENCODE_CHUNK,
     OPTIMIZERS,
-    StepFn,
     arrays_to_module,
     check_seed,
     holdout_split,
-    make_optimizer,
     module_to_arrays,
     resolve_device,
     resolve_threads,
@@ -47,11 +46,19 @@ class DeepHasher(BaseHasher):
       per view, mapping ``(n, d_m)`` features to ``(n, n_bits)`` real scores whose sign is the
       code) and :meth:`_loss` (the mini-batch objective).
 
-    It may set :attr:`with_row_ids` and override :meth:`_begin_training`,
-    :meth:`_begin_epoch` / :meth:`_end_epoch` to keep training-only state across batches and
-    update it once per epoch, :meth:`_parameter_groups` (per-network learning rates),
-    :meth:`_make_step` (several updates per batch: DGCPN's extra steps, a discriminator) and
-    :attr:`patience` (early stopping on the held-out loss).
+    It may set :attr:`with_row_ids` and :attr:`patience` (early stopping on the held-out loss),
+    and override the hooks below. Each gets the fit's :class:`~mmhash.deep.state.TrainingState`
+    (the model, the training rows, the optimisers, the epoch), where a method also keeps its own
+    training-only state; the base creates it per fit and drops it after, so nothing needs
+    cleaning up:
+
+    * :meth:`_begin_training` -- compute per-fit state (similarities, memory banks, streams);
+    * :meth:`_begin_epoch` / :meth:`_end_epoch` -- schedules and per-epoch state updates;
+    * :meth:`_parts` -- the separately optimised parts (name -> :class:`~mmhash.deep.state.Part`:
+      parameters, optimiser settings, gradient clipping); default one part, ``"model"``;
+    * :meth:`_updates` -- a step as the ``(loss, part)`` updates it makes in order (several for
+      DGCPN, discriminator then generator for a GAN); default one update on :meth:`_loss`;
+    * :meth:`_epoch_updates` -- updates made once per epoch after the batches (a second stage).
 
     Training runs on ``device``: ``"auto"`` (the default of mmhash's deep methods) takes a GPU
     when torch sees one, else the CPU; ``"cpu"``, ``"cuda[:N]"``, ``"mps"`` force one, and
@@ -59,7 +66,7 @@ class DeepHasher(BaseHasher):
     initialised on the CPU from the seed before the model moves there, so the starting point is
     the same on every device; GPU kernels are not bitwise reproducible, so identical codes for
     the same seed are guaranteed on the CPU only. Subclasses that create tensors during training
-    put them on :attr:`_device`.
+    put them on ``state.device``.
 
     Fitting runs in :func:`torch_session` (seeded, ``n_threads`` threads), in float32. Only the
     encoders are kept after fit (on the CPU) and saved (as numpy arrays): they alone produce
@@ -90,8 +97,6 @@ class DeepHasher(BaseHasher):
     #: training set) sets this: every batch given to :meth:`_loss` then ends with an int64 tensor
     #: of the rows' positions in the views given to fit, after the view tensors.
     with_row_ids: ClassVar[bool] = False
-    #: Where the current fit trains (set from ``device`` at the start of each fit).
-    _device: torch.device = torch.device("cpu")
     #: Early stopping: with held-out rows (``validation_fraction`` > 0), stop after this many
     #: epochs without a lower held-out loss; None trains every epoch.
     patience: ClassVar[int | None] = None
@@ -101,37 +106,49 @@ class DeepHasher(BaseHasher):
         """The full training network for views of dimensions ``dims`` (in view order)."""
         raise NotImplementedError
 
-    def _loss(self, model: nn.Module, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The mini-batch objective: (scalar tensor, {part name: float}) for paired rows."""
+        """The mini-batch objective of ``state.model``: (scalar tensor, {part name: float}) for
+        paired rows. It is the training loss of the default :meth:`_updates` and always the
+        held-out criterion (computed in eval mode, without gradients)."""
         raise NotImplementedError
 
-    def _begin_training(self, model: nn.Module, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
-        """Called once inside the torch session, before the first epoch, with the new model,
-        every training row (fit and held-out) of each view, float64 ``(n, d_m)`` in view order,
-        and the sorted int64 positions of the fit rows. Default: nothing."""
+    def _begin_training(self, state: TrainingState) -> None:
+        """Called once inside the torch session, before the first epoch, with the new model
+        (still on the CPU), every training row and the fit rows in ``state``; the place to
+        compute training-only state and keep it on ``state``. Default: nothing."""
 
-    def _begin_epoch(self, model: nn.Module, epoch: int) -> None:
-        """Called before each epoch's first step (epochs count from 1), e.g. to set the slope of
-        a :class:`~mmhash.deep.blocks.ScaledTanh`. Default: nothing."""
+    def _begin_epoch(self, state: TrainingState) -> None:
+        """Called before each epoch's first step (``state.epoch`` counts from 1), e.g. to set
+        the slope of a :class:`~mmhash.deep.blocks.ScaledTanh`. Default: nothing."""
 
-    def _end_epoch(self, model: nn.Module, epoch: int, data: list[torch.Tensor]) -> None:
-        """Called after each epoch's training steps, before the held-out loss, with the fit rows'
-        tensors (row ids last when :attr:`with_row_ids`); must leave ``model`` in train mode.
-        Default: nothing."""
+    def _end_epoch(self, state: TrainingState) -> None:
+        """Called after each epoch's steps and :meth:`_epoch_updates`, before the held-out loss
+        (``state.data`` holds the fit rows); must leave the model in train mode. Default:
+        nothing."""
 
-    def _parameter_groups(self, model: nn.Module) -> Any:
-        """What the optimiser updates: the model's parameters (default), or parameter groups
-        with their own settings, e.g. ``[{"params": ..., "lr": 0.01}, ...]``."""
-        return model.parameters()
+    def _parts(self, state: TrainingState) -> dict[str, Part]:
+        """The separately optimised parts, by name (each gets its own optimiser). Default: one
+        part ``"model"``, every parameter, the hasher's optimiser settings."""
+        return {"model": Part(state.model.parameters())}
 
-    def _make_step(self, model: nn.Module, optimizer: torch.optim.Optimizer
-                   ) -> StepFn | None:
-        """A whole training step per batch (see :data:`~mmhash.deep.training.StepFn`), for
-        methods that update more than once per batch; None (default): one optimiser step on
-        :meth:`_loss`."""
-        return None
+    def _updates(self, state: TrainingState, batch: list[torch.Tensor]) -> Updates:
+        """One training step: yield ``(loss, part)`` for each update, in order (each is made
+        before the generator goes on) and return the step's report ``(loss, {part: float})``.
+        Default: one update of the only part on :meth:`_loss`."""
+        if len(state.optimizers) != 1:
+            raise ValueError(f"{type(self).__name__} declares several parts; its _updates "
+                             "must say which loss updates which")
+        loss, parts = self._loss(state, batch)
+        yield loss, next(iter(state.optimizers))
+        return float(loss.detach()), parts
+
+    def _epoch_updates(self, state: TrainingState) -> Updates:
+        """Updates made once per epoch after its batches (CIRH's second stage), as
+        :meth:`_updates`; it may return a dict of values to add to the epoch's ``history_``
+        record. Default: none."""
+        return
+        yield  # a generator that yields nothing
 
     # -- validation ----------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -151,35 +168,56 @@ class DeepHasher(BaseHasher):
         # A numpy stream of its own for shuffling and the held-out rows: never the global one.
         rng = np.random.default_rng([seed, 0x5EED])
         fit_rows, val_rows = holdout_split(len(arrays[0]), self.validation_fraction, rng)
-        self._device = device = resolve_device(self.device)
+        device = resolve_device(self.device)
         self.device_ = str(device)
+        name = type(self).__name__
         with torch_session(seed, self.n_threads):
             model = self._build_model(dims)  # initialised on the CPU: same start on any device
-            self._begin_training(model, arrays, fit_rows)
+            state = TrainingState(model, arrays, fit_rows, val_rows, seed, device)
+            self._begin_training(state)
             model.to(device)
-            data = [torch.from_numpy(X[fit_rows].astype(np.float32)).to(device) for X in arrays]
-            validation = ([torch.from_numpy(X[val_rows].astype(np.float32)).to(device)
-                           for X in arrays] if len(val_rows) else None)
-            if self.with_row_ids:
-                data.append(torch.from_numpy(fit_rows).to(device))
-                if validation is not None:
-                    validation.append(torch.from_numpy(val_rows).to(device))
-            optimizer = make_optimizer(self.optimizer, self._parameter_groups(model),
-                                       learning_rate=float(self.learning_rate),
-                                       momentum=float(self.momentum),
-                                       weight_decay=float(self.weight_decay))
+            state.data = self._tensors(arrays, fit_rows, device)
+            validation = self._tensors(arrays, val_rows, device) if len(val_rows) else None
+            parts = self._parts(state)
+            defaults = {"optimizer": self.optimizer, "learning_rate": self.learning_rate,
+                        "momentum": self.momentum, "weight_decay": self.weight_decay}
+            state.optimizers = {key: part.build(defaults) for key, part in parts.items()}
+            clip_norms = {key: float(part.clip_norm) for key, part in parts.items()}
+
+            def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
+                first, report = run_updates(self._updates(state, batch), state.optimizers,
+                                            clip_norms, name=name)
+                return report if report is not None else (first or 0.0, {})
+
+            def begin_epoch(epoch: int) -> None:
+                state.epoch = epoch
+                self._begin_epoch(state)
+
+            def end_epoch(epoch: int) -> dict[str, float] | None:
+                _, extras = run_updates(self._epoch_updates(state), state.optimizers,
+                                        clip_norms, name=name)
+                self._end_epoch(state)
+                return extras
+
             result = train_loop(
-                model, lambda batch: self._loss(model, batch), data, optimizer,
+                model, lambda batch: self._loss(state, batch), state.data, None,
                 n_epochs=int(self.n_epochs), batch_size=int(self.batch_size), rng=rng,
                 validation=validation, select=model.encoders, progress=progress,
-                on_epoch_start=lambda epoch: self._begin_epoch(model, epoch),
-                on_epoch_end=lambda epoch: self._end_epoch(model, epoch, data),
-                step=self._make_step(model, optimizer), patience=self.patience,
-                name=type(self).__name__,
+                on_epoch_start=begin_epoch, on_epoch_end=end_epoch, step=step,
+                patience=self.patience, name=name,
             )
         self.history_ = result.history
         self.best_epoch_ = result.best_epoch
         self._set_encoders(model.encoders.cpu())
+
+    def _tensors(self, arrays: list[np.ndarray], rows: np.ndarray, device: torch.device
+                 ) -> list[torch.Tensor]:
+        """``rows`` of each view as float32 tensors on ``device``, then the int64 row positions
+        when :attr:`with_row_ids` is set."""
+        tensors = [torch.from_numpy(X[rows].astype(np.float32)).to(device) for X in arrays]
+        if self.with_row_ids:
+            tensors.append(torch.from_numpy(rows).to(device))
+        return tensors
 
     def _set_encoders(self, encoders: nn.ModuleList) -> None:
         encoders = encoders.float().eval()

@@ -293,7 +293,7 @@ def train_loop(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor],
                rng: np.random.Generator, validation: Sequence[torch.Tensor] | None = None,
                select: nn.Module | None = None, progress: ProgressCallback | None = None,
                on_epoch_start: Callable[[int], None] | None = None,
-               on_epoch_end: Callable[[int], None] | None = None,
+               on_epoch_end: Callable[[int], Mapping[str, float] | None] | None = None,
                step: StepFn | None = None, patience: int | None = None,
                name: str = "model") -> TrainResult:
     """Train ``model`` for ``n_epochs`` epochs of shuffled mini-batches.
@@ -316,7 +316,7 @@ def train_loop(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor],
         set a schedule such as DJSRH's ``tanh(sqrt(epoch) h)``).
     on_epoch_end : called as ``on_epoch_end(epoch)`` after the epoch's training steps and before
         the held-out loss (e.g. to update training-only state from the model); it must leave the
-        model in train mode.
+        model in train mode, and may return values to add to the epoch's history record.
     step : a whole training step per batch (:data:`StepFn`) for methods that make several
         updates per batch; default: :func:`loss_step` of ``loss_fn`` and ``optimizer``.
     patience : with ``validation``, stop after this many epochs without a lower held-out loss
@@ -344,9 +344,8 @@ def train_loop(model: nn.Module, loss_fn: LossFn, data: Sequence[torch.Tensor],
             except Diverged as exc:
                 raise Diverged(exc.name, exc.loss, epoch) from None
             total += loss * len(idx)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
-        record = {"epoch": epoch, "loss": total / n}
+        extras = on_epoch_end(epoch) if on_epoch_end is not None else None
+        record = {"epoch": epoch, "loss": total / n, **(extras or {})}
         if validation is not None:
             record["val_loss"] = evaluate_loss(model, loss_fn, validation, batch_size)
             if record["val_loss"] < best_loss:  # strict: ties keep the earlier epoch

@@ -133,10 +133,10 @@ except ImportError as exc:  # the registry lists ujsah as unavailable with this 
         "UJSAH needs PyTorch, which is not installed: pip install 'mmhash[deep]'"
     ) from exc
 
-from mmhash.base import ProgressCallback
 from mmhash.deep import (
     DeepHasher,
     ScaledTanh,
+    TrainingState,
     cosine_mse,
     feature_similarity,
     fused_similarity,
@@ -325,8 +325,8 @@ class UJSAH(DeepHasher):
         "n_threads": 1,
     }
     #: mu is not declared: it is one weight or a list of one weight per view, and whether a list
-    #: is valid depends on the number of views, so view_weights checks it at the start of _fit
-    #: (before training).
+    #: is valid depends on the number of views, so view_weights checks it when training begins
+    #: (before the first step).
     parameter_constraints = {
         "alpha": Number(low=0), "beta": Number(low=0), "gamma": Number(low=0),
         "delta": Number(low=0),
@@ -378,10 +378,8 @@ class UJSAH(DeepHasher):
         self.device = device
         self.random_state = random_state
 
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        self._weights = view_weights(self.mu, len(views))  # checks mu against the view count
-        super()._fit(views, progress=progress)
+    def _begin_training(self, state: TrainingState) -> None:
+        state.weights = view_weights(self.mu, len(state.arrays))  # checks mu against the views
 
     def _build_model(self, dims: list[int]) -> UJSAHNet:
         return UJSAHNet(dims, int(self.n_bits), image_width=int(self.image_width),
@@ -391,10 +389,10 @@ class UJSAH(DeepHasher):
                         dropout=float(self.dropout),
                         normalize_inputs=bool(self.normalize_inputs))
 
-    def _loss(self, model: UJSAHNet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
-        return ujsah_loss(model, batch, alpha=float(self.alpha), beta=float(self.beta),
+        return ujsah_loss(state.model, batch, alpha=float(self.alpha), beta=float(self.beta),
                           gamma=float(self.gamma), delta=float(self.delta),
-                          weights=self._weights, eta=float(self.eta),
+                          weights=state.weights, eta=float(self.eta),
                           joint=bool(self.joint_semantics), decode_from=self.decode_from,
                           rescale=bool(self.rescale_similarity))

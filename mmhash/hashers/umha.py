@@ -56,11 +56,11 @@ except ImportError as exc:  # the registry lists umha as unavailable with this m
         "UMHA needs PyTorch, which is not installed: pip install 'mmhash[deep]'"
     ) from exc
 
-from mmhash.base import ProgressCallback
 from mmhash.deep import (
     ENCODE_CHUNK,
     DeepHasher,
     Standardize,
+    TrainingState,
     check_pairwise_size,
     cosine_mse,
     knn_indices,
@@ -355,32 +355,25 @@ class UMHA(DeepHasher):
         return view_weights(self.mu, n_views)
 
     # -- training --------------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        n = len(next(iter(views.values())))
+    def _begin_training(self, state: TrainingState) -> None:
+        n = len(state.arrays[0])
         check_pairwise_size(n, int(self.max_samples), method="UMHA", n_matrices=2)
         if self.n_neighbors >= n:
             raise InvalidInputError(
                 f"n_neighbors={self.n_neighbors} must be smaller than the {n} training rows")
-        self._view_weights = self._weights(len(views))  # checks mu against the view count
+        weights = self._weights(len(state.arrays))  # checks mu against the view count
         self.aux_shift_: list[float] = []
-        try:
-            super()._fit(views, progress=progress)
-        finally:  # training-only state: never kept on the hasher
-            self._aux0 = self._aux = None
-
-    def _begin_training(self, model: UMHANet, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
         if self.standardize:
-            for encoder, X in zip(model.encoders, arrays):
-                set_standardization(encoder, X[fit_rows])
-        tensors = [torch.from_numpy(X.astype(np.float32)).to(self._device) for X in arrays]
-        self._aux0 = auxiliary_similarity(
-            tensors, weights=self._view_weights, eta=float(self.eta),
+            for encoder, X in zip(state.model.encoders, state.arrays):
+                set_standardization(encoder, X[state.fit_rows])
+        tensors = [torch.from_numpy(X.astype(np.float32)).to(state.device)
+                   for X in state.arrays]
+        state.aux0 = auxiliary_similarity(
+            tensors, weights=weights, eta=float(self.eta),
             n_neighbors=int(self.n_neighbors), neighbour_weight=float(self.neighbour_weight),
             rescale=bool(self.rescale_similarity), second_order=self._uses("second_order"),
             neighbourhoods=self._uses("neighbourhoods"))
-        self._aux = self._aux0.clone()
+        state.aux = state.aux0.clone()
 
     def _build_model(self, dims: list[int]) -> UMHANet:
         return UMHANet(dims, int(self.n_bits), n_tokens=int(self.n_tokens),
@@ -388,26 +381,27 @@ class UMHA(DeepHasher):
                        n_layers=int(self.n_layers), ff_width=int(self.ff_width),
                        dropout=float(self.dropout), attention=self._uses("attention"))
 
-    def _loss(self, model: UMHANet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
         *views, rows = batch
-        A = pair_block(self._aux, rows)
+        A = pair_block(state.aux, rows)
         gamma = float(self.gamma) if self._uses("instance") else 0.0
-        return umha_loss(model, views, A, alpha=float(self.alpha), beta=float(self.beta),
+        return umha_loss(state.model, views, A, alpha=float(self.alpha), beta=float(self.beta),
                          gamma=gamma, tau=float(self.tau))
 
-    def _end_epoch(self, model: UMHANet, epoch: int, data: list[torch.Tensor]) -> None:
+    def _end_epoch(self, state: TrainingState) -> None:
         if not self._uses("collaborative") or self.rho == 0:
             return
-        *views, rows = data
+        model = state.model
+        *views, rows = state.data
         model.eval()  # codes as encode would give them (no dropout)
         with torch.no_grad():
             codes = [torch.cat([torch.where(E(X[i:i + ENCODE_CHUNK]) >= 0, 1.0, -1.0)
                                 for i in range(0, len(X), ENCODE_CHUNK)])
                      for E, X in zip(model.encoders, views)]
             block = (rows[:, None], rows[None, :])
-            A0 = self._aux0[block]
+            A0 = state.aux0[block]
             updated = collaborative_update(A0, code_similarity(codes), float(self.rho))
-            self._aux[block] = updated
+            state.aux[block] = updated
             self.aux_shift_.append(float((updated - A0).abs().mean()))
         model.train()

@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 
 from mmhash.base import read_saved  # noqa: E402
 from mmhash.data.synthetic import make_synthetic  # noqa: E402
+from mmhash.deep import TrainingState, make_optimizer, train_loop  # noqa: E402
 from mmhash.deep import hasher as deep_hasher  # noqa: E402
-from mmhash.deep import make_optimizer, train_loop  # noqa: E402
 from mmhash.errors import InvalidInputError  # noqa: E402
 from mmhash.hashers.umha import (  # noqa: E402
     UMHA,
@@ -199,10 +199,10 @@ class _Recording(UMHA):
 
     name = "umha-recording"
 
-    def _loss(self, model, batch):
-        if model.training:
+    def _loss(self, state, batch):
+        if state.model.training:
             self.batches_seen.append([t.clone() for t in batch])
-        return super()._loss(model, batch)
+        return super()._loss(state, batch)
 
 
 def test_batches_carry_row_ids_and_the_loss_uses_their_block_of_the_matrix():
@@ -217,7 +217,8 @@ def test_batches_carry_row_ids_and_the_loss_uses_their_block_of_the_matrix():
             assert np.array_equal(V.numpy(), full[rows.numpy()].astype(np.float32))
     rows = torch.cat([b[-1] for b in h.batches_seen])
     assert sorted(rows.tolist()) == list(range(len(X[0]))), "every row once per epoch"
-    assert h._aux is None and h._aux0 is None, "the N x N matrices must not outlive fit"
+    assert not [k for k, v in vars(h).items() if isinstance(v, torch.Tensor)], \
+        "training-only tensors (the N x N matrices) must not outlive fit"
 
 
 def test_networks_standardise_their_input_with_the_fit_rows_statistics():
@@ -240,25 +241,25 @@ def test_collaborative_update_after_each_epoch_from_the_fit_rows_codes():
     n = len(X[0])
     h = UMHA(**TINY, rho=0.4)
     h._check_params()
-    h._view_weights = h._weights(2)
-    h.aux_shift_ = []
     torch.manual_seed(0)
     model = h._build_model([x.shape[1] for x in X])
-    h._begin_training(model, X, np.arange(n))
-    A0 = h._aux0.clone()
+    state = TrainingState(model, X, np.arange(n), np.arange(0), 0, torch.device("cpu"))
+    h._begin_training(state)
+    A0 = state.aux0.clone()
     fit_rows = torch.arange(0, n, 2)  # half of the rows are fit rows, the rest "held out"
-    data = [torch.from_numpy(x.astype(np.float32))[fit_rows] for x in X] + [fit_rows]
+    state.data = [torch.from_numpy(x.astype(np.float32))[fit_rows] for x in X] + [fit_rows]
+    data = state.data
     model.train()
-    h._end_epoch(model, 1, data)
+    h._end_epoch(state)
     assert model.training, "the hook must hand the model back in train mode"
     with torch.no_grad():
         model.eval()
         codes = [torch.where(E(V) >= 0, 1.0, -1.0) for E, V in zip(model.encoders, data[:2])]
     block = (fit_rows[:, None], fit_rows[None, :])
     expected = collaborative_update(A0[block], code_similarity(codes), 0.4)
-    np.testing.assert_allclose(h._aux[block].numpy(), expected.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(state.aux[block].numpy(), expected.numpy(), rtol=1e-6, atol=1e-7)
     held = torch.arange(1, n, 2)
-    assert torch.equal(h._aux[held[:, None], held[None, :]], A0[held[:, None], held[None, :]]), (
+    assert torch.equal(state.aux[held[:, None], held[None, :]], A0[held[:, None], held[None, :]]), (
         "held-out rows keep A0: the selection criterion's target must not move")
     assert h.aux_shift_ == [pytest.approx(float((expected - A0[block]).abs().mean()))]
 

@@ -16,12 +16,20 @@ hidden ReLU layer of ``image_width`` units. The text network is the official Txt
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from mmhash.deep import DeepHasher, ScaledTanh, cosine_mse, mlp, set_alpha, sqrt_schedule
+from mmhash.deep import (
+    DeepHasher,
+    Part,
+    ScaledTanh,
+    TrainingState,
+    cosine_mse,
+    mlp,
+    set_alpha,
+    sqrt_schedule,
+)
 from mmhash.params import Flag, Integer, Number
 
 
@@ -84,11 +92,12 @@ class TwoNetHasher(DeepHasher):
                              text_width=int(self.text_width),
                              normalize_inputs=bool(self.normalize_inputs))
 
-    def _begin_epoch(self, model: nn.Module, epoch: int) -> None:
-        set_alpha(model, sqrt_schedule(epoch))
+    def _begin_epoch(self, state: TrainingState) -> None:
+        set_alpha(state.model, sqrt_schedule(state.epoch))
 
-    def _parameter_groups(self, model: nn.Module) -> Any:
-        return [{"params": list(model.encoders[0].parameters()),
-                 "lr": float(self.learning_rate)},
-                {"params": list(model.encoders[1].parameters()),
-                 "lr": float(self.text_learning_rate)}]
+    def _parts(self, state: TrainingState) -> dict[str, Part]:
+        image_net, text_net = state.model.encoders
+        return {"model": Part([{"params": list(image_net.parameters()),
+                                "lr": float(self.learning_rate)},
+                               {"params": list(text_net.parameters()),
+                                "lr": float(self.text_learning_rate)}])}

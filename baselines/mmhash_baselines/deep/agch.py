@@ -33,7 +33,7 @@ Loss (S9, S10), :func:`agch_loss`; ``MSE_S(a, b) = mean((cos(H^a, H^b) - S)^2)``
     ``L3 = mean||H^h - H^v||^2 + mean||H^h - H^t||^2`` (cross-modal consistency via fusion);
     ``L = alpha L1 + delta L2 + fusion_weight L3`` (the mean is over all entries).
 
-Alternating updates (S11), :func:`agch_step`: per batch (1) the encoders on ``L``, then with the
+Alternating updates (S11), :func:`agch_updates`: per batch (1) the encoders on ``L``, then with the
 new encoders (2) the fusion module on its terms, (3) the GCN branches on theirs; each with the
 other parts fixed (three Adam optimisers, one per part).
 
@@ -69,15 +69,14 @@ except ImportError as exc:  # the registry lists agch as unavailable with this m
         "AGCH needs PyTorch, which is not installed: pip install 'mmhash-baselines[deep]'"
     ) from exc
 
-from mmhash.base import ProgressCallback
 from mmhash.deep import (
     DeepHasher,
+    Part,
     Standardize,
-    StepFn,
+    TrainingState,
+    Updates,
     cosine_mse,
-    make_optimizer,
     mlp,
-    update,
 )
 from mmhash.errors import InvalidInputError
 from mmhash.params import Flag, Integer, Number
@@ -229,28 +228,27 @@ def agch_loss(codes: dict[str, torch.Tensor], S: torch.Tensor, *, alpha: float, 
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
-def agch_step(model: AGCHNet, optimizers: dict[str, torch.optim.Optimizer],
-              X: Sequence[torch.Tensor], S0: torch.Tensor, S: torch.Tensor, *, alpha: float,
-              delta: float, fusion_weight: float, intra_weight: float
-              ) -> tuple[float, dict[str, float]]:
-    """The alternating update of one batch (S11): three optimiser steps.
+def agch_updates(model: AGCHNet, X: Sequence[torch.Tensor], S: torch.Tensor, *, alpha: float,
+                 delta: float, fusion_weight: float, intra_weight: float) -> Updates:
+    """The alternating update of one batch (S11): three updates, yielded as ``(loss, part)``
+    (:meth:`mmhash.deep.DeepHasher._updates`; each is made before the next loss is built).
 
-    (1) ``L`` -> the encoders; then from the updated encoders' (fixed) ``f``: (2) the terms of
-    ``L`` that depend on the fusion module (``alpha MSE_S(h, h) + fusion_weight L3``) -> the
-    fusion module; (3) those that depend on the GCN branches (``delta L2``) -> the GCN branches.
+    (1) ``L`` -> ``"encoders"``; then from the updated encoders' (fixed) ``f``: (2) the terms of
+    ``L`` that depend on the fusion module (``alpha MSE_S(h, h) + fusion_weight L3``) ->
+    ``"fusion"``; (3) those that depend on the GCN branches (``delta L2``) -> ``"gcn"``.
     Each part's gradient is the gradient of the whole ``L`` at the point reached so far.
-    Returns step (1)'s loss and parts."""
+    Returns update (1)'s loss and parts."""
     A_hat = normalized_adjacency(S)
     loss, parts = agch_loss(model(X, A_hat), S, alpha=alpha, delta=delta,
                             fusion_weight=fusion_weight, intra_weight=intra_weight)
-    update(loss, optimizers["encoders"], name="AGCH")
+    yield loss, "encoders"
     with torch.no_grad():
         f = model.features(X)
     codes = {"v": torch.tanh(f[0]), "t": torch.tanh(f[1]), "h": model.fused(f)}
     fusion_loss = alpha * _term(codes, "h", "h", S) + fusion_weight * fusion_terms(codes)
-    update(fusion_loss, optimizers["fusion"], name="AGCH")
+    yield fusion_loss, "fusion"
     codes["gv"], codes["gt"] = model.graph_codes(f, A_hat)
-    update(delta * gcn_terms(codes, S, intra_weight), optimizers["gcn"], name="AGCH")
+    yield delta * gcn_terms(codes, S, intra_weight), "gcn"
     return float(loss.detach()), parts
 
 
@@ -369,51 +367,38 @@ class AGCH(DeepHasher):
                        text_width=int(self.text_width),
                        gcn_widths=(int(self.gcn_width1), int(self.gcn_width2)))
 
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        try:
-            super()._fit(views, progress=progress)
-        finally:  # training-only state: never kept on the hasher
-            self._similarity_scale = None
-
-    def _begin_training(self, model: AGCHNet, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
+    def _begin_training(self, state: TrainingState) -> None:
         scales = []
-        for encoder, X in zip(model.encoders, arrays):
-            rows = X[fit_rows]
+        for encoder, X in zip(state.model.encoders, state.arrays):
+            rows = X[state.fit_rows]
             if self.standardize:
                 encoder[0].fit(rows)
             # Columns on wildly different scales would let a few columns decide every cosine of
             # the similarity: divide them by their spread (no shift: the signs, and with them
             # the 2 S0 - 1 reading of non-negative features, stay; a constant column stays).
             std = Standardize.statistics(rows)[1].astype(np.float32)
-            scales.append(torch.from_numpy(std).to(self._device)
+            scales.append(torch.from_numpy(std).to(state.device)
                           if column_spread(rows) > SPREAD_LIMIT else None)
-        self._similarity_scale = scales
+        state.similarity_scale = scales
 
-    def _similarity(self, X: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        X = [x if s is None else x / s for x, s in zip(X, self._similarity_scale)]
+    def _similarity(self, state: TrainingState, X: Sequence[torch.Tensor]
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        X = [x if s is None else x / s for x, s in zip(X, state.similarity_scale)]
         with torch.no_grad():  # the target depends on the input features only
             return aggregated_similarity(X[0], X[1], gamma_image=float(self.gamma_image),
                                          gamma_text=float(self.gamma_text), rho=float(self.rho))
 
-    def _loss(self, model: AGCHNet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
         # The held-out criterion: the whole objective, all parts at their current values.
-        S0, S = self._similarity(batch)
-        return agch_loss(model(batch, normalized_adjacency(S)), S, **self._weights())
+        S0, S = self._similarity(state, batch)
+        return agch_loss(state.model(batch, normalized_adjacency(S)), S, **self._weights())
 
-    def _make_step(self, model: AGCHNet, optimizer: torch.optim.Optimizer) -> StepFn:
-        # One optimiser per part (the base's optimiser over all parameters is left unused):
-        # each step updates its part alone, and Adam's moments stay per part.
-        optimizers = {part: make_optimizer(
-            self.optimizer, getattr(model, part).parameters(),
-            learning_rate=float(self.learning_rate), momentum=float(self.momentum),
-            weight_decay=float(self.weight_decay)) for part in PARTS}
-        weights = self._weights()
+    def _parts(self, state: TrainingState) -> dict[str, Part]:
+        # One optimiser per part: each update steps its part alone, and Adam's moments stay
+        # per part.
+        return {part: Part(getattr(state.model, part).parameters()) for part in PARTS}
 
-        def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
-            S0, S = self._similarity(batch)
-            return agch_step(model, optimizers, batch, S0, S, **weights)
-
-        return step
+    def _updates(self, state: TrainingState, batch: list[torch.Tensor]) -> Updates:
+        _, S = self._similarity(state, batch)
+        return (yield from agch_updates(state.model, batch, S, **self._weights()))

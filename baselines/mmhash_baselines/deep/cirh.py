@@ -68,8 +68,10 @@ Stage 2, the hash networks (Img_Net / Txt_Net, models.py:119-155; my_opt.py:97-1
 Optimisation (my_opt.py:41-43; main_mir.py:61-78)
     Adam (default betas, no weight decay) for each network: the graph model at
     ``graph_learning_rate`` 1e-3, the hash networks at ``learning_rate`` 1e-4 (the code's
-    ``LR_IMG = LR_TXT``; one optimiser with two parameter groups here: Adam skips the networks a
-    step does not reach, so the updates are those of the code's three optimisers). Batch 512 in
+    ``LR_IMG = LR_TXT``; one optimiser per stage here, the declared parts ``graph`` and ``hash``:
+    Adam keeps per-parameter state, so one optimiser over both hash networks updates them as
+    the code's two do). Stage 1 is the step (``CIRH._updates``), stage 2 the epoch's updates
+    after it (``CIRH._epoch_updates``). Batch 512 in
     both stages, 60 epochs, no schedule. Defaults: the code's MIRFlickr setting (main_mir.py;
     the field's main benchmark): ``K=3000 (k=2000), a1=a2=0.6, lambda1=10, lambda2=1,
     beta=0.01``, ``n_bits=16`` (HASH_BIT). The other datasets of the code (no Wiki setting):
@@ -107,8 +109,6 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
-
 try:
     import torch
     import torch.nn.functional as F
@@ -118,18 +118,18 @@ except ImportError as exc:  # the registry lists cirh as unavailable with this m
         "CIRH needs PyTorch, which is not installed: pip install 'mmhash-baselines[deep]'"
     ) from exc
 
-from mmhash.base import ProgressCallback
 from mmhash.deep import (
     DeepHasher,
+    Part,
     ScaledTanh,
-    StepFn,
+    TrainingState,
+    Updates,
     cosine_mse,
     feature_similarity,
     fused_similarity,
     keep_largest,
     mlp,
     pair_block,
-    update,
 )
 from mmhash.errors import InvalidInputError
 from mmhash.params import Integer, Number
@@ -259,13 +259,12 @@ def cirh_graph_loss(H_image: torch.Tensor, H_text: torch.Tensor, H: torch.Tensor
 
 
 
-def graph_step(graph: GraphModel, optimizer: torch.optim.Optimizer, X_image: torch.Tensor,
-               X_text: torch.Tensor, A: torch.Tensor, *, mix: Sequence[float],
-               reconstruction_weight: float, similarity_weight: float
-               ) -> tuple[float, dict[str, float], torch.Tensor]:
-    """One stage-1 update on a batch (my_opt.py:55-84): mix the inputs, run the graph model,
-    one step on its loss. Returns the loss, its parts and the batch's codes ``sign(H)``
-    ``(b, n_bits)`` from the forward pass before the update (the code's ``coll_B``)."""
+def graph_loss(graph: GraphModel, X_image: torch.Tensor, X_text: torch.Tensor, A: torch.Tensor,
+               *, mix: Sequence[float], reconstruction_weight: float, similarity_weight: float
+               ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """Stage 1's objective on a batch (my_opt.py:55-84): mix the inputs, run the graph model.
+    Returns the loss, its parts and the batch's codes ``sign(H)`` ``(b, n_bits)`` from this
+    forward pass, before the update (the code's ``coll_B``)."""
     own, third, fourth = mix
     # One graph for both modalities: the same neighbours (the code's Iind == Tind).
     X_image = neighbour_mix(X_image, A, own=own, third=third, fourth=fourth)
@@ -274,9 +273,7 @@ def graph_step(graph: GraphModel, optimizer: torch.optim.Optimizer, X_image: tor
     loss, parts = cirh_graph_loss(H_image, H_text, H, De_image, De_text, X_image, X_text, A,
                                   reconstruction_weight=reconstruction_weight,
                                   similarity_weight=similarity_weight)
-    codes = torch.sign(H).detach()
-    update(loss, optimizer, name="CIRH")
-    return float(loss.detach()), parts, codes
+    return loss, parts, torch.sign(H).detach()
 
 
 # ---- stage 2: the hash networks -----------------------------------------------------------------
@@ -291,18 +288,17 @@ def cirh_hash_loss(h_image: torch.Tensor, h_text: torch.Tensor, B: torch.Tensor,
     return fit + beta * similarity
 
 
-def fit_hash_networks(image_net: nn.Module, text_net: nn.Module,
-                      optimizer: torch.optim.Optimizer,
-                      batches: Sequence[tuple[torch.Tensor, ...]], S: torch.Tensor, *,
-                      beta: float) -> float:
-    """Stage 2 of one epoch (my_opt.py:97-153): one step per recorded stage-1 batch
-    ``(X_image, X_text, rows, B)``, in stage 1's order, with targets ``S[rows][:, rows]`` by the
-    rows' ids (the fix). Returns the mean loss per row."""
+def hash_network_updates(image_net: nn.Module, text_net: nn.Module,
+                         batches: Sequence[tuple[torch.Tensor, ...]], S: torch.Tensor, *,
+                         beta: float) -> Updates:
+    """Stage 2 of one epoch (my_opt.py:97-153): one update of the ``"hash"`` part per recorded
+    stage-1 batch ``(X_image, X_text, rows, B)``, in stage 1's order, with targets
+    ``S[rows][:, rows]`` by the rows' ids (the fix). Returns the mean loss per row."""
     total, count = 0.0, 0
     for X_image, X_text, rows, B in batches:
         loss = cirh_hash_loss(image_net(X_image), text_net(X_text), B, pair_block(S, rows),
                               beta=beta)
-        update(loss, optimizer, name="CIRH")
+        yield loss, "hash"
         total += float(loss.detach()) * len(rows)
         count += len(rows)
     return total / count
@@ -444,26 +440,14 @@ class CIRH(DeepHasher):
 
     # -- parameters ------------------------------------------------------------------------------
     # -- training --------------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        n = len(next(iter(views.values())))
+    def _begin_training(self, state: TrainingState) -> None:
+        n = len(state.arrays[0])
         self.n_neighbors_ = neighbours_for(n, self.n_neighbors)
         check_neighbours(n, n_neighbors=self.n_neighbors_, max_samples=int(self.max_samples),
                          method="CIRH", n_matrices=PEAK_MATRICES)
-        self._stages: list[dict[str, float]] = []
-        try:
-            super()._fit(views, progress=progress)
-            stages = {record["epoch"]: record for record in self._stages}
-            for record in self.history_:
-                record.update(stages.get(record["epoch"], {}))
-        finally:  # training-only state: never kept on the hasher
-            self._S = self._optimizer = self._batches = self._stages = None
-
-    def _begin_training(self, model: CIRHNet, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
-        X_image, X_text = training_tensors(arrays, self._device)
+        X_image, X_text = training_tensors(state.arrays, state.device)
         with torch.no_grad():
-            self._S = cirh_similarity(X_image, X_text, image_weight=float(self.image_weight),
+            state.S = cirh_similarity(X_image, X_text, image_weight=float(self.image_weight),
                                       cosine_weight=float(self.cosine_weight),
                                       n_neighbors=self.n_neighbors_)
 
@@ -476,48 +460,49 @@ class CIRH(DeepHasher):
                        dropout=float(self.dropout),
                        init_std=None if self.init_std is None else float(self.init_std))
 
-    def _parameter_groups(self, model: CIRHNet) -> Any:
-        return [{"params": list(model.graph.parameters()),
-                 "lr": float(self.graph_learning_rate)},
-                {"params": list(model.encoders.parameters())}]
+    def _parts(self, state: TrainingState) -> dict[str, Part]:
+        """The graph model (stage 1) at ``graph_learning_rate``, the hash networks (stage 2) at
+        the hasher's ``learning_rate``."""
+        model = state.model
+        return {"graph": Part(model.graph.parameters(),
+                              learning_rate=float(self.graph_learning_rate)),
+                "hash": Part(model.encoders.parameters())}
 
     def _mix(self) -> tuple[float, float, float]:
         return float(self.mix_own), float(self.mix_third), float(self.mix_fourth)
 
-    def _make_step(self, model: CIRHNet, optimizer: torch.optim.Optimizer) -> StepFn:
-        self._optimizer = optimizer  # stage 2 (in _end_epoch) steps the hash networks with it
+    def _begin_epoch(self, state: TrainingState) -> None:
+        state.batches = []  # stage 1's batches and codes, for stage 2
+        state.epoch_started = time.perf_counter()
 
-        def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
-            X_image, X_text, rows = batch
-            loss, parts, codes = graph_step(
-                model.graph, optimizer, X_image, X_text, pair_block(self._S, rows),
-                mix=self._mix(), reconstruction_weight=float(self.reconstruction_weight),
-                similarity_weight=float(self.similarity_weight))
-            self._batches.append((X_image, X_text, rows, codes))
-            return loss, parts
+    def _updates(self, state: TrainingState, batch: list[torch.Tensor]) -> Updates:
+        """Stage 1: one update of the graph model; the batch and its codes are kept for
+        stage 2."""
+        X_image, X_text, rows = batch
+        loss, parts, codes = graph_loss(
+            state.model.graph, X_image, X_text, pair_block(state.S, rows), mix=self._mix(),
+            reconstruction_weight=float(self.reconstruction_weight),
+            similarity_weight=float(self.similarity_weight))
+        yield loss, "graph"
+        state.batches.append((X_image, X_text, rows, codes))
+        return float(loss.detach()), parts
 
-        return step
-
-    def _begin_epoch(self, model: CIRHNet, epoch: int) -> None:
-        self._batches = []
-        self._epoch_start = time.perf_counter()
-
-    def _end_epoch(self, model: CIRHNet, epoch: int, data: list[torch.Tensor]) -> None:
+    def _epoch_updates(self, state: TrainingState) -> Updates:
+        """Stage 2: the hash networks on stage 1's batches, after every stage-1 update."""
         stage2_start = time.perf_counter()
-        image_net, text_net = model.encoders
-        loss = fit_hash_networks(image_net, text_net, self._optimizer, self._batches, self._S,
-                                 beta=float(self.hash_similarity_weight))
-        end = time.perf_counter()
-        self._batches = []
-        self._stages.append({"epoch": epoch, "stage2_loss": loss,
-                             "stage1_seconds": stage2_start - self._epoch_start,
-                             "stage2_seconds": end - stage2_start})
+        image_net, text_net = state.model.encoders
+        loss = yield from hash_network_updates(image_net, text_net, state.batches, state.S,
+                                               beta=float(self.hash_similarity_weight))
+        state.batches = []
+        return {"stage2_loss": loss, "stage1_seconds": stage2_start - state.epoch_started,
+                "stage2_seconds": time.perf_counter() - stage2_start}
 
-    def _loss(self, model: CIRHNet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
         # The held-out criterion (eval mode): stage 2's loss against the graph model's codes.
+        model = state.model
         X_image, X_text, rows = batch
-        A = pair_block(self._S, rows)
+        A = pair_block(state.S, rows)
         own, third, fourth = self._mix()
         _, _, H, _, _ = model.graph(neighbour_mix(X_image, A, own=own, third=third,
                                                   fourth=fourth),

@@ -53,7 +53,7 @@ except ImportError as exc:  # the registry lists dbrc as unavailable with this m
 
 import numpy as np
 
-from mmhash.deep import DeepHasher, Standardize, StepFn, mlp, update
+from mmhash.deep import DeepHasher, Part, Standardize, TrainingState, Updates, mlp
 from mmhash.params import Flag, Integer, Number
 
 #: The slopes are kept at or above this after every step: the codes are ``sign(z)`` only for a
@@ -219,32 +219,32 @@ class DBRC(DeepHasher):
         return DBRCNet(dims, int(self.n_bits), hidden_width=int(self.hidden_width),
                        alpha_init=float(self.alpha_init))
 
-    def _begin_training(self, model: DBRCNet, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
+    def _begin_training(self, state: TrainingState) -> None:
         # The fit rows' statistics only: held-out rows stay unseen, as new rows would be. Without
         # standardize the layers stay the identity.
         if self.standardize:
-            for encoder, X in zip(model.encoders, arrays):
-                encoder[0].fit(np.asarray(X[fit_rows], dtype=np.float64))
+            for encoder, X in zip(state.model.encoders, state.arrays):
+                encoder[0].fit(np.asarray(X[state.fit_rows], dtype=np.float64))
 
-    def _parameter_groups(self, model: DBRCNet) -> Any:
+    def _parts(self, state: TrainingState) -> dict[str, Part]:
+        """One optimiser with two parameter groups: the networks at the hasher's settings, the
+        slopes at ``alpha_learning_rate``."""
+        model = state.model
         networks = [p for name, p in model.named_parameters() if not name.startswith("hash_")]
         # The slopes have the penalty as their regulariser; weight decay would pull them to 0.
-        return [{"params": networks},
-                {"params": [model.hash_layer.alpha], "lr": float(self.alpha_learning_rate),
-                 "weight_decay": 0.0}]
+        return {"model": Part([{"params": networks},
+                               {"params": [model.hash_layer.alpha],
+                                "lr": float(self.alpha_learning_rate), "weight_decay": 0.0}])}
 
-    def _make_step(self, model: DBRCNet, optimizer: torch.optim.Optimizer) -> StepFn:
-        def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
-            loss, parts = self._loss(model, batch)
-            update(loss, optimizer, name="DBRC")
-            with torch.no_grad():  # projection: the codes are sign(z) only for alpha > 0
-                model.hash_layer.alpha.clamp_(min=ALPHA_FLOOR)
-            return float(loss.detach()), parts
+    def _updates(self, state: TrainingState, batch: list[torch.Tensor]) -> Updates:
+        """One update of every parameter on the DBRC loss, then the slopes' projection."""
+        loss, parts = self._loss(state, batch)
+        yield loss, "model"
+        with torch.no_grad():  # projection: the codes are sign(z) only for alpha > 0
+            state.model.hash_layer.alpha.clamp_(min=ALPHA_FLOOR)
+        return float(loss.detach()), parts
 
-        return step
-
-    def _loss(self, model: DBRCNet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
-        return dbrc_loss(model, batch, unimodal_weight=float(self.unimodal_weight),
+        return dbrc_loss(state.model, batch, unimodal_weight=float(self.unimodal_weight),
                          alpha_penalty=float(self.alpha_penalty))

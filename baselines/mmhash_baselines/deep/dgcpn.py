@@ -46,13 +46,14 @@ Loss (train_div.py:105-131), on a batch of ``b`` rows with codes ``H_I``, ``H_T`
     entries (the masked diagonal counts in the ``b^2``), ``K = 1.5`` (a cosine never reaches it:
     the pair term keeps pulling an item's two codes together). :func:`dgcpn_loss`.
 
-Half-real, half-binary optimisation (train_div.py:143-172; :func:`dgcpn_step`)
-    Three optimiser steps per batch (through :meth:`DeepHasher._make_step`): (1) ``L(H_I, H_T)``,
-    both nets updated; then both nets run again (new dropout masks) and (2) ``L(H_I,
-    sign(H_T))`` updates the image net only, (3) ``L(sign(H_I), H_T)`` the text net only, both
-    from that second forward pass (the text net is unchanged by step 2). The code's two SGD
-    optimisers become one over both nets: a net without gradient in a step is skipped by SGD
-    (no update, no weight decay, momentum untouched), so the updates are the same.
+Half-real, half-binary optimisation (train_div.py:143-172; ``DGCPN._updates``)
+    Three optimiser updates per batch, declared as the step's ``(loss, part)`` list: (1)
+    ``L(H_I, H_T)``, both nets updated; then both nets run again (new dropout masks) and (2)
+    ``L(H_I, sign(H_T))`` updates the image net only, (3) ``L(sign(H_I), H_T)`` the text net
+    only, both from that second forward pass (the text net is unchanged by update 2). The code's
+    two SGD optimisers become one part over both nets: a net without gradient in an update is
+    skipped by SGD (no update, no weight decay, momentum untouched), so the updates are the
+    same.
 
 Optimisation (train.py:34-64, train_div.py:61-65)
     SGD, learning rate 0.005, momentum 0.9, weight decay 5e-4, batch 32, at most 100 epochs, no
@@ -86,8 +87,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-
 try:
     import torch
     import torch.nn.functional as F
@@ -97,11 +96,11 @@ except ImportError as exc:  # the registry lists dgcpn as unavailable with this 
         "DGCPN needs PyTorch, which is not installed: pip install 'mmhash-baselines[deep]'"
     ) from exc
 
-from mmhash.base import ProgressCallback
 from mmhash.deep import (
     DeepHasher,
     ScaledTanh,
-    StepFn,
+    TrainingState,
+    Updates,
     cosine_mse,
     feature_similarity,
     fused_similarity,
@@ -109,7 +108,6 @@ from mmhash.deep import (
     knn_graph,
     mlp,
     pair_block,
-    update,
 )
 from mmhash.errors import InvalidInputError
 from mmhash.params import Integer, Number
@@ -143,7 +141,7 @@ def dgcpn_similarity(X_image: torch.Tensor, X_text: torch.Tensor, *, text_weight
     return G.mul_(2.0).sub_(1.0)
 
 
-# ---- the loss and the three-step update --------------------------------------------------------
+# ---- the loss --------------------------------------------------------------------------------
 def dgcpn_loss(codes_image: torch.Tensor, codes_text: torch.Tensor, S: torch.Tensor, *,
                pair_target: float = 1.5, similarity_weight: float = 1.0,
                consistency_weight: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
@@ -168,26 +166,6 @@ def dgcpn_loss(codes_image: torch.Tensor, codes_text: torch.Tensor, S: torch.Ten
     parts = {"pair": pair, "similarity": similarity, "consistency": consistency}
     return total, {key: float(value.detach()) for key, value in parts.items()}
 
-
-
-def dgcpn_step(image_net: nn.Module, text_net: nn.Module, optimizer: torch.optim.Optimizer,
-               X_image: torch.Tensor, X_text: torch.Tensor, S: torch.Tensor,
-               **weights: float) -> tuple[float, dict[str, float]]:
-    """The half-real, half-binary update of one batch (train_div.py:149-172): three optimiser
-    steps. ``optimizer`` covers both nets; ``weights`` go to :func:`dgcpn_loss`.
-
-    (1) ``L(H_I, H_T)`` -> both nets; both nets run again, then (2) ``L(H_I, sign(H_T))`` -> image
-    net only, (3) ``L(sign(H_I), H_T)`` -> text net only. Returns step (1)'s loss and parts
-    (the objective the epoch's training loss reports)."""
-    loss, parts = dgcpn_loss(image_net(X_image), text_net(X_text), S, **weights)
-    update(loss, optimizer, name="DGCPN")
-    codes_image, codes_text = image_net(X_image), text_net(X_text)
-    loss_image, _ = dgcpn_loss(codes_image, torch.sign(codes_text).detach(), S, **weights)
-    update(loss_image, optimizer, name="DGCPN")
-    # codes_text's graph is untouched by step (2): the text net has not changed since.
-    loss_text, _ = dgcpn_loss(torch.sign(codes_image).detach(), codes_text, S, **weights)
-    update(loss_text, optimizer, name="DGCPN")
-    return float(loss.detach()), parts
 
 
 # ---- the networks ------------------------------------------------------------------------------
@@ -326,22 +304,14 @@ class DGCPN(ColumnScaling, DeepHasher):
                 "consistency_weight": float(self.consistency_weight)}
 
     # -- training --------------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        n = len(next(iter(views.values())))
+    def _begin_training(self, state: TrainingState) -> None:
+        n = len(state.arrays[0])
         self.n_neighbors_ = neighbours_for(n, self.n_neighbors, minimum=2)
         check_neighbours(n, n_neighbors=self.n_neighbors_, max_samples=int(self.max_samples),
                          method="DGCPN", n_matrices=PEAK_MATRICES, minimum=2)
-        try:
-            super()._fit(views, progress=progress)
-        finally:  # training-only state: never kept on the hasher
-            self._S = None
-
-    def _begin_training(self, model: DGCPNNet, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
-        X_image, X_text = training_tensors(arrays, self._device)
+        X_image, X_text = training_tensors(state.arrays, state.device)
         with torch.no_grad():
-            self._S = dgcpn_similarity(
+            state.S = dgcpn_similarity(
                 X_image, X_text, text_weight=float(self.text_weight),
                 neighbourhood_weight=float(self.neighbourhood_weight),
                 n_neighbors=self.n_neighbors_,
@@ -355,21 +325,29 @@ class DGCPN(ColumnScaling, DeepHasher):
                         text_init_std=(None if self.text_init_std is None
                                        else float(self.text_init_std)))
 
-    def _loss(self, model: DGCPNNet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
-        # The held-out criterion: step (1)'s objective on real codes.
+        # The held-out criterion: update (1)'s objective on real codes.
         X_image, X_text, rows = batch
-        image_net, text_net = model.encoders
-        return dgcpn_loss(image_net(X_image), text_net(X_text), pair_block(self._S, rows),
+        image_net, text_net = state.model.encoders
+        return dgcpn_loss(image_net(X_image), text_net(X_text), pair_block(state.S, rows),
                           **self._weights())
 
-    def _make_step(self, model: DGCPNNet, optimizer: torch.optim.Optimizer) -> StepFn:
-        image_net, text_net = model.encoders
-        weights = self._weights()
-
-        def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
-            X_image, X_text, rows = batch
-            return dgcpn_step(image_net, text_net, optimizer, X_image, X_text,
-                              pair_block(self._S, rows), **weights)
-
-        return step
+    def _updates(self, state: TrainingState, batch: list[torch.Tensor]) -> Updates:
+        """The half-real, half-binary step of one batch (train_div.py:149-172): three updates
+        of both nets' optimiser. (1) ``L(H_I, H_T)``; both nets run again, then (2)
+        ``L(H_I, sign(H_T))`` reaches the image net only, (3) ``L(sign(H_I), H_T)`` the text net
+        only. Reports update (1)'s loss and parts (the objective of the epoch's training
+        loss)."""
+        X_image, X_text, rows = batch
+        image_net, text_net = state.model.encoders
+        S, weights = pair_block(state.S, rows), self._weights()
+        loss, parts = dgcpn_loss(image_net(X_image), text_net(X_text), S, **weights)
+        yield loss, "model"
+        codes_image, codes_text = image_net(X_image), text_net(X_text)
+        loss_image, _ = dgcpn_loss(codes_image, torch.sign(codes_text).detach(), S, **weights)
+        yield loss_image, "model"
+        # codes_text's graph is untouched by update (2): the text net has not changed since.
+        loss_text, _ = dgcpn_loss(torch.sign(codes_image).detach(), codes_text, S, **weights)
+        yield loss_text, "model"
+        return float(loss.detach()), parts

@@ -84,7 +84,7 @@ except ImportError as exc:  # the registry lists djsrh as unavailable with this 
         "DJSRH needs PyTorch, which is not installed: pip install 'mmhash-baselines[deep]'"
     ) from exc
 
-from mmhash.deep import feature_similarity, fused_similarity, second_order
+from mmhash.deep import TrainingState, feature_similarity, fused_similarity, second_order
 from mmhash.params import Number
 from mmhash_baselines.deep._common import ImageTextNets, TwoNetHasher, reconstruction_loss
 from mmhash_baselines.deep._scaling import ColumnScaling
@@ -202,8 +202,8 @@ class DJSRH(ColumnScaling, TwoNetHasher):
         self.random_state = random_state
         self.standardize = standardize
 
-    def _loss(self, model: ImageTextNets, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
-        return djsrh_loss(model, batch, beta=float(self.beta), eta=float(self.eta),
+        return djsrh_loss(state.model, batch, beta=float(self.beta), eta=float(self.eta),
                           mu=float(self.mu), lambda1=float(self.lambda1),
                           lambda2=float(self.lambda2))

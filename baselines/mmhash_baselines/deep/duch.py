@@ -105,8 +105,7 @@ except ImportError as exc:  # the registry lists duch as unavailable with this m
         "DUCH needs PyTorch, which is not installed: pip install 'mmhash-baselines[deep]'"
     ) from exc
 
-from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, StepFn, check_seed, mlp, update
+from mmhash.deep import DeepHasher, Part, TrainingState, Updates, frozen, mlp
 from mmhash.params import Integer, Number
 from mmhash_baselines.deep._contrastive import (
     derived_seed,
@@ -337,43 +336,44 @@ class DUCH(DeepHasher):
 
     # -- parameters ------------------------------------------------------------------------------
     # -- training --------------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        try:
-            super()._fit(views, progress=progress)
-        finally:  # training-only state: never kept on the hasher
-            self._scales = self._targets = self._outputs = self._generator = None
-            self._held_out_generator = self._optimizer = self._discriminator_optimizer = None
-
     def _build_model(self, dims: list[int]) -> DUCHNet:
         width = (2 * int(self.n_bits) if self.discriminator_width is None
                  else int(self.discriminator_width))
         return DUCHNet(dims, int(self.n_bits), image_width=int(self.image_width),
                        text_width=int(self.text_width), discriminator_width=width)
 
-    def _begin_training(self, model: DUCHNet, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
-        device, seed = self._device, check_seed(self.random_state)
-        self._generator = seeded_generator(seed, _TRAIN_STREAM, device)
-        self._held_out_generator = seeded_generator(seed, _HELD_OUT_STREAM, device)
-        self._scales = [torch.from_numpy(X[fit_rows].std(axis=0).astype(np.float32)).to(device)
-                        for X in arrays]
+    def _begin_training(self, state: TrainingState) -> None:
+        device, seed, arrays = state.device, state.seed, state.arrays
+        state.generator = seeded_generator(seed, _TRAIN_STREAM, device)
+        state.held_out_generator = seeded_generator(seed, _HELD_OUT_STREAM, device)
+        state.scales = [
+            torch.from_numpy(X[state.fit_rows].std(axis=0).astype(np.float32)).to(device)
+            for X in arrays]
         n, k = len(arrays[0]), int(self.n_bits)
         # B starts random (controller_DUCH.py:46); after each epoch, the sign of each item's
         # mean output, accumulated here.
-        self._targets = torch.randn(n, k, generator=self._generator, device=device).sign()
-        self._outputs = torch.zeros(n, k, device=device)
+        state.targets = torch.randn(n, k, generator=state.generator, device=device).sign()
+        state.outputs = torch.zeros(n, k, device=device)
 
-    def _parameter_groups(self, model: DUCHNet) -> Any:
-        # The main optimiser updates the hash networks only; D has its own (_make_step).
-        return model.encoders.parameters()
+    def _parts(self, state: TrainingState) -> dict[str, Part]:
+        """The hash networks at the hasher's optimiser settings; the discriminator with its
+        own Adam (controller_DUCH.py:55-58)."""
+        model = state.model
+        return {
+            "hash": Part(model.encoders.parameters()),
+            "discriminator": Part(model.discriminator.parameters(), optimizer=lambda params:
+                                  torch.optim.Adam(
+                                      params, lr=float(self.discriminator_learning_rate),
+                                      betas=_DISCRIMINATOR_BETAS,
+                                      weight_decay=float(self.discriminator_weight_decay))),
+        }
 
-    def _views(self, model: DUCHNet, views: Sequence[torch.Tensor],
+    def _views(self, state: TrainingState, views: Sequence[torch.Tensor],
                generator: torch.Generator) -> list[torch.Tensor]:
         """``[h_v, h_v~, h_t, h_t~]``: each network on the original and the augmented rows,
         four separate batches (separate batch-norm statistics), as models/DUCH.py:49-54."""
         outputs = []
-        for encoder, X, scale in zip(model.encoders, views, self._scales):
+        for encoder, X, scale in zip(state.model.encoders, views, state.scales):
             augmented = augment_features(X, scale, noise_std=float(self.noise_std),
                                          feature_dropout=float(self.feature_dropout),
                                          generator=generator)
@@ -388,54 +388,44 @@ class DUCH(DeepHasher):
             text_weight=float(self.text_weight), alpha=float(self.alpha),
             beta=float(self.beta), gamma=float(self.gamma))
 
-    def _make_step(self, model: DUCHNet, optimizer: torch.optim.Optimizer) -> StepFn:
-        self._optimizer = optimizer
-        self._discriminator_optimizer = torch.optim.Adam(
-            model.discriminator.parameters(), lr=float(self.discriminator_learning_rate),
-            betas=_DISCRIMINATOR_BETAS, weight_decay=float(self.discriminator_weight_decay))
+    def _updates(self, state: TrainingState, batch: list[torch.Tensor]) -> Updates:
+        """The discriminator first, on the detached codes (text real, image fake, both pairs);
+        then the hash networks with the just-updated discriminator frozen."""
+        model, generator = state.model, state.generator
+        *views, rows = batch
+        h_v, h_v_aug, h_t, h_t_aug = outputs = self._views(state, views, generator)
+        with torch.no_grad():
+            state.outputs[rows] = (h_v + h_v_aug + h_t + h_t_aug) / 4
+        mixes = [torch.rand(h_v.shape, generator=generator,
+                            device=generator.device).to(h_v.device) for _ in range(2)]
         gp_weight = float(self.gp_weight)
+        d_loss = (discriminator_loss(model, h_t, h_v, mixes[0], gp_weight)
+                  + discriminator_loss(model, h_t_aug, h_v_aug, mixes[1], gp_weight))
+        yield d_loss, "discriminator"
+        with frozen(model.discriminator):
+            total, parts = self._objective(model, outputs, state.targets[rows])
+            yield total, "hash"
+        parts["discriminator"] = float(d_loss.detach())
+        return float(total.detach()) / len(rows), parts
 
-        def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
-            *views, rows = batch
-            h_v, h_v_aug, h_t, h_t_aug = outputs = self._views(model, views, self._generator)
-            with torch.no_grad():
-                self._outputs[rows] = (h_v + h_v_aug + h_t + h_t_aug) / 4
-            # Discriminator first, on the detached codes: text real, image fake, both pairs.
-            mixes = [torch.rand(h_v.shape, generator=self._generator,
-                                device=self._generator.device).to(h_v.device) for _ in range(2)]
-            d_loss = (discriminator_loss(model, h_t, h_v, mixes[0], gp_weight)
-                      + discriminator_loss(model, h_t_aug, h_v_aug, mixes[1], gp_weight))
-            update(d_loss, self._discriminator_optimizer, name="DUCH discriminator")
-            # Then the hash networks, with D (just updated) frozen.
-            model.discriminator.requires_grad_(False)
-            try:
-                total, parts = self._objective(model, outputs, self._targets[rows])
-                update(total, optimizer, name="DUCH")
-            finally:
-                model.discriminator.requires_grad_(True)
-            parts["discriminator"] = float(d_loss.detach())
-            return float(total.detach()) / len(rows), parts
-
-        return step
-
-    def _loss(self, model: DUCHNet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
         """The held-out criterion (eval mode): the objective per row, the targets the sign of
         the rows' current mean output."""
         *views, rows = batch
-        outputs = self._views(model, views, self._held_out_generator)
+        outputs = self._views(state, views, state.held_out_generator)
         target = (sum(outputs) / 4).sign()
-        total, parts = self._objective(model, outputs, target)
+        total, parts = self._objective(state.model, outputs, target)
         return total / len(rows), parts
 
-    def _end_epoch(self, model: DUCHNet, epoch: int, data: list[torch.Tensor]) -> None:
-        rows = data[-1]
+    def _end_epoch(self, state: TrainingState) -> None:
+        rows = state.data[-1]
         # B = sign of the mean of this epoch's four outputs (controller_DUCH.py:107-108).
-        self._targets[rows] = self._outputs[rows].sign()
+        state.targets[rows] = state.outputs[rows].sign()
         # The code decays after 0-based epochs 0, 50, ... (controller_DUCH.py:314-322).
-        if (epoch - 1) % int(self.lr_decay_every) == 0:
-            lr = self._optimizer.param_groups[0]["lr"]
-            set_learning_rate(self._optimizer, max(lr * float(self.lr_decay), min(lr, _MIN_LR)))
+        if (state.epoch - 1) % int(self.lr_decay_every) == 0:
+            optimizer = state.optimizers["hash"]
+            lr = optimizer.param_groups[0]["lr"]
+            set_learning_rate(optimizer, max(lr * float(self.lr_decay), min(lr, _MIN_LR)))
         # The held-out rows get the same augmentations at every epoch's evaluation.
-        self._held_out_generator.manual_seed(
-            derived_seed(check_seed(self.random_state), _HELD_OUT_STREAM))
+        state.held_out_generator.manual_seed(derived_seed(state.seed, _HELD_OUT_STREAM))

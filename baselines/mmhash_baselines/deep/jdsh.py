@@ -119,10 +119,10 @@ except ImportError as exc:  # the registry lists jdsh as unavailable with this m
         "JDSH needs PyTorch, which is not installed: pip install 'mmhash-baselines[deep]'"
     ) from exc
 
-from mmhash.deep import check_seed, feature_similarity, iter_batches
+from mmhash.deep import TrainingState, feature_similarity, iter_batches
 from mmhash.errors import InvalidInputError
 from mmhash.params import Flag, Number
-from mmhash_baselines.deep._common import ImageTextNets, TwoNetHasher, reconstruction_loss
+from mmhash_baselines.deep._common import TwoNetHasher, reconstruction_loss
 from mmhash_baselines.deep._scaling import ColumnScaling
 
 
@@ -419,24 +419,24 @@ class JDSH(ColumnScaling, TwoNetHasher):
         return {"image_weight": float(self.image_weight), "text_weight": float(self.text_weight),
                 "high_order_weight": float(self.high_order_weight)}
 
-    def _begin_training(self, model: nn.Module, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
+    def _begin_training(self, state: TrainingState) -> None:
         self.distribution_ = None
         if self.dsdw:
             # A stream of its own: the fit's batches never shift the training shuffles.
-            rng = np.random.default_rng([check_seed(self.random_state), 0xD5D3])
+            rng = np.random.default_rng([state.seed, 0xD5D3])
+            X_image, X_text = state.arrays
             self.distribution_ = fit_distribution(
-                arrays[0][fit_rows], arrays[1][fit_rows], batch_size=int(self.batch_size),
-                rng=rng, left_width=float(self.left_width),
+                X_image[state.fit_rows], X_text[state.fit_rows],
+                batch_size=int(self.batch_size), rng=rng, left_width=float(self.left_width),
                 right_width=float(self.right_width), **self._weights())
 
-    def _loss(self, model: ImageTextNets, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.no_grad():  # the target depends on the input features only
             S = jdsh_target(batch[0], batch[1], mu=float(self.mu),
                             distribution=self.distribution_,
                             dissimilar_weight=float(self.dissimilar_weight),
                             similar_weight=float(self.similar_weight), **self._weights())
-        return jdsh_loss(model, batch, S, intra_weight=float(self.intra_weight),
+        return jdsh_loss(state.model, batch, S, intra_weight=float(self.intra_weight),
                          cross_weight=float(self.cross_weight),
                          pair_weight=float(self.pair_weight))

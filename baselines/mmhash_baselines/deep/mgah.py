@@ -61,8 +61,10 @@ Schedule (C10, C11): ``pretrain_epochs`` epochs of the discriminator alone with 
     from the updated discriminator (UGACH: 1 discriminator epoch, then 2 generator epochs). The
     discriminators' learning rate drops to ``adversarial_learning_rate`` (default a tenth of
     ``learning_rate``: UGACH's 0.01 pretraining, 0.001 adversarial) when the adversarial epochs
-    start. Adversarial updates go through :meth:`DeepHasher._make_step`. Adam (ours) replaces the
-    codes' plain SGD on batches of 1 / 16 / 20 (C11): see the card.
+    start. The discriminators and the generators are two parts with an optimiser each; a
+    batch's updates are yielded in this order as ``(loss, part)`` pairs from
+    :meth:`DeepHasher._updates`, each made before the next loss is built. Adam (ours) replaces
+    the codes' plain SGD on batches of 1 / 16 / 20 (C11): see the card.
 
 Model selection: never on queries. ``validation_fraction = 0`` keeps the last epoch; otherwise
 the held-out criterion is the discriminator's triplet loss on held-out rows against uniformly
@@ -85,8 +87,7 @@ except ImportError as exc:  # the registry lists mgah as unavailable with this m
         "MGAH needs PyTorch, which is not installed: pip install 'mmhash-baselines[deep]'"
     ) from exc
 
-from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, StepFn, check_seed, knn_indices, make_optimizer, update
+from mmhash.deep import DeepHasher, Part, TrainingState, Updates, knn_indices
 from mmhash.params import Choice, Integer, Number, check_number
 from mmhash_baselines.deep._contrastive import (
     derived_seed,
@@ -385,31 +386,24 @@ class MGAH(ColumnScaling, DeepHasher):
         return int(self.n_bits) / 8.0 if self.margin is None else float(self.margin)
 
     # -- training --------------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        try:
-            super()._fit(views, progress=progress)
-        finally:  # training-only state: never kept on the hasher
-            self._neighbours = self._counts = self._all_views = None
-            self._generator = self._held_out_generator = self._d_optimizer = self._epoch = None
-
     def _build_model(self, dims: list[int]) -> MGAHNet:
         return MGAHNet(dims, int(self.n_bits), int(self.hidden_width))
 
-    def _parameter_groups(self, model: MGAHNet) -> Any:
-        # The main optimiser updates the discriminators (the kept hash networks) only.
-        return model.encoders.parameters()
+    def _parts(self, state: TrainingState) -> dict[str, Part]:
+        # The discriminators (the kept hash networks) learn at learning_rate, the generators at
+        # generator_learning_rate; each part has its own optimiser.
+        return {"discriminator": Part(state.model.encoders.parameters()),
+                "generator": Part(state.model.generators.parameters(),
+                                  learning_rate=float(self.generator_learning_rate))}
 
-    def _begin_training(self, model: MGAHNet, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
+    def _begin_training(self, state: TrainingState) -> None:
+        arrays, fit_rows, device, seed = state.arrays, state.fit_rows, state.device, state.seed
         n = len(arrays[0])
-        device, seed = self._device, check_seed(self.random_state)
-        held_out = np.setdiff1d(np.arange(n), fit_rows)
         # Fit rows are neighbours among fit rows, held-out rows among held-out rows: the
         # held-out criterion never sees a fit row, training never a held-out one.
         width = 1
         parts = []
-        for rows in (fit_rows, held_out):
+        for rows in (fit_rows, state.val_rows):
             if len(rows):
                 nb, count = correlation_graph([X[rows] for X in arrays],
                                               int(self.n_neighbors))
@@ -420,34 +414,32 @@ class MGAH(ColumnScaling, DeepHasher):
         for rows, nb, count in parts:
             neighbours[rows, :nb.shape[1]] = nb
             counts[rows] = count
-        self._neighbours = torch.from_numpy(neighbours).to(device)
-        self._counts = torch.from_numpy(counts).to(device)
-        self._all_views = [torch.from_numpy(X.astype(np.float32)).to(device) for X in arrays]
-        self._generator = seeded_generator(seed, _TRAIN_STREAM, device)
-        self._held_out_generator = seeded_generator(seed, _HELD_OUT_STREAM, device)
-        self._epoch = 0
+        state.neighbours = torch.from_numpy(neighbours).to(device)
+        state.counts = torch.from_numpy(counts).to(device)
+        state.all_views = [torch.from_numpy(X.astype(np.float32)).to(device) for X in arrays]
+        state.generator = seeded_generator(seed, _TRAIN_STREAM, device)
+        state.held_out_generator = seeded_generator(seed, _HELD_OUT_STREAM, device)
 
-    def _begin_epoch(self, model: MGAHNet, epoch: int) -> None:
-        self._epoch = epoch
-        if epoch == int(self.pretrain_epochs) + 1:  # the first adversarial epoch
-            set_learning_rate(self._d_optimizer, self._adversarial_learning_rate())
+    def _begin_epoch(self, state: TrainingState) -> None:
+        if state.epoch == int(self.pretrain_epochs) + 1:  # the first adversarial epoch
+            set_learning_rate(state.optimizers["discriminator"],
+                              self._adversarial_learning_rate())
 
-    def _end_epoch(self, model: MGAHNet, epoch: int, data: list[torch.Tensor]) -> None:
+    def _end_epoch(self, state: TrainingState) -> None:
         # The held-out rows get the same draws at every epoch's evaluation.
-        self._held_out_generator.manual_seed(
-            derived_seed(check_seed(self.random_state), _HELD_OUT_STREAM))
+        state.held_out_generator.manual_seed(derived_seed(state.seed, _HELD_OUT_STREAM))
 
     def _pathways(self, n_views: int) -> list[tuple[int, int]]:
         return [(a, m) for a in range(n_views) for m in range(n_views) if a != m]
 
-    def _positive_outputs(self, nets: nn.ModuleList, rows: torch.Tensor,
+    def _positive_outputs(self, state: TrainingState, nets: nn.ModuleList, rows: torch.Tensor,
                           generator: torch.Generator) -> dict[tuple[int, int], torch.Tensor]:
         """Sigmoid outputs ``(b, s, k)`` of fresh true positives for every pathway."""
         out = {}
         s = int(self.n_samples)
         for a, m in self._pathways(len(nets)):
-            pos = sample_positives(self._neighbours, self._counts, rows, s, generator)
-            X = self._all_views[m].index_select(0, pos.reshape(-1))
+            pos = sample_positives(state.neighbours, state.counts, rows, s, generator)
+            X = state.all_views[m].index_select(0, pos.reshape(-1))
             out[(a, m)] = torch.sigmoid(nets[m](X)).reshape(len(rows), s, -1)
         return out
 
@@ -481,59 +473,51 @@ class MGAH(ColumnScaling, DeepHasher):
                                       torch.zeros(c, 1, device=excluded.device), excluded)
         return dict.fromkeys(self._pathways(n_views), uniform)
 
-    def _discriminator_terms(self, model: MGAHNet, views: Sequence[torch.Tensor],
+    def _discriminator_terms(self, state: TrainingState, views: Sequence[torch.Tensor],
                              rows: torch.Tensor, negatives: dict[tuple[int, int], torch.Tensor],
                              generator: torch.Generator
                              ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        h = [torch.sigmoid(net(X)) for net, X in zip(model.encoders, views)]
-        return pathway_distances(h, self._positive_outputs(model.encoders, rows, generator),
+        encoders = state.model.encoders
+        h = [torch.sigmoid(net(X)) for net, X in zip(encoders, views)]
+        return pathway_distances(h, self._positive_outputs(state, encoders, rows, generator),
                                  negatives)
 
-    def _make_step(self, model: MGAHNet, optimizer: torch.optim.Optimizer) -> StepFn:
-        g_optimizer = make_optimizer(
-            self.optimizer, model.generators.parameters(),
-            learning_rate=float(self.generator_learning_rate), momentum=float(self.momentum),
-            weight_decay=float(self.weight_decay))
+    def _updates(self, state: TrainingState, batch: list[torch.Tensor]) -> Updates:
+        *views, rows = batch
+        model, gen, M = state.model, state.generator, len(views)
         margin = self._margin()
-        self._d_optimizer = optimizer
-
-        def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
-            *views, rows = batch
-            gen, M = self._generator, len(views)
-            excluded = neighbour_mask(self._neighbours, rows)
-            adversarial = self._epoch > int(self.pretrain_epochs)
-            # 1. The discriminators, on the generators' samples (uniform while pretraining).
-            with torch.no_grad():
-                log_probs = (self._generator_log_probs(model, views, excluded) if adversarial
-                             else self._uniform_log_probs(excluded, M))
+        excluded = neighbour_mask(state.neighbours, rows)
+        adversarial = state.epoch > int(self.pretrain_epochs)
+        # 1. The discriminators, on the generators' samples (uniform while pretraining).
+        with torch.no_grad():
+            log_probs = (self._generator_log_probs(model, views, excluded) if adversarial
+                         else self._uniform_log_probs(excluded, M))
+        negatives, valid = self._negatives(log_probs, gen, M)
+        d_pos, d_neg = self._discriminator_terms(state, views, rows, negatives, gen)
+        d_loss = discriminator_loss(d_pos, d_neg, valid, margin)
+        yield d_loss, "discriminator"
+        parts = {"discriminator": float(d_loss.detach())}
+        # 2. The generators, by policy gradient with the updated discriminators' reward.
+        for _ in range(int(self.generator_steps) if adversarial else 0):
+            log_probs = self._generator_log_probs(model, views, excluded)
             negatives, valid = self._negatives(log_probs, gen, M)
-            d_pos, d_neg = self._discriminator_terms(model, views, rows, negatives, gen)
-            d_loss = discriminator_loss(d_pos, d_neg, valid, margin)
-            update(d_loss, optimizer, name="MGAH discriminator")
-            parts = {"discriminator": float(d_loss.detach())}
-            # 2. The generators, by policy gradient with the updated discriminators' reward.
-            for _ in range(int(self.generator_steps) if adversarial else 0):
-                log_probs = self._generator_log_probs(model, views, excluded)
-                negatives, valid = self._negatives(log_probs, gen, M)
-                with torch.no_grad():
-                    d_pos, d_neg = self._discriminator_terms(model, views, rows, negatives, gen)
-                reward = [rewards(p, q, margin) for p, q in zip(d_pos, d_neg)]
-                g_loss = generator_loss(log_probs, negatives, reward, valid,
-                                        objective=str(self.generator_objective))
-                update(g_loss, g_optimizer, name="MGAH generator")
-                parts["generator"] = float(g_loss.detach())
-            return parts["discriminator"], parts
+            with torch.no_grad():
+                d_pos, d_neg = self._discriminator_terms(state, views, rows, negatives, gen)
+            reward = [rewards(p, q, margin) for p, q in zip(d_pos, d_neg)]
+            g_loss = generator_loss(log_probs, negatives, reward, valid,
+                                    objective=str(self.generator_objective))
+            yield g_loss, "generator"
+            parts["generator"] = float(g_loss.detach())
+        return parts["discriminator"], parts
 
-        return step
-
-    def _loss(self, model: MGAHNet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
         """The held-out criterion: the discriminators' triplet loss against uniformly drawn
         held-out non-neighbours (the same draws at every epoch)."""
         *views, rows = batch
-        gen, M = self._held_out_generator, len(views)
-        excluded = neighbour_mask(self._neighbours, rows)
+        gen, M = state.held_out_generator, len(views)
+        excluded = neighbour_mask(state.neighbours, rows)
         negatives, valid = self._negatives(self._uniform_log_probs(excluded, M), gen, M)
-        d_pos, d_neg = self._discriminator_terms(model, views, rows, negatives, gen)
+        d_pos, d_neg = self._discriminator_terms(state, views, rows, negatives, gen)
         loss = discriminator_loss(d_pos, d_neg, valid, self._margin())
         return loss, {"discriminator": float(loss)}

@@ -82,8 +82,6 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
-
 try:
     import torch
     import torch.nn.functional as F
@@ -93,8 +91,7 @@ except ImportError as exc:  # the registry lists ucch as unavailable with this m
         "UCCH needs PyTorch, which is not installed: pip install 'mmhash-baselines[deep]'"
     ) from exc
 
-from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, StepFn, check_seed, mlp, update
+from mmhash.deep import DeepHasher, Part, TrainingState, Updates, mlp
 from mmhash.params import Integer, Number
 from mmhash_baselines.deep._contrastive import (
     seeded_generator,
@@ -324,29 +321,21 @@ class UCCH(DeepHasher):
 
     # -- parameters ------------------------------------------------------------------------------
     # -- training --------------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        try:
-            super()._fit(views, progress=progress)
-        finally:  # training-only state: never kept on the hasher
-            self._bank = self._candidates = self._generator = self._optimizer = None
-
     def _build_model(self, dims: list[int]) -> UCCHNet:
         return UCCHNet(dims, int(self.n_bits), image_width=int(self.image_width),
                        image_layers=int(self.image_layers), text_width=int(self.text_width),
                        text_layers=int(self.text_layers))
 
-    def _begin_training(self, model: UCCHNet, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
-        self._generator = seeded_generator(check_seed(self.random_state), _STREAM, self._device)
+    def _begin_training(self, state: TrainingState) -> None:
+        state.generator = seeded_generator(state.seed, _STREAM, state.device)
         # One row per training item (held-out rows too, so row ids index it directly); negatives
         # are drawn from the fit rows only, the held-out rows' entries are never used.
-        self._bank = init_bank(len(arrays[0]), int(self.n_bits), self._generator)
-        self._candidates = torch.from_numpy(fit_rows).to(self._device)
-        self._epoch = 1
+        state.bank = init_bank(len(state.arrays[0]), int(self.n_bits), state.generator)
+        state.candidates = torch.from_numpy(state.fit_rows).to(state.device)
 
-    def _begin_epoch(self, model: UCCHNet, epoch: int) -> None:
-        self._epoch = epoch
+    def _parts(self, state: TrainingState) -> dict[str, Part]:
+        # One optimiser over both heads; every step clipped to clip_norm (module docstring).
+        return {"model": Part(state.model.parameters(), clip_norm=float(self.clip_norm))}
 
     def _objective(self, contrastive: torch.Tensor, h_x: torch.Tensor, h_y: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -357,41 +346,34 @@ class UCCH(DeepHasher):
         return total, {"contrastive": float(contrastive.detach()),
                        "ranking": float(ranking.detach())}
 
-    def _make_step(self, model: UCCHNet, optimizer: torch.optim.Optimizer) -> StepFn:
-        self._optimizer = optimizer
-        parameters = list(model.parameters())
+    def _updates(self, state: TrainingState, batch: list[torch.Tensor]) -> Updates:
+        *views, rows = batch
+        h_x, h_y = (E(X) for E, X in zip(state.model.encoders, views))
+        temperature = float(self.temperature)
+        if state.epoch <= self.warmup_epochs:
+            contrastive = in_batch_contrastive_loss(h_x, h_y, temperature)
+            bank_momentum = 0.0
+        else:
+            idx = sample_negatives(rows, state.candidates, int(self.n_negatives),
+                                   state.generator)
+            contrastive = memory_contrastive_loss(h_x, h_y, state.bank, idx, temperature)
+            bank_momentum = float(self.bank_momentum)
+        loss, parts = self._objective(contrastive, h_x, h_y)
+        yield loss, "model"
+        # The code updates the bank with the outputs the logits were computed from.
+        update_bank(state.bank, rows, h_x.detach(), h_y.detach(), bank_momentum)
+        return float(loss.detach()), parts
 
-        def step(batch: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
-            *views, rows = batch
-            h_x, h_y = (E(X) for E, X in zip(model.encoders, views))
-            temperature = float(self.temperature)
-            if self._epoch <= self.warmup_epochs:
-                contrastive = in_batch_contrastive_loss(h_x, h_y, temperature)
-                bank_momentum = 0.0
-            else:
-                idx = sample_negatives(rows, self._candidates, int(self.n_negatives),
-                                       self._generator)
-                contrastive = memory_contrastive_loss(h_x, h_y, self._bank, idx, temperature)
-                bank_momentum = float(self.bank_momentum)
-            loss, parts = self._objective(contrastive, h_x, h_y)
-            update(loss, optimizer, name="UCCH", clip_norm=float(self.clip_norm),
-                   parameters=parameters)
-            # The code updates the bank with the outputs the logits were computed from.
-            update_bank(self._bank, rows, h_x.detach(), h_y.detach(), bank_momentum)
-            return float(loss.detach()), parts
-
-        return step
-
-    def _loss(self, model: UCCHNet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
         """The held-out criterion: the objective with in-batch keys (no bank, no sampling)."""
         *views, _ = batch
-        h_x, h_y = (E(X) for E, X in zip(model.encoders, views))
+        h_x, h_y = (E(X) for E, X in zip(state.model.encoders, views))
         contrastive = in_batch_contrastive_loss(h_x, h_y, float(self.temperature))
         return self._objective(contrastive, h_x, h_y)
 
-    def _end_epoch(self, model: UCCHNet, epoch: int, data: list[torch.Tensor]) -> None:
+    def _end_epoch(self, state: TrainingState) -> None:
         # MultiStepLR.step(e) after 0-based epoch e = epoch - 1 (UCCH.py:225-228).
-        decays = (epoch - 1) // int(self.lr_step)
-        set_learning_rate(self._optimizer,
+        decays = (state.epoch - 1) // int(self.lr_step)
+        set_learning_rate(state.optimizers["model"],
                           float(self.learning_rate) * float(self.lr_gamma) ** decays)

@@ -61,8 +61,6 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
-
 try:
     import torch
     from torch import nn
@@ -71,8 +69,7 @@ except ImportError as exc:  # the registry lists udcmh as unavailable with this 
         "UDCMH needs PyTorch, which is not installed: pip install 'mmhash-baselines[deep]'"
     ) from exc
 
-from mmhash.base import ProgressCallback
-from mmhash.deep import DeepHasher, knn_indices, mlp
+from mmhash.deep import DeepHasher, TrainingState, knn_indices, mlp
 from mmhash.errors import InvalidInputError
 from mmhash.params import Integer, Number
 
@@ -353,58 +350,54 @@ class UDCMH(ColumnScaling, DeepHasher):
         return {"mf_weight": float(self.mf_weight), "fit_weight": float(self.fit_weight)}
 
     # -- training --------------------------------------------------------------------------------
-    def _fit(self, views: dict[str, np.ndarray], *,
-             progress: ProgressCallback | None = None) -> None:
-        try:
-            super()._fit(views, progress=progress)
-        finally:  # training-only state: never kept on the hasher
-            self._X = self._S = self._B = self._U = None
-
+    # The training-only state lives on the fit's TrainingState: ``X`` (every training row of each
+    # view, float32 on the device), ``S`` (the signed graph), ``B`` (the codes) and ``U`` (the
+    # latent factors).
     def _build_model(self, dims: list[int]) -> UDCMHNet:
         return UDCMHNet(dims, int(self.n_bits), hidden_width=int(self.hidden_width),
                         n_hidden_layers=int(self.n_hidden_layers))
 
-    def _begin_training(self, model: UDCMHNet, arrays: list[np.ndarray],
-                        fit_rows: np.ndarray) -> None:
-        self._X = training_tensors(arrays, self._device)
-        n = len(arrays[0])
+    def _begin_training(self, state: TrainingState) -> None:
+        state.X = training_tensors(state.arrays, state.device)
+        n = len(state.arrays[0])
         self.n_neighbors_, self.n_farthest_ = neighbour_counts(
             n, int(self.n_neighbors), int(self.n_farthest))
         with torch.no_grad():
-            self._S = signed_affinity(self._X, n_neighbors=int(self.n_neighbors),
+            state.S = signed_affinity(state.X, n_neighbors=int(self.n_neighbors),
                                       n_farthest=int(self.n_farthest),
                                       far_weight=float(self.far_weight))
-        self._B = self._U = None  # set from the networks at the start of epoch 1
+        state.B = state.U = None  # set from the networks at the start of epoch 1
 
-    def _features(self, model: UDCMHNet) -> list[torch.Tensor]:
+    def _features(self, state: TrainingState) -> list[torch.Tensor]:
         """``F^m`` of every training row, eval mode, no gradient (the model is left in train
         mode, as the loop needs)."""
+        model = state.model
         model.eval()
         with torch.no_grad():
-            out = [encoder(X) for encoder, X in zip(model.encoders, self._X)]
+            out = [encoder(X) for encoder, X in zip(model.encoders, state.X)]
         model.train()
         return out
 
-    def _code_step(self, features: list[torch.Tensor]) -> None:
-        self._U = update_factors(features, self._B, float(self.ridge))
-        self._B = update_codes(features, self._B, self._U, self._S,
+    def _code_step(self, state: TrainingState, features: list[torch.Tensor]) -> None:
+        state.U = update_factors(features, state.B, float(self.ridge))
+        state.B = update_codes(features, state.B, state.U, state.S,
                                mf_weight=float(self.mf_weight),
                                fit_weight=float(self.fit_weight),
                                graph_weight=float(self.graph_weight),
                                n_passes=int(self.n_bit_passes))
-        self._U = update_factors(features, self._B, float(self.ridge))
+        state.U = update_factors(features, state.B, float(self.ridge))
 
-    def _begin_epoch(self, model: UDCMHNet, epoch: int) -> None:
-        if epoch == 1:
-            features = self._features(model)
-            self._B = initial_codes(features)
-            self._code_step(features)
+    def _begin_epoch(self, state: TrainingState) -> None:
+        if state.epoch == 1:
+            features = self._features(state)
+            state.B = initial_codes(features)
+            self._code_step(state, features)
 
-    def _end_epoch(self, model: UDCMHNet, epoch: int, data: list[torch.Tensor]) -> None:
-        self._code_step(self._features(model))
+    def _end_epoch(self, state: TrainingState) -> None:
+        self._code_step(state, self._features(state))
 
-    def _loss(self, model: UDCMHNet, batch: list[torch.Tensor]
+    def _loss(self, state: TrainingState, batch: list[torch.Tensor]
               ) -> tuple[torch.Tensor, dict[str, float]]:
         *views, rows = batch
-        outputs = [encoder(X) for encoder, X in zip(model.encoders, views)]
-        return network_loss(outputs, self._B.index_select(0, rows), self._U, **self._weights())
+        outputs = [encoder(X) for encoder, X in zip(state.model.encoders, views)]
+        return network_loss(outputs, state.B.index_select(0, rows), state.U, **self._weights())

@@ -13,17 +13,25 @@ from mmhash_baselines.deep.agch import (  # noqa: E402
     AGCH,
     AGCHNet,
     agch_loss,
-    agch_step,
+    agch_updates,
     aggregated_similarity,
     normalized_adjacency,
 )
 
-from mmhash.deep import make_optimizer  # noqa: E402
+from mmhash.deep import make_optimizer, run_updates  # noqa: E402
 
 SMALL = {"image_width": 64, "text_width": 64, "gcn_width1": 64, "gcn_width2": 32,
          "n_epochs": 8, "batch_size": 64, "learning_rate": 3e-3, "n_threads": 1,
          "device": "cpu"}
 WEIGHTS = {"alpha": 0.4, "delta": 0.7, "fusion_weight": 5.0, "intra_weight": 0.3}
+
+
+def _training_state_left(hasher):
+    """The hasher's attributes holding a tensor, a random stream or an optimiser, directly or in
+    a list: training-only state that outlived fit."""
+    kinds = (torch.Tensor, torch.Generator, torch.optim.Optimizer)
+    return [k for k, v in vars(hasher).items()
+            if any(isinstance(x, kinds) for x in (v if isinstance(v, (list, tuple)) else [v]))]
 
 
 def _unit(X):
@@ -137,12 +145,14 @@ def _grads(loss, params):
 
 
 def test_alternating_step_updates_each_part_with_the_whole_losss_gradient():
-    X, S0, S = _batch()
+    X, _, S = _batch()
     ours, ref = _net(), _net()
     sgd = {"learning_rate": 0.1}
     optimizers = {p: make_optimizer("sgd", getattr(ours, p).parameters(), **sgd)
                   for p in ("encoders", "fusion", "gcn")}
-    agch_step(ours, optimizers, X, S0, S, **WEIGHTS)
+    loss, (reported, parts) = run_updates(agch_updates(ours, X, S, **WEIGHTS), optimizers, {},
+                                          name="AGCH")
+    assert reported == loss and set(parts) == {"reconstruction", "gcn", "fusion"}
     # Replay: each part takes one SGD step along the gradient of the WHOLE loss, at the point
     # reached after the previous parts' steps; the other parts stay fixed.
     A_hat = normalized_adjacency(S)
@@ -188,6 +198,8 @@ def test_held_out_loss_and_determinism(data):
     assert a.best_epoch_ == 1 + int(np.argmin([r["val_loss"] for r in a.history_]))
     for m, X in train.items():
         np.testing.assert_array_equal(a.encode(X, m), b.encode(X, m))
+    # training state (the similarity's column scales, the optimisers) is not kept on the hasher
+    assert not _training_state_left(a), _training_state_left(a)
 
 
 def test_refuses_bad_parameters(data, assert_refused):

@@ -15,11 +15,12 @@ from mmhash_baselines.deep.cirh import (  # noqa: E402
     cirh_graph_loss,
     cirh_hash_loss,
     cirh_similarity,
-    fit_hash_networks,
+    hash_network_updates,
     joint_propagation,
     neighbour_mix,
 )
 
+from mmhash.deep import run_updates  # noqa: E402
 from mmhash.errors import InvalidInputError  # noqa: E402
 
 SMALL = {"n_neighbors": 40, "graph_width": 32, "image_width": 64, "n_epochs": 8,
@@ -121,7 +122,11 @@ def test_stage_two_targets_are_indexed_by_row_ids(monkeypatch):
     monkeypatch.setattr(cirh_module, "cirh_hash_loss", spy)
     nets = [torch.nn.Linear(5, k).double(), torch.nn.Linear(3, k).double()]
     optimizer = torch.optim.Adam([p for net in nets for p in net.parameters()], lr=1e-3)
-    fit_hash_networks(*nets, optimizer, batches, S, beta=0.01)
+    before = [p.clone() for net in nets for p in net.parameters()]
+    run_updates(hash_network_updates(*nets, batches, S, beta=0.01), {"hash": optimizer}, {},
+                name="CIRH")
+    assert all(not torch.equal(p, q) for p, q in
+               zip(before, [p for net in nets for p in net.parameters()])), "every net updated"
     assert len(seen) == len(batches)
     for (_, _, rows, _), S_b, kk in zip(batches, seen, range(len(batches))):
         torch.testing.assert_close(S_b, S[rows][:, rows])
@@ -133,13 +138,13 @@ def test_two_stages_train_and_only_hash_nets_encode(data, cross_modal_maps, rand
     train, _ = data.part("train")
     n = len(train["image"])
     recorded = []
-    original = cirh_module.fit_hash_networks
+    original = cirh_module.hash_network_updates
 
-    def spy(image_net, text_net, optimizer, batches, S, *, beta):
+    def spy(image_net, text_net, batches, S, *, beta):
         recorded.append([(rows.clone(), B.clone()) for _, _, rows, B in batches])
-        return original(image_net, text_net, optimizer, batches, S, beta=beta)
+        return (yield from original(image_net, text_net, batches, S, beta=beta))
 
-    monkeypatch.setattr(cirh_module, "fit_hash_networks", spy)
+    monkeypatch.setattr(cirh_module, "hash_network_updates", spy)
     h = CIRH(n_bits=16, **SMALL).fit(train)
     # Stage 2 of every epoch gets one stage-1 code per training row, in stage 1's batches.
     assert len(recorded) == SMALL["n_epochs"]

@@ -17,6 +17,8 @@ from mmhash_baselines.deep.dbrc import (  # noqa: E402
     dbrc_loss,
 )
 
+from mmhash.deep import TrainingState, run_updates  # noqa: E402
+
 FAST = dict(n_bits=16, hidden_width=32, n_epochs=15, batch_size=32, learning_rate=3e-3,
             n_threads=1, device="cpu", random_state=0)
 
@@ -29,6 +31,12 @@ def _mlp_np(seq, X):
         else:
             X = np.maximum(X, 0.0)
     return X
+
+
+def _state(net, arrays, fit_rows=None):
+    """A fit's TrainingState by hand: every row trained on, on the CPU, seed 0."""
+    rows = np.arange(len(arrays[0])) if fit_rows is None else np.asarray(fit_rows)
+    return TrainingState(net, arrays, rows, np.empty(0, dtype=np.int64), 0, torch.device("cpu"))
 
 
 def _small_net(h, dims, seed=0):
@@ -65,9 +73,18 @@ def test_standardize_uses_fit_statistics_and_keeps_constant_columns():
     # standardize=False: the hasher never fits the layers, which stay the identity.
     h = DBRC(**{**FAST, "n_epochs": 1}, standardize=False)
     net = h._build_model([3, 3])
-    h._begin_training(net, [X, X], np.arange(3))
+    h._begin_training(_state(net, [X, X]))
     for encoder in net.encoders:
         np.testing.assert_array_equal(encoder[0].double()(torch.from_numpy(X)).numpy(), X)
+    # standardize=True: the fit rows' statistics only (held-out rows stay unseen).
+    net = DBRC(**{**FAST, "n_epochs": 1})._build_model([3, 3])
+    DBRC(**{**FAST, "n_epochs": 1})._begin_training(_state(net, [X, X], fit_rows=[0, 2]))
+    fit = X[[0, 2]]
+    std = fit.std(axis=0)
+    for encoder in net.encoders:
+        np.testing.assert_allclose(encoder[0].double()(torch.from_numpy(X)).numpy(),
+                                   (X - fit.mean(axis=0)) / np.where(std > 0, std, 1.0),
+                                   rtol=1e-6, atol=1e-6)
 
 
 def test_loss_is_joint_plus_single_modality_reconstructions_plus_penalty():
@@ -118,18 +135,34 @@ def test_architecture_groups_and_projection():
     assert [(d[0].in_features, d[2].out_features) for d in net.decoders] == [(16, 12), (16, 5)]
     linear = DBRC(n_bits=16, hidden_width=0)._build_model([12, 5])
     assert [type(m).__name__ for m in linear.encoders[1][1]] == ["Linear"]
-    groups = h._parameter_groups(net)
+    # One part, one optimiser, two parameter groups: the slopes at their own rate, no decay.
+    state = _state(net, [np.zeros((6, 12)), np.zeros((6, 5))])
+    parts = h._parts(state)
+    assert list(parts) == ["model"]
+    part = parts["model"]
+    assert (part.optimizer, part.learning_rate, part.weight_decay, part.clip_norm) == (
+        None, None, None, 0.0)  # the hasher's settings
+    groups = part.parameters
+    assert len(groups) == 2
     assert groups[1]["params"] == [net.hash_layer.alpha]
     assert groups[1]["lr"] == 0.1 and groups[1]["weight_decay"] == 0.0
     others = {id(p) for p in groups[0]["params"]}
     assert others == {id(p) for p in net.parameters()} - {id(net.hash_layer.alpha)}
-    # The step projects the slopes back to alpha >= ALPHA_FLOOR (the codes are sign(z) only for
-    # a positive slope).
-    optimizer = torch.optim.SGD(h._parameter_groups(net), lr=1e-3)
+    optimizer = part.build({"optimizer": "sgd", "learning_rate": 1e-3, "momentum": 0.0,
+                            "weight_decay": 1e-4})
+    assert [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups] == [
+        (1e-3, 1e-4), (0.1, 0.0)]
+    # The step is one update on the loss, then the projection of the slopes back to
+    # alpha >= ALPHA_FLOOR (the codes are sign(z) only for a positive slope).
+    state.optimizers = {"model": optimizer}
     with torch.no_grad():
         net.hash_layer.alpha.fill_(-1.0)
     batch = [torch.randn(6, 12), torch.randn(6, 5)]
-    h._make_step(net, optimizer)(batch)
+    before = [p.detach().clone() for p in groups[0]["params"]]
+    first, (loss, report) = run_updates(h._updates(state, batch), state.optimizers, {},
+                                        name="DBRC")
+    assert loss == first and report["alpha"] == pytest.approx(-1.0)  # the loss before the step
+    assert any(not torch.equal(b, p) for b, p in zip(before, groups[0]["params"]))
     assert torch.all(net.hash_layer.alpha == torch.tensor(ALPHA_FLOOR))  # float32 floor
 
 
@@ -146,6 +179,8 @@ def test_loss_decreases_and_beats_random_projection(data, cross_modal_maps, rand
         a = h._encoders[0](torch.from_numpy(X.astype(np.float32))).numpy()
     np.testing.assert_array_equal(h.encode(X, "image"), np.where(a >= 0, 1, -1)
                                   .astype(h.encode(X, "image").dtype))
+    # Training-only state does not outlive fit.
+    assert not [k for k, v in vars(h).items() if isinstance(v, torch.Tensor)]
 
 
 def test_deterministic_under_random_state(data):

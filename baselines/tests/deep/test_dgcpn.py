@@ -13,9 +13,9 @@ from mmhash_baselines.deep.dgcpn import (  # noqa: E402
     DGCPNNet,
     dgcpn_loss,
     dgcpn_similarity,
-    dgcpn_step,
 )
 
+from mmhash.deep import TrainingState, run_updates  # noqa: E402
 from mmhash.errors import InvalidInputError  # noqa: E402
 
 SMALL = {"n_neighbors": 20, "scale": 40.0, "image_width": 64, "text_width": 64,
@@ -89,7 +89,8 @@ def _nets(seed=0):
 
 
 def test_step_is_the_codes_three_updates():
-    """One SGD over both nets equals the code's two optimisers (train_div.py:149-172)."""
+    """The declared step -- three (loss, part) updates of one SGD over both nets -- equals the
+    code's two optimisers (train_div.py:149-172)."""
     rng = np.random.default_rng(2)
     X_I, X_T = torch.from_numpy(rng.random((7, 6))), torch.from_numpy(rng.random((7, 4)))
     S = torch.from_numpy(rng.uniform(-1, 1, (7, 7)))
@@ -107,8 +108,11 @@ def test_step_is_the_codes_three_updates():
         return original_step()
 
     optimizer.step = recording_step
+    state = TrainingState(ours, [], np.arange(7), np.arange(0), 0, torch.device("cpu"))
+    state.S, state.optimizers = S, {"model": optimizer}
+    batch = [X_I, X_T, torch.arange(7)]  # pair_block(S, all rows in order) is S itself
     for _ in range(2):  # twice: momentum buffers matter from the second batch on
-        dgcpn_step(image_net, text_net, optimizer, X_I, X_T, S)
+        run_updates(DGCPN()._updates(state, batch), state.optimizers, {}, name="DGCPN")
     assert stepped == [(True, True), (True, False), (False, True)] * 2
 
     ref = _nets()

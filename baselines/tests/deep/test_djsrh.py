@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from mmhash_baselines.deep.djsrh import DJSRH, djsrh_loss, joint_semantics  # noqa: E402
 
-from mmhash.deep import ScaledTanh  # noqa: E402
+from mmhash.deep import ScaledTanh, TrainingState  # noqa: E402
 from mmhash.errors import InvalidInputError  # noqa: E402
 
 FAST = dict(n_bits=16, text_width=64, n_epochs=6, batch_size=32, learning_rate=0.05,
@@ -82,12 +82,17 @@ def test_networks_alpha_schedule_and_learning_rates():
     wide = DJSRH(n_bits=16, image_width=20)._build_model([12, 5]).encoders[0]
     assert [type(m).__name__ for m in wide] == ["Linear", "ReLU", "Linear", "ScaledTanh"]
     # alpha = sqrt(epoch + 1) for the code's 0-based epochs = sqrt(epoch) from 1.
+    state = TrainingState(net, [], np.arange(0), np.arange(0), 0, torch.device("cpu"))
     for epoch in (1, 4, 80):
-        h._begin_epoch(net, epoch)
+        state.epoch = epoch
+        h._begin_epoch(state)
         assert all(m.alpha == pytest.approx(math.sqrt(epoch))
                    for m in net.modules() if isinstance(m, ScaledTanh))
-    groups = h._parameter_groups(net)
-    assert [g["lr"] for g in groups] == [0.001, 0.01]
+    (part,) = h._parts(state).values()
+    groups = part.parameters
+    optimizer = part.build({"optimizer": "sgd", "learning_rate": 0.001, "momentum": 0.9,
+                            "weight_decay": 5e-4})
+    assert [g["lr"] for g in optimizer.param_groups] == [0.001, 0.01]
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in image.parameters()}
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in text.parameters()}
 

@@ -23,6 +23,8 @@ from mmhash_baselines.deep.duch import (  # noqa: E402
     quantization_loss,
 )
 
+from mmhash.deep import TrainingState  # noqa: E402
+
 FAST = {"image_width": 64, "text_width": 64, "batch_size": 64, "learning_rate": 1e-3,
         "n_threads": 1, "device": "cpu"}
 WEIGHTS = {"temperature": 1.0, "inter_weight": 1.0, "image_weight": 1.0, "text_weight": 1.0,
@@ -184,9 +186,15 @@ def test_only_the_hash_networks_are_kept_and_optimised(fitted):
     h = DUCH(n_bits=16, **FAST)
     net = h._build_model([30, 20])
     assert len(net.encoders) == 2
-    main = {id(p) for p in h._parameter_groups(net)}
+    state = TrainingState(net, [], np.arange(0), np.arange(0), 0, torch.device("cpu"))
+    parts = h._parts(state)
+    assert list(parts) == ["hash", "discriminator"]
+    main = {id(p) for p in parts["hash"].parameters}
     assert main == {id(p) for p in net.encoders.parameters()}
     assert not main & {id(p) for p in net.discriminator.parameters()}
+    discriminator = parts["discriminator"].build({})  # its own Adam (controller_DUCH.py:55-58)
+    assert isinstance(discriminator, torch.optim.Adam)
+    assert discriminator.defaults["lr"] == h.discriminator_learning_rate
     widths = [[m.out_features for m in e if isinstance(m, torch.nn.Linear)]
               for e in DUCH(n_bits=16)._build_model([30, 20]).encoders]
     assert widths == [[4096, 16], [4096, 16]]  # models/DUCH.py:15-28
@@ -211,14 +219,17 @@ def test_held_out_selection_and_determinism(data):
 def test_learning_rate_decays_like_the_code():
     h = DUCH(learning_rate=1e-4, lr_decay=0.8, lr_decay_every=50, random_state=0)
     w = torch.nn.Parameter(torch.zeros(1))
-    h._optimizer = torch.optim.Adam([w], lr=1e-4)
-    h._targets, h._outputs = torch.zeros(2, 1), torch.ones(2, 1)
-    h._held_out_generator = torch.Generator()
+    state = TrainingState(None, [], np.arange(2), np.arange(0), 0, torch.device("cpu"),
+                          data=[torch.tensor([0, 1])])
+    state.optimizers = {"hash": torch.optim.Adam([w], lr=1e-4)}
+    state.targets, state.outputs = torch.zeros(2, 1), torch.ones(2, 1)
+    state.held_out_generator = torch.Generator()
     # 0-based epochs 0 and 50 (mmhash's 1 and 51) decay; others do not.
     for epoch, lr in [(1, 8e-5), (2, 8e-5), (50, 8e-5), (51, 6.4e-5)]:
-        h._end_epoch(None, epoch, [torch.tensor([0, 1])])
-        assert h._optimizer.param_groups[0]["lr"] == pytest.approx(lr)
-    assert h._targets.tolist() == [[1.0], [1.0]]  # B = sign(mean output)
+        state.epoch = epoch
+        h._end_epoch(state)
+        assert state.optimizers["hash"].param_groups[0]["lr"] == pytest.approx(lr)
+    assert state.targets.tolist() == [[1.0], [1.0]]  # B = sign(mean output)
 
 
 @pytest.mark.parametrize("bad", [

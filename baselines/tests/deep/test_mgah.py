@@ -23,12 +23,22 @@ from mmhash_baselines.deep.mgah import (  # noqa: E402
     sample_positives,
 )
 
+from mmhash.deep import TrainingState  # noqa: E402
+
 FAST = {"hidden_width": 64, "n_epochs": 8, "pretrain_epochs": 4, "batch_size": 64,
         "n_threads": 1, "device": "cpu"}
 
 
 def _t(X, dtype=torch.float64):
     return torch.as_tensor(np.asarray(X), dtype=dtype)
+
+
+def _training_state_left(hasher):
+    """The hasher's attributes holding a tensor, a random stream or an optimiser, directly or in
+    a list: training-only state that outlived fit."""
+    kinds = (torch.Tensor, torch.Generator, torch.optim.Optimizer)
+    return [k for k, v in vars(hasher).items()
+            if any(isinstance(x, kinds) for x in (v if isinstance(v, (list, tuple)) else [v]))]
 
 
 def test_nearest_neighbours_match_a_loop_and_put_the_item_first():
@@ -200,6 +210,34 @@ def test_held_out_selection_and_determinism(data):
     assert a.best_epoch_ == 1 + int(np.argmin([r["val_loss"] for r in a.history_]))
     for m, X in train.items():
         np.testing.assert_array_equal(a.encode(X, m), b.encode(X, m))
+    # training state (graph, views, streams, optimisers) is not kept on the hasher
+    assert not _training_state_left(a), _training_state_left(a)
+
+
+def test_parts_and_the_adversarial_learning_rate_drop():
+    h = MGAH(n_bits=8, hidden_width=4, pretrain_epochs=2, learning_rate=1e-2,
+             generator_learning_rate=3e-3, weight_decay=5e-4)
+    model = h._build_model([3, 2])
+    state = TrainingState(model, [np.zeros((4, 3)), np.zeros((4, 2))], np.arange(4),
+                          np.empty(0, dtype=np.int64), 0, torch.device("cpu"))
+    parts = h._parts(state)
+    assert list(parts) == ["discriminator", "generator"]
+    defaults = {"optimizer": h.optimizer, "learning_rate": h.learning_rate,
+                "momentum": h.momentum, "weight_decay": h.weight_decay}
+    state.optimizers = {name: part.build(defaults) for name, part in parts.items()}
+    d, g = state.optimizers["discriminator"], state.optimizers["generator"]
+    # the discriminators are the kept hash networks, the generators are trained apart
+    assert [p for group in d.param_groups for p in group["params"]] == \
+        list(model.encoders.parameters())
+    assert [p for group in g.param_groups for p in group["params"]] == \
+        list(model.generators.parameters())
+    assert g.param_groups[0]["weight_decay"] == 5e-4
+    # UGACH: the discriminators' rate drops to a tenth once the adversarial epochs start
+    for epoch, lr in [(1, 1e-2), (2, 1e-2), (3, 1e-3), (4, 1e-3)]:
+        state.epoch = epoch
+        h._begin_epoch(state)
+        assert d.param_groups[0]["lr"] == pytest.approx(lr)
+        assert g.param_groups[0]["lr"] == pytest.approx(3e-3)
 
 
 @pytest.mark.parametrize("bad", [

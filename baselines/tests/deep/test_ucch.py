@@ -20,6 +20,8 @@ from mmhash_baselines.deep.ucch import (  # noqa: E402
     update_bank,
 )
 
+from mmhash.deep import TrainingState  # noqa: E402
+
 FAST = {"image_width": 64, "text_width": 64, "n_negatives": 256, "batch_size": 64,
         "learning_rate": 1e-3, "n_threads": 1, "device": "cpu"}
 
@@ -31,6 +33,14 @@ def _unit(rng, n, k):
 
 def _t(X):
     return torch.from_numpy(np.asarray(X, dtype=np.float64))
+
+
+def _training_state_left(hasher):
+    """The hasher's attributes holding a tensor, a random stream or an optimiser, directly or in
+    a list: training-only state that outlived fit."""
+    kinds = (torch.Tensor, torch.Generator, torch.optim.Optimizer)
+    return [k for k, v in vars(hasher).items()
+            if any(isinstance(x, kinds) for x in (v if isinstance(v, (list, tuple)) else [v]))]
 
 
 def _log_softmax_first(logits):
@@ -189,17 +199,24 @@ def test_held_out_selection_and_determinism(data):
     assert a.best_epoch_ == best
     for m in ("image", "text"):
         assert np.array_equal(a.encode(views[m], m), b.encode(views[m], m))
-    assert not hasattr(a, "_bank") or a._bank is None  # training state is not kept
+    # training state (bank, sampling stream, optimiser) is not kept on the hasher
+    assert not hasattr(a, "_bank") and not _training_state_left(a), _training_state_left(a)
 
 
 def test_learning_rate_follows_the_codes_multistep_schedule():
     h = UCCH(learning_rate=1e-4, lr_step=30, lr_gamma=0.1)
     w = torch.nn.Parameter(torch.zeros(1))
-    h._optimizer = torch.optim.Adam([w], lr=1e-4)
+    state = TrainingState(torch.nn.Linear(1, 1), [np.zeros((4, 1))] * 2, np.arange(4),
+                          np.empty(0, dtype=np.int64), 0, torch.device("cpu"))
+    # one part over every parameter, clipped on every step (clip_norm, code only)
+    parts = h._parts(state)
+    assert list(parts) == ["model"] and parts["model"].clip_norm == 1.0
+    state.optimizers = {"model": torch.optim.Adam([w], lr=1e-4)}
     # MultiStepLR.step(e) after 0-based epoch e: decayed once e >= 30, i.e. after epoch 31.
     for epoch, lr in [(30, 1e-4), (31, 1e-5), (61, 1e-6)]:
-        h._end_epoch(None, epoch, [])
-        assert h._optimizer.param_groups[0]["lr"] == pytest.approx(lr)
+        state.epoch = epoch
+        h._end_epoch(state)
+        assert state.optimizers["model"].param_groups[0]["lr"] == pytest.approx(lr)
 
 
 @pytest.mark.parametrize("bad", [

@@ -155,6 +155,8 @@ def test_trains_and_beats_random_projection(data, cross_modal_maps, random_floor
     maps, rp = cross_modal_maps(h, data), random_floor(data)
     assert min(maps) > max(rp) + 0.05, (maps, rp)
     assert (h.n_neighbors_, h.n_farthest_) == (10, 10)
+    # Training-only state (graph, codes, factors) does not outlive fit.
+    assert not [k for k, v in vars(h).items() if isinstance(v, torch.Tensor)]
 
 
 def test_three_views_and_few_rows(data):
