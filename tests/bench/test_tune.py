@@ -109,4 +109,4 @@ def test_bad_spaces_are_one_clear_line():
         check_space({}, get_hasher_class("rp"))
     res = CliRunner().invoke(main, ["tune", "cvh", "--dataset", "synthetic", "--bits",
                                     "16,32"])
-    assert res.exit_code == 2 and "one code length at a time" in res.output
+    assert res.exit_code == 2 and "tune trains one model" in res.output

