@@ -76,7 +76,7 @@ def test_resume_skips_finished_cells(store):
         (["--seeds", "x"], "--seeds"),
         (["--tie", "random"], "unknown tie policy"),
         (["--views", "image,audio"], "unknown modality 'audio'"),
-        (["--param", "rp.nope=1"], "parameter of 'rp'"),
+        (["--param", "rp.nope=1"], "parameter of rp"),
         (["-o", "out.xlsx"], ".csv or .json"),
     ],
 )

@@ -139,7 +139,7 @@ def expand(dataset: Dataset, methods: Sequence[str], bits: Sequence[int], seeds:
         valid = set(cls._param_names())
         for key in extra:
             if key not in valid:
-                raise UnknownNameError(f"parameter of {method!r}", key, valid - {"n_bits",
+                raise UnknownNameError(f"parameter of {method}", key, valid - {"n_bits",
                                                                                    "random_state"})
             if key in ("n_bits", "random_state"):
                 raise InvalidInputError(f"{method}.{key} is set by --bits/--seeds, not params")

@@ -81,7 +81,7 @@ def check_space(space: Mapping[str, Axis], cls: type) -> SearchSpace:
             f"(parameters: {', '.join(sorted(valid))})")
     for name, axis in space.items():
         if name not in valid:
-            raise UnknownNameError(f"parameter of {cls.name!r} to tune", name, sorted(valid))
+            raise UnknownNameError(f"parameter of {cls.name} to tune", name, sorted(valid))
         if isinstance(axis, list):
             if not axis:
                 raise InvalidInputError(f"search space {name}: empty list of values")

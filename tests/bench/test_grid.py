@@ -55,7 +55,7 @@ def test_expand_gives_one_cell_per_bits_seed(data):
 def test_expand_refuses_unknown_method_and_param(data):
     with pytest.raises(UnknownNameError, match="did you mean 'rp'"):
         expand(data, ["rpp"], [16], [0])
-    with pytest.raises(UnknownNameError, match="parameter of 'rp'"):
+    with pytest.raises(UnknownNameError, match="parameter of rp"):
         expand(data, ["rp"], [16], [0], {"rp": {"nope": 1}})
     with pytest.raises(InvalidInputError, match="--bits/--seeds"):
         expand(data, ["rp"], [16], [0], {"rp": {"n_bits": 8}})

@@ -99,7 +99,7 @@ def test_bad_spaces_are_one_clear_line():
     cvh = get_hasher_class("cvh")
     assert parse_space(["reg=1e-4,1e-2", "mu=1:1000:log", "k=5:50"]) == {
         "reg": [1e-4, 1e-2], "mu": (1, 1000, "log"), "k": (5, 50)}
-    with pytest.raises(UnknownNameError, match="parameter of 'cvh' to tune"):
+    with pytest.raises(UnknownNameError, match="parameter of cvh to tune"):
         check_space({"nope": [1]}, cvh)
     with pytest.raises(InvalidInputError, match="low > 0 for log"):
         check_space({"reg": (0.0, 1.0, "log")}, cvh)
