@@ -21,12 +21,14 @@ The dataset is loaded once; each method runs in a forked worker (copy-on-write: 
 are not copied), so a method that dies or runs over budget cannot take the others with it.
 
 Run: ``MMHASH_DATA=../shared/datasets python benchmarks/studies/standard_sizes.py
-synthetic-mirflickr [--methods cvh,cmfh] [--epochs 2] [--budget 900]``.
+synthetic-mirflickr [--methods cvh,cmfh] [--epochs 2] [--budget 900]
+[--param ucmfh.n_heads=2]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import sys
@@ -52,7 +54,7 @@ def _reset_peak() -> None:
 
 
 def measure(dataset, method: str, *, bits: int = 64, seed: int = 0, epochs: int = 2,
-            threads: int = 2) -> dict:
+            threads: int = 2, extra: dict | None = None) -> dict:
     """One method on ``dataset`` (a loaded :class:`~mmhash.data.Dataset`): a result row."""
     from threadpoolctl import threadpool_limits
 
@@ -68,7 +70,7 @@ def measure(dataset, method: str, *, bits: int = 64, seed: int = 0, epochs: int 
         deep = declares(get_hasher_class(method), EPOCH_PROGRESS)
     except UnknownNameError as exc:
         return {"method": method, "status": "unknown", "note": str(exc)}
-    params = {"n_epochs": epochs} if deep else {}
+    params = {**({"n_epochs": epochs} if deep else {}), **(extra or {})}
     key = CellKey(dataset.name, "study", method, canonical_params(params), bits, seed,
                   tuple(dataset.view_names))
     row = {"method": method, "deep": deep}
@@ -126,7 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bits", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--budget", type=float, default=900.0, help="seconds per method")
+    parser.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
+                        help="a method's parameter (JSON value), e.g. ucmfh.n_heads=2")
     args = parser.parse_args(argv)
+    extras: dict[str, dict] = {}
+    for item in args.param:
+        target, value = item.split("=", 1)
+        method, name = target.split(".", 1)
+        extras.setdefault(method, {})[name] = json.loads(value)
 
     from mmhash.data import load_dataset
     from mmhash.registry import list_hashers
@@ -141,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| method | fit s | encode s | evaluate s | peak MiB | mAP I->T / T->I | note |")
     print("|---|---|---|---|---|---|---|", flush=True)
     context = multiprocessing.get_context("fork")
-    options = {"bits": args.bits, "epochs": args.epochs}
     for method in methods:
+        options = {"bits": args.bits, "epochs": args.epochs, "extra": extras.get(method)}
         receive, send = context.Pipe(duplex=False)
         worker = context.Process(target=_worker, args=(dataset, method, options, send))
         worker.start()
