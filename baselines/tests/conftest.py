@@ -80,3 +80,19 @@ def assert_refused():
             cls(n_bits=8, **bad).fit(views)
 
     return refused
+
+
+def _training_state_left(hasher) -> list[str]:
+    import torch
+
+    kinds = (torch.Tensor, torch.Generator, torch.optim.Optimizer)
+    return [k for k, v in vars(hasher).items()
+            if any(isinstance(x, kinds) for x in (v if isinstance(v, (list, tuple)) else [v]))]
+
+
+@pytest.fixture(scope="session")
+def training_state_left():
+    """``left(fitted_hasher)``: the names of the hasher's attributes holding a tensor, a random
+    stream or an optimiser, directly or in a list -- training-only state that outlived fit (a
+    deep method keeps it on the fit's TrainingState instead)."""
+    return _training_state_left

@@ -26,14 +26,6 @@ SMALL = {"image_width": 64, "text_width": 64, "gcn_width1": 64, "gcn_width2": 32
 WEIGHTS = {"alpha": 0.4, "delta": 0.7, "fusion_weight": 5.0, "intra_weight": 0.3}
 
 
-def _training_state_left(hasher):
-    """The hasher's attributes holding a tensor, a random stream or an optimiser, directly or in
-    a list: training-only state that outlived fit."""
-    kinds = (torch.Tensor, torch.Generator, torch.optim.Optimizer)
-    return [k for k, v in vars(hasher).items()
-            if any(isinstance(x, kinds) for x in (v if isinstance(v, (list, tuple)) else [v]))]
-
-
 def _unit(X):
     return X / np.linalg.norm(X, axis=1, keepdims=True)
 
@@ -189,7 +181,7 @@ def test_trains_and_beats_random_projection(data, cross_modal_maps, random_floor
         np.testing.assert_array_equal(h.encode(X[3:4], m), h.encode(X, m)[3:4])
 
 
-def test_held_out_loss_and_determinism(data):
+def test_held_out_loss_and_determinism(data, training_state_left):
     train, _ = data.part("train")
     params = {**SMALL, "n_epochs": 3, "validation_fraction": 0.2}
     a, b = AGCH(n_bits=8, **params).fit(train), AGCH(n_bits=8, **params).fit(train)
@@ -199,7 +191,7 @@ def test_held_out_loss_and_determinism(data):
     for m, X in train.items():
         np.testing.assert_array_equal(a.encode(X, m), b.encode(X, m))
     # training state (the similarity's column scales, the optimisers) is not kept on the hasher
-    assert not _training_state_left(a), _training_state_left(a)
+    assert not training_state_left(a), training_state_left(a)
 
 
 def test_refuses_bad_parameters(data, assert_refused):

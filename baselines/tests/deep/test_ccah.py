@@ -32,12 +32,6 @@ def _t(X):
     return torch.from_numpy(np.asarray(X, dtype=np.float64))
 
 
-def _training_state_left(hasher):
-    kinds = (torch.Tensor, torch.Generator, torch.optim.Optimizer)
-    return [k for k, v in vars(hasher).items()
-            if any(isinstance(x, kinds) for x in (v if isinstance(v, (list, tuple)) else [v]))]
-
-
 def _bow(rng, n, d, density=0.08):
     """Binary bag-of-words rows (a few all-zero), like MIRFlickr's tags."""
     return (rng.random((n, d)) < density).astype(np.float64)
@@ -234,7 +228,7 @@ def test_negative_text_is_refused_with_one_line(data):
     CCAH(n_bits=16, n_epochs=1, **FAST).fit(ok)
 
 
-def test_held_out_selection_determinism_and_no_state_left(bow_data):
+def test_held_out_selection_determinism_and_no_state_left(bow_data, training_state_left):
     views, _ = bow_data.part("train")
     a = CCAH(n_bits=16, n_epochs=3, validation_fraction=0.2, **FAST).fit(views)
     b = CCAH(n_bits=16, n_epochs=3, validation_fraction=0.2, **FAST).fit(views)
@@ -242,7 +236,7 @@ def test_held_out_selection_determinism_and_no_state_left(bow_data):
     assert a.best_epoch_ == min(a.history_, key=lambda r: r["val_loss"])["epoch"]
     for m in ("image", "text"):
         assert np.array_equal(a.encode(views[m], m), b.encode(views[m], m))
-    assert not _training_state_left(a), _training_state_left(a)
+    assert not training_state_left(a), training_state_left(a)
 
 
 def test_text_scaling_keeps_the_graph_and_is_applied_at_encoding(bow_data):

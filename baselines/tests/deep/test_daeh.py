@@ -344,12 +344,6 @@ def test_step_is_the_codes_three_optimisers():
 
 
 # ---- the hasher ------------------------------------------------------------------------------
-def _training_state_left(hasher):
-    kinds = (torch.Tensor, torch.Generator, torch.optim.Optimizer)
-    return [k for k, v in vars(hasher).items()
-            if any(isinstance(x, kinds) for x in (v if isinstance(v, (list, tuple)) else [v]))]
-
-
 def test_defaults_are_the_codes_mirflickr_run():
     h = DAEH()
     assert (h.n_bits, h.n_epochs, h.batch_size) == (16, 30, 18)  # run.py:103, 107, 119
@@ -362,7 +356,8 @@ def test_defaults_are_the_codes_mirflickr_run():
     assert (h.image_width, h.text_width, h.dropout, h.text_init_std) == (4096, 4096, 0.5, 0.3)
 
 
-def test_trains_and_beats_random_projection(data, cross_modal_maps, random_floor):
+def test_trains_and_beats_random_projection(data, cross_modal_maps, random_floor,
+                                            training_state_left):
     train, _ = data.part("train")
     h = DAEH(n_bits=16, **SMALL).fit(train)
     losses = [r["loss"] for r in h.history_]
@@ -370,7 +365,7 @@ def test_trains_and_beats_random_projection(data, cross_modal_maps, random_floor
     assert all(0.0 <= r["image_leads"] <= 1.0 for r in h.history_)
     maps, rp = cross_modal_maps(h, data), random_floor(data)
     assert min(maps) > max(rp) + 0.05, (maps, rp)
-    assert not _training_state_left(h)
+    assert not training_state_left(h)
     assert len(h._encoders) == 2  # the students only: the teacher is not kept
 
 

@@ -166,7 +166,8 @@ def test_architecture_groups_and_projection():
     assert torch.all(net.hash_layer.alpha == torch.tensor(ALPHA_FLOOR))  # float32 floor
 
 
-def test_loss_decreases_and_beats_random_projection(data, cross_modal_maps, random_floor):
+def test_loss_decreases_and_beats_random_projection(data, cross_modal_maps, random_floor,
+                                                     training_state_left):
     train, _ = data.part("train")
     h = DBRC(**FAST).fit(train)
     losses = [r["loss"] for r in h.history_]
@@ -180,7 +181,7 @@ def test_loss_decreases_and_beats_random_projection(data, cross_modal_maps, rand
     np.testing.assert_array_equal(h.encode(X, "image"), np.where(a >= 0, 1, -1)
                                   .astype(h.encode(X, "image").dtype))
     # Training-only state does not outlive fit.
-    assert not [k for k, v in vars(h).items() if isinstance(v, torch.Tensor)]
+    assert not training_state_left(h), training_state_left(h)
 
 
 def test_deterministic_under_random_state(data):

@@ -33,14 +33,6 @@ def _t(X, dtype=torch.float64):
     return torch.as_tensor(np.asarray(X), dtype=dtype)
 
 
-def _training_state_left(hasher):
-    """The hasher's attributes holding a tensor, a random stream or an optimiser, directly or in
-    a list: training-only state that outlived fit."""
-    kinds = (torch.Tensor, torch.Generator, torch.optim.Optimizer)
-    return [k for k, v in vars(hasher).items()
-            if any(isinstance(x, kinds) for x in (v if isinstance(v, (list, tuple)) else [v]))]
-
-
 def test_nearest_neighbours_match_a_loop_and_put_the_item_first():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((7, 3))
@@ -201,7 +193,7 @@ def test_two_stages_and_only_the_hash_networks_kept(data, monkeypatch):
     assert not calls  # pretrain_epochs = n_epochs: the discriminators alone
 
 
-def test_held_out_selection_and_determinism(data):
+def test_held_out_selection_and_determinism(data, training_state_left):
     train, _ = data.part("train")
     params = {**FAST, "n_epochs": 4, "pretrain_epochs": 2, "validation_fraction": 0.2}
     a, b = MGAH(n_bits=8, **params).fit(train), MGAH(n_bits=8, **params).fit(train)
@@ -211,7 +203,7 @@ def test_held_out_selection_and_determinism(data):
     for m, X in train.items():
         np.testing.assert_array_equal(a.encode(X, m), b.encode(X, m))
     # training state (graph, views, streams, optimisers) is not kept on the hasher
-    assert not _training_state_left(a), _training_state_left(a)
+    assert not training_state_left(a), training_state_left(a)
 
 
 def test_parts_and_the_adversarial_learning_rate_drop():

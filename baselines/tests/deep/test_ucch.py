@@ -35,14 +35,6 @@ def _t(X):
     return torch.from_numpy(np.asarray(X, dtype=np.float64))
 
 
-def _training_state_left(hasher):
-    """The hasher's attributes holding a tensor, a random stream or an optimiser, directly or in
-    a list: training-only state that outlived fit."""
-    kinds = (torch.Tensor, torch.Generator, torch.optim.Optimizer)
-    return [k for k, v in vars(hasher).items()
-            if any(isinstance(x, kinds) for x in (v if isinstance(v, (list, tuple)) else [v]))]
-
-
 def _log_softmax_first(logits):
     """-log softmax(row)[0], row by row."""
     return np.array([np.log(np.exp(row).sum()) - row[0] for row in logits])
@@ -190,7 +182,7 @@ def test_without_warm_up_the_bank_is_used_from_the_start(data):
     assert losses[2] < losses[0], losses
 
 
-def test_held_out_selection_and_determinism(data):
+def test_held_out_selection_and_determinism(data, training_state_left):
     views, _ = data.part("train")
     a = UCCH(n_bits=16, n_epochs=3, validation_fraction=0.2, **FAST).fit(views)
     b = UCCH(n_bits=16, n_epochs=3, validation_fraction=0.2, **FAST).fit(views)
@@ -200,7 +192,7 @@ def test_held_out_selection_and_determinism(data):
     for m in ("image", "text"):
         assert np.array_equal(a.encode(views[m], m), b.encode(views[m], m))
     # training state (bank, sampling stream, optimiser) is not kept on the hasher
-    assert not hasattr(a, "_bank") and not _training_state_left(a), _training_state_left(a)
+    assert not hasattr(a, "_bank") and not training_state_left(a), training_state_left(a)
 
 
 def test_learning_rate_follows_the_codes_multistep_schedule():
