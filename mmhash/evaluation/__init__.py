@@ -1,4 +1,5 @@
-"""Exact evaluation of Hamming retrieval: mAP, mAP@K, P@K and PR curves under explicit tie rules.
+"""Exact evaluation of Hamming retrieval: mAP, mAP@K, P@K, Recall@K, MedR, NDCG@K, ACG@K and PR
+curves under explicit tie rules.
 
 Every function runs on the packed engine (:mod:`mmhash.evaluation.engine`): codes packed into
 64-bit words, Hamming distances by XOR + popcount in numba kernels that directly produce, per
@@ -36,7 +37,7 @@ Tie policies (``TIE_POLICIES``)
         Ties broken by position in the retrieval set (a stable sort by distance), which is what
         most published evaluation scripts do implicitly; use it only to compare with papers.
 
-Metrics
+Metrics (each token defined once, in :mod:`mmhash.evaluation.measures`)
     ``map``: mean over *all* queries of average precision, AP = (1/R) * sum over relevant items
     of the precision at their rank, R the number of relevant items; a query with R = 0 has AP 0
     and still counts in the mean.
@@ -45,6 +46,16 @@ Metrics
     none. Under ``expected`` the tie group straddling position K makes that number random; the
     exact expectation conditions on it (hypergeometric).
     ``p@K``: relevant items among the first K positions divided by K, with K clipped to N.
+    ``recall@K`` and ``medr`` (instance-level retrieval, for paired data): the single relevant
+    item of query q is its own pair -- the same row seen through the retrieval view, ranked
+    among the paired items of all Q queries (``pair_codes``, (Q, n_bits)); labels play no
+    part. ``recall@K``: the fraction of queries whose pair is in the first K positions (under
+    ``expected``, the probability, averaged); ``medr``: the median over queries of the pair's
+    rank, 1-based -- under ``expected`` the pair's expected rank within its tie group,
+    ``before + (m + 1) / 2`` with ``m`` items in that group (so MedR is the median of expected
+    ranks, not the expectation of the median). Lower MedR is better.
+    ``ndcg@K`` and ``acg@K`` (graded relevance): the gain of an item is the number of labels it
+    shares with the query (1 or 0 for class ids); see :mod:`mmhash.evaluation.graded`.
     PR curve: for radius r = 0..n_bits the items at distance <= r are retrieved (whole tie
     groups, so no policy is needed); precision is averaged over the queries that retrieve at
     least one item at that radius (it is undefined for the others), recall over the queries with

@@ -178,6 +178,7 @@ def evaluate(
     *,
     metrics: str | Iterable[str] = ("map",),
     tie: str = "expected",
+    pair_codes=None,
 ) -> dict[str, float]:
     """Several metrics from one pass over the data.
 
@@ -185,19 +186,19 @@ def evaluate(
     ----------
     query_codes, retrieval_codes, query_labels, retrieval_labels : as in
         :func:`average_precision`.
-    metrics : tokens ``"map"``, ``"map@K"`` (e.g. ``"map@50"``) and ``"p@K"`` (e.g. ``"p@100"``),
-        or one such token as a string.
+    metrics : tokens (:data:`~mmhash.evaluation.METRIC_FORMS`: ``"map"``, ``"map@50"``,
+        ``"p@100"``, ``"recall@5"``, ``"medr"``, ``"ndcg@100"``, ``"acg@100"``), or one token.
     tie : one of :data:`TIE_POLICIES`.
+    pair_codes : (Q, n_bits) int array in {-1, +1}, row q the code of query q's own pair in the
+        retrieval view; needed by the instance-level tokens ``recall@K`` and ``medr`` only.
 
     Returns
     -------
-    dict token -> mean over queries (float), in the order the tokens were given.
+    dict token -> the metric (mean over queries; median for ``medr``), in the order given.
     """
-    tie = check_tie(tie)
-    specs = parse_metrics(metrics)
-    data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
-    per_query = _one_pass(data, specs, [tie])
-    return {spec.token: float(per_query[(spec, tie)].mean()) for spec in specs}
+    found = evaluate_task(query_codes, retrieval_codes, query_labels, retrieval_labels,
+                          metrics=metrics, ties=tie, pr=False, pair_codes=pair_codes)
+    return {token: value for (token, _), value in found.values.items()}
 
 
 @dataclass(frozen=True)
@@ -206,16 +207,20 @@ class TaskEvaluation:
 
     Attributes
     ----------
-    values : dict (metric token, tie policy) -> mean over queries (float).
+    values : dict (metric token, tie policy) -> the metric (mean over queries; median for
+        ``medr``).
     pr : the :class:`PRCurve` (no tie policy), or None when not asked for.
     cutoffs : int (n_k,) the K of the P@K curve (may be empty).
     precision_at_k : dict tie policy -> float64 (n_k,) mean P@K at ``cutoffs``.
+    per_query : dict (metric token, tie policy) -> float64 (Q,) the value of every query, in
+        query order (the rank of the pair for ``medr``); filled only when asked for.
     """
 
     values: dict[tuple[str, str], float]
     pr: PRCurve | None
     cutoffs: np.ndarray
     precision_at_k: dict[str, np.ndarray] = field(default_factory=dict)
+    per_query: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
 
 def evaluate_task(
@@ -228,13 +233,17 @@ def evaluate_task(
     ties: str | Iterable[str] = ("expected",),
     pk_cutoffs: Sequence[int] = (),
     pr: bool = True,
+    pair_codes=None,
+    per_query: bool = False,
 ) -> TaskEvaluation:
     """Every metric under every tie policy, the PR curve and the P@K curve, in one pass.
 
     The histograms of each block of queries are computed once and every count-based policy,
     the PR sums and the ``index`` walk (which needs them) are taken from them, so the cost is
     one histogram pass (plus one index walk when ``index`` is among ``ties``) however many
-    metrics and policies are asked for. Values are bit-identical to :func:`evaluate`,
+    label-relevance metrics and policies are asked for. Graded metrics (``ndcg@K``, ``acg@K``)
+    add one pass over the same data; instance-level ones (``recall@K``, ``medr``) one pass of
+    the queries against ``pair_codes``. Values are bit-identical to :func:`evaluate`,
     :func:`precision_at_k` and :func:`pr_curve` called one by one.
 
     Parameters
@@ -246,23 +255,62 @@ def evaluate_task(
     pk_cutoffs : the K of the P@K curve (positive ints; clipped to N as in
         :func:`precision_at_k`); empty for no curve.
     pr : also compute the PR curve.
+    pair_codes : as in :func:`evaluate`; needed only by ``recall@K`` and ``medr``.
+    per_query : also return every query's value of every metric (``TaskEvaluation.per_query``).
     """
-    tie_list = [ties] if isinstance(ties, str) else list(ties)
-    if not tie_list:
-        raise InvalidInputError("ties must name at least one tie policy (e.g. 'expected')")
-    tie_list = list(dict.fromkeys(check_tie(t) for t in tie_list))
+    tie_list = check_ties(ties)
     specs = parse_metrics(metrics)
     k_list = _check_ks(pk_cutoffs) if len(pk_cutoffs) else []
     curve_specs = [Metric("p", k) for k in k_list]
     data = prepare(query_codes, retrieval_codes, query_labels, retrieval_labels)
+    pair_data = _pair_data(query_codes, pair_codes, specs, data.n_queries)
     sums = _PRSums(data.n_bits) if pr else None
-    per_query = _one_pass(data, list(dict.fromkeys([*specs, *curve_specs])), tie_list, sums)
-    values = {(spec.token, tie): float(per_query[(spec, tie)].mean())
-              for tie in tie_list for spec in specs}
-    curves = {tie: np.array([per_query[(s, tie)].mean() for s in curve_specs], dtype=np.float64)
-              for tie in tie_list} if curve_specs else {}
-    return TaskEvaluation(values, sums.curve() if sums is not None else None,
-                          np.array(k_list, dtype=np.int64), curves)
+    found = _one_pass(data, list(dict.fromkeys([*specs, *curve_specs])), tie_list, sums,
+                      pair_data)
+    return task_evaluation(found, specs, curve_specs, tie_list,
+                           sums.curve() if sums is not None else None, per_query)
+
+
+def check_ties(ties) -> list[str]:
+    """One tie policy or several, checked, duplicates dropped; at least one is needed."""
+    tie_list = [ties] if isinstance(ties, str) or not isinstance(ties, Iterable) else list(ties)
+    if not tie_list:
+        raise InvalidInputError("ties must name at least one tie policy (e.g. 'expected')")
+    return list(dict.fromkeys(check_tie(t) for t in tie_list))
+
+
+def task_evaluation(found: dict, specs: list[Metric], curve_specs: list[Metric],
+                    ties: list[str], pr: PRCurve | None, per_query: bool) -> TaskEvaluation:
+    """A :class:`TaskEvaluation` from per-query values ``found`` (dict (metric, tie) -> float64
+    (Q,)): each metric aggregated over queries, the P@K curve of ``curve_specs``."""
+    values = {(spec.token, tie): spec.aggregate(found[(spec, tie)])
+              for tie in ties for spec in specs}
+    curves = {tie: np.array([found[(s, tie)].mean() for s in curve_specs], dtype=np.float64)
+              for tie in ties} if curve_specs else {}
+    kept = ({(spec.token, tie): found[(spec, tie)] for tie in ties for spec in specs}
+            if per_query else {})
+    return TaskEvaluation(values, pr, np.array([s.k for s in curve_specs], dtype=np.int64),
+                          curves, kept)
+
+
+def _pair_data(query_codes, pair_codes, specs: list[Metric], n_queries: int
+               ) -> PackedEval | None:
+    """The packed instance-level task -- each query against the pairs of all queries, its own
+    the single relevant one -- when a ``pair`` metric is asked for (else None)."""
+    wanted = [spec.token for spec in specs if spec.relevance == "pair"]
+    if not wanted:
+        return None
+    if pair_codes is None:
+        raise InvalidInputError(
+            f"{', '.join(wanted)} rank each query's own pair: pass pair_codes, the (Q, n_bits) "
+            "codes of the query items in the retrieval view")
+    n_pairs = np.shape(pair_codes)[0] if np.ndim(pair_codes) == 2 else None
+    if n_pairs != n_queries:
+        raise InvalidInputError(
+            f"pair_codes must have one row per query ({n_queries}), got shape "
+            f"{np.shape(pair_codes)}")
+    ids = np.arange(n_queries)
+    return prepare(query_codes, pair_codes, ids, ids)
 
 
 def _check_ks(ks) -> list[int]:
@@ -280,11 +328,35 @@ def _check_ks(ks) -> list[int]:
 
 
 def _one_pass(data: PackedEval, specs: list[Metric], ties: list[str],
-              pr_sums: _PRSums | None = None) -> dict[tuple[Metric, str], np.ndarray]:
+              pr_sums: _PRSums | None = None, pair_data: PackedEval | None = None
+              ) -> dict[tuple[Metric, str], np.ndarray]:
     """Per-query values of every metric under every tie policy: dict (metric, tie) -> float64
-    (Q,), from one histogram pass (and one index walk when ``index`` is among ``ties``); the PR
-    sums, when given, are accumulated from the same histograms."""
+    (Q,). Label-relevance metrics come from one histogram pass (and one index walk when
+    ``index`` is among ``ties``), whose histograms also feed the PR sums when given; graded
+    metrics from one pass of :mod:`mmhash.evaluation.graded`; ``pair`` metrics from the same
+    histogram pass over ``pair_data``."""
+    by_relevance: dict[str, list[Metric]] = {"labels": [], "pair": [], "graded": []}
+    for spec in specs:
+        by_relevance[spec.relevance].append(spec)
+    out = _count_pass(data, by_relevance["labels"], ties, pr_sums)
+    if by_relevance["pair"]:
+        out.update(_count_pass(pair_data, by_relevance["pair"], ties))
+    if by_relevance["graded"]:
+        from mmhash.evaluation.graded import graded_per_query
+
+        found = graded_per_query(data, [(s.kind, s.k) for s in by_relevance["graded"]], ties)
+        out.update({(s, tie): found[(s.kind, s.k, tie)]
+                    for s in by_relevance["graded"] for tie in ties})
+    return out
+
+
+def _count_pass(data: PackedEval, specs: list[Metric], ties: list[str],
+                pr_sums: _PRSums | None = None) -> dict[tuple[Metric, str], np.ndarray]:
+    """:func:`_one_pass` for metrics computed from the binary histograms (``labels`` and
+    ``pair`` relevance)."""
     out = {(spec, tie): np.empty(data.n_queries) for tie in ties for spec in specs}
+    if not specs and pr_sums is None:
+        return out
     count_ties = [tie for tie in ties if tie != "index"]
     cuts = sorted({cut for spec in specs if (cut := spec.cut(data.n_items)) is not None})
     # precision sums only where an AP@K needs them (P@K needs counts only)
@@ -294,7 +366,7 @@ def _one_pass(data: PackedEval, specs: list[Metric], ties: list[str],
         for tie in count_ties:
             for spec in specs:
                 out[(spec, tie)][rows] = spec.from_counts(n, r, tie)
-        if "index" in ties:
+        if "index" in ties and specs:
             found = index_walk(data, rows, n, r, cuts, ap_cuts)
             for spec in specs:
                 out[(spec, "index")][rows] = spec.from_index_walk(found, data.n_items)

@@ -23,10 +23,9 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from mmhash.errors import InvalidInputError
-from mmhash.evaluation._validate import check_tie
 from mmhash.evaluation.engine import _run, kernels
 from mmhash.evaluation.measures import Metric, parse_metrics
-from mmhash.evaluation.metrics import TaskEvaluation, _check_ks
+from mmhash.evaluation.metrics import TaskEvaluation, _check_ks, check_ties, task_evaluation
 from mmhash.evaluation.packing import pack_label_pair
 
 #: Query-item pairs per block: the sort and the group counts hold a few arrays of this many
@@ -92,6 +91,8 @@ def evaluate_ranking(
     metrics: str | Iterable[str] = ("map",),
     ties: str | Iterable[str] = ("expected",),
     pk_cutoffs: Sequence[int] = (),
+    pair_distances: np.ndarray | DistanceRows | None = None,
+    per_query: bool = False,
 ) -> TaskEvaluation:
     """Every metric under every tie policy, and the P@K curve, of a real-valued ranking.
 
@@ -101,45 +102,84 @@ def evaluate_ranking(
         giving the distances of a slice of the queries (evaluated block by block).
     query_labels, retrieval_labels : as in :func:`mmhash.evaluation.average_precision` (multi-hot
         ``(n, C)`` or class ids ``(n,)``); they fix ``Q`` and ``N``.
-    metrics, ties, pk_cutoffs : as in :func:`mmhash.evaluation.evaluate_task`.
+    metrics, ties, pk_cutoffs, per_query : as in :func:`mmhash.evaluation.evaluate_task`.
+    pair_distances : float (Q, Q), or a function ``rows -> (b, Q)``: the distances of each
+        query to the paired items of all queries (column q: query q's own pair); needed by the
+        instance-level tokens ``recall@K`` and ``medr`` only.
 
     Returns
     -------
     :class:`TaskEvaluation` with ``pr=None``: the PR curve by Hamming radius has no meaning here.
     """
-    tie_list = [ties] if isinstance(ties, str) else list(ties)
-    if not tie_list:
-        raise InvalidInputError("ties must name at least one tie policy (e.g. 'expected')")
-    tie_list = list(dict.fromkeys(check_tie(t) for t in tie_list))
+    tie_list = check_ties(ties)
     specs = parse_metrics(metrics)
     k_list = _check_ks(pk_cutoffs) if len(pk_cutoffs) else []
     curve_specs = [Metric("p", k) for k in k_list]
     wanted = list(dict.fromkeys([*specs, *curve_specs]))
     labels = pack_label_pair(query_labels, retrieval_labels)
     n_queries, n_items = labels.query.shape[0], labels.retrieval_t.shape[1]
-    rows_of = _distance_source(distances, n_queries, n_items)
-    cuts = sorted({cut for spec in wanted if (cut := spec.cut(n_items)) is not None})
-    per_query = {(spec, tie): np.empty(n_queries) for tie in tie_list for spec in wanted}
+    by_relevance: dict[str, list[Metric]] = {"labels": [], "pair": [], "graded": []}
+    for spec in wanted:
+        by_relevance[spec.relevance].append(spec)
+    found: dict = {}
+    if by_relevance["labels"] or by_relevance["graded"]:
+        rows_of = _distance_source(distances, n_queries, n_items)
+        found.update(_ranking_pass(rows_of, n_queries, n_items, tie_list, by_relevance,
+                                   lambda rows, block: _run(
+                                       kernels().relevance_matrix, block.size,
+                                       labels.query[rows], labels.retrieval_t, labels.ids),
+                                   labels))
+    if by_relevance["pair"]:
+        if pair_distances is None:
+            raise InvalidInputError(
+                f"{', '.join(s.token for s in by_relevance['pair'])} rank each query's own "
+                "pair: pass pair_distances, the (Q, Q) distances of the queries to their pairs")
+        pair_rows = _distance_source(pair_distances, n_queries, n_queries)
+        found.update(_ranking_pass(pair_rows, n_queries, n_queries, tie_list,
+                                   {"labels": by_relevance["pair"], "graded": []},
+                                   _identity_relevance, None))
+    return task_evaluation(found, specs, curve_specs, tie_list, None, per_query)
+
+
+def _identity_relevance(rows: slice, block: np.ndarray) -> np.ndarray:
+    """bool (b, Q): query ``rows.start + i`` is relevant to its own pair only."""
+    relevant = np.zeros(block.shape, dtype=bool)
+    relevant[np.arange(block.shape[0]), np.arange(rows.start, rows.stop)] = True
+    return relevant
+
+
+def _ranking_pass(rows_of: DistanceRows, n_queries: int, n_items: int, ties: list[str],
+                  by_relevance: dict, relevance_of, labels) -> dict:
+    """Per-query values (dict (metric, tie) -> float64 (Q,)) of the binary-relevance metrics
+    ``by_relevance["labels"]`` and the graded ones ``by_relevance["graded"]``, block by block:
+    ``relevance_of(rows, block)`` gives the bool relevance of a block's distances."""
+    binary, graded = by_relevance["labels"], by_relevance["graded"]
+    cuts = sorted({cut for spec in binary if (cut := spec.cut(n_items)) is not None})
+    per_query = {(spec, tie): np.empty(n_queries) for tie in ties for spec in [*binary, *graded]}
     step = max(1, BLOCK_PAIRS // max(n_items, 1))
     for start in range(0, n_queries, step):
         rows = slice(start, min(start + step, n_queries))
         block = _checked_block(rows_of(rows), rows, n_items)
-        relevant = _run(kernels().relevance_matrix, block.size, labels.query[rows],
-                        labels.retrieval_t, labels.ids)
-        n, r, ranked = tie_groups(block, relevant)
-        for tie in tie_list:
+        if graded:
+            from mmhash.evaluation.graded import gains_block, graded_from_ranking
+
+            values = graded_from_ranking(block, gains_block(labels, rows),
+                                         [(s.kind, s.k) for s in graded], ties)
+            for spec in graded:
+                for tie in ties:
+                    per_query[(spec, tie)][rows] = values[(spec.kind, spec.k, tie)]
+        if not binary:
+            continue
+        n, r, ranked = tie_groups(block, relevance_of(rows, block))
+        for tie in ties:
             if tie == "index":
                 found = index_values(ranked, cuts)
-                for spec in wanted:
+                for spec in binary:
                     per_query[(spec, tie)][rows] = spec.from_index_walk(found, n_items)
             else:
-                for spec in wanted:
+                for spec in binary:
                     per_query[(spec, tie)][rows] = spec.from_counts(n, r, tie)
-    values = {(spec.token, tie): float(per_query[(spec, tie)].mean())
-              for tie in tie_list for spec in specs}
-    curves = {tie: np.array([per_query[(s, tie)].mean() for s in curve_specs])
-              for tie in tie_list} if curve_specs else {}
-    return TaskEvaluation(values, None, np.array(k_list, dtype=np.int64), curves)
+    return per_query
 
 
 def _distance_source(distances, n_queries: int, n_items: int) -> DistanceRows:

@@ -80,13 +80,16 @@ def test_one_pass_refuses_bad_requests_clearly(case):
 
 @pytest.mark.parametrize("token, metric, title", [
     ("map", Metric("map"), "mAP@all"), ("map@50", Metric("map", 50), "mAP@50"),
-    ("p@100", Metric("p", 100), "P@100")])
+    ("p@100", Metric("p", 100), "P@100"), ("recall@5", Metric("recall", 5), "Recall@5"),
+    ("medr", Metric("medr"), "MedR"), ("ndcg@100", Metric("ndcg", 100), "NDCG@100"),
+    ("acg@10", Metric("acg", 10), "ACG@10")])
 def test_a_metric_is_defined_once(token, metric, title):
     assert parse_metric(token) == metric
     assert metric.token == token and metric.title == title == metric_title(token)
 
 
-@pytest.mark.parametrize("token", ["MAP", "map@", "p", "p@x", "ndcg@10", "map@-1", 5, None])
+@pytest.mark.parametrize("token", ["MAP", "map@", "p", "p@x", "ndcg", "medr@5", "recall",
+                                   "map@-1", 5, None])
 def test_bad_tokens_name_the_valid_forms(token):
     with pytest.raises(UnknownNameError, match="map@K"):
         parse_metric(token)
