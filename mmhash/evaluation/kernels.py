@@ -442,3 +442,149 @@ def radius_fill(qc, rct, radius, qb, starts, out_d, out_i):
                         st[d] = p + 1
                         out_d[p] = d
                         out_i[p] = s + i
+
+
+# --- graded relevance (NDCG, ACG): the gain of an item is the number of labels it shares ---
+
+
+@njit(cache=True, boundscheck=False)
+def _tile_gains(ql, q, rlt, ids, s, e, gain):
+    """``gain[i]`` = labels shared by query ``q`` and item ``s + i`` (uint32): popcount of the
+    AND of their bitmask words, or 1 / 0 for equal / different class ids."""
+    n = e - s
+    row = rlt[0, s:e]
+    lw = ql[q, 0]
+    if ids:
+        for i in range(n):
+            gain[i] = np.uint32(1 if row[i] == lw else 0)
+        return
+    for i in range(n):
+        gain[i] = np.uint32(_popcount(row[i] & lw))
+    for w in range(1, rlt.shape[0]):
+        row = rlt[w, s:e]
+        lw = ql[q, w]
+        for i in range(n):
+            gain[i] += np.uint32(_popcount(row[i] & lw))
+
+
+@njit(cache=True, parallel=True, boundscheck=False)
+def gain_histograms(qc, rct, ql, rlt, ids, n_bits, max_gain, qb):
+    """Counts of items at each distance with each gain, for every query.
+
+    ``max_gain``: at least the number of labels on any row of ``ql`` (1 for class ids), so no
+    gain exceeds it. Returns int64 (Q, n_bits + 1, max_gain + 1): ``[q, d, g]`` items at
+    distance ``d`` sharing ``g`` labels with query ``q``.
+    """
+    n_q = qc.shape[0]
+    n_items = rct.shape[1]
+    n_g = max_gain + 1
+    n_keys = (n_bits + 1) * n_g
+    out = np.zeros((n_q, n_bits + 1, n_g), np.int64)
+    for b in prange((n_q + qb - 1) // qb):
+        q0 = b * qb
+        q1 = min(n_q, q0 + qb)
+        # four sub-histograms per query, as in key_histograms: consecutive items with the same
+        # key would otherwise wait on each other's increment
+        hist = np.zeros((q1 - q0, 4, n_keys), np.int64)
+        key = np.empty(TILE, np.uint32)
+        gain = np.empty(TILE, np.uint32)
+        width = np.uint32(n_g)
+        for s in range(0, n_items, TILE):
+            e = min(n_items, s + TILE)
+            n = e - s
+            n4 = n - n % 4
+            for q in range(q0, q1):
+                _tile_distances(qc, q, rct, s, e, key)
+                _tile_gains(ql, q, rlt, ids, s, e, gain)
+                for i in range(n):
+                    key[i] = key[i] * width + gain[i]
+                h = hist[q - q0]
+                for i in range(0, n4, 4):
+                    h[0, key[i]] += 1
+                    h[1, key[i + 1]] += 1
+                    h[2, key[i + 2]] += 1
+                    h[3, key[i + 3]] += 1
+                for i in range(n4, n):
+                    h[0, key[i]] += 1
+        for q in range(q0, q1):
+            h = hist[q - q0]
+            for j in range(n_keys):
+                out[q, j // n_g, j % n_g] = h[0, j] + h[1, j] + h[2, j] + h[3, j]
+    return out
+
+
+@njit(cache=True, parallel=True, boundscheck=False)
+def index_gain_sums(qc, rct, ql, rlt, ids, n_bits, qb, n_before, ks, disc):
+    """Discounted and plain gain sums of the top K of the ranking with ties broken by retrieval
+    index, for every query and every cut-off.
+
+    ``n_before``: int64 (Q, n_bits + 1), items at distances below each distance (from
+    :func:`gain_histograms`). ``ks``: int64 (K,) strictly increasing cut-offs in ``1..N``.
+    ``disc``: float64 (ks[-1],), ``disc[p - 1]`` the discount of position ``p``.
+
+    An item at distance ``d`` with ``c`` items before it at ``d`` (in index order) sits at
+    position ``n_before[d] + c + 1`` of the stable ranking; one walk in index order with a
+    counter per distance finds ``c`` without sorting. Each sum is accumulated over its own items
+    in index order, never assembled from the sums of other cut-offs, so a value does not depend
+    on which other cut-offs are asked for. A query whose first ``ks[-1]`` positions are all
+    filled skips the rest of the retrieval set.
+
+    Returns ``(dcg, total)``: float64 (Q, K) the sum of ``gain * disc[position - 1]`` and int64
+    (Q, K) the sum of gains over positions ``<= ks[k]``.
+    """
+    n_q = qc.shape[0]
+    n_items = rct.shape[1]
+    n_k = ks.shape[0]
+    k_max = ks[n_k - 1] if n_k > 0 else 0
+    width = n_bits + 1
+    dcg = np.zeros((n_q, n_k), np.float64)
+    total = np.zeros((n_q, n_k), np.int64)
+    for b in prange((n_q + qb - 1) // qb):
+        q0 = b * qb
+        q1 = min(n_q, q0 + qb)
+        seen = np.zeros((q1 - q0, width), np.int64)  # items seen so far per distance
+        filled = np.zeros(q1 - q0, np.int64)  # positions <= k_max taken so far
+        dist = np.empty(TILE, np.uint32)
+        gain = np.empty(TILE, np.uint32)
+        for s in range(0, n_items, TILE):
+            e = min(n_items, s + TILE)
+            for q in range(q0, q1):
+                t = q - q0
+                if filled[t] == k_max:  # the top k_max is complete: later items fall beyond
+                    continue
+                _tile_distances(qc, q, rct, s, e, dist)
+                _tile_gains(ql, q, rlt, ids, s, e, gain)
+                sq = seen[t]
+                nb = n_before[q]
+                for i in range(e - s):
+                    d = dist[i]
+                    c = sq[d]
+                    sq[d] = c + 1
+                    pos = nb[d] + c + 1
+                    if pos <= k_max:
+                        filled[t] += 1
+                        g = gain[i]
+                        if g != 0:
+                            v = np.float64(g) * disc[pos - 1]
+                            a = n_k - 1  # the cut-offs at or after pos are a suffix of ks
+                            while a >= 0 and ks[a] >= pos:
+                                dcg[q, a] += v
+                                total[q, a] += g
+                                a -= 1
+    return dcg, total
+
+
+@njit(cache=True, parallel=True, boundscheck=False)
+def gain_matrix(ql, rlt, ids):
+    """int32 (Q, N): labels shared by each query and item (class ids: 1 if equal, else 0)."""
+    n_q = ql.shape[0]
+    n_items = rlt.shape[1]
+    out = np.empty((n_q, n_items), np.int32)
+    for q in prange(n_q):
+        gain = np.empty(TILE, np.uint32)
+        for s in range(0, n_items, TILE):
+            e = min(n_items, s + TILE)
+            _tile_gains(ql, q, rlt, ids, s, e, gain)
+            for i in range(e - s):
+                out[q, s + i] = gain[i]
+    return out
