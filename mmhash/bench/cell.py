@@ -176,6 +176,13 @@ class Evaluation:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     ties: tuple[str, ...] = DEFAULT_TIES
 
+    @property
+    def needs_pairs(self) -> bool:
+        """True when an instance-level metric (``recall@K``, ``medr``) is asked for."""
+        from mmhash.evaluation import parse_metrics
+
+        return any(m.relevance == "pair" for m in parse_metrics(self.metrics))
+
     @classmethod
     def parse(cls, metrics: str | Sequence[str], ties: str | Sequence[str]) -> Evaluation:
         """Metric tokens and tie policies checked by the evaluation's own parsers (canonical
@@ -210,41 +217,56 @@ def pk_grid(n_items: int) -> list[int]:
 
 
 def evaluate_codes(codes: CodeSet, query_labels: np.ndarray, retrieval_labels: np.ndarray,
-                   evaluation: Evaluation) -> tuple[list, list]:
+                   evaluation: Evaluation, per_query: dict | None = None) -> tuple[list, list]:
     """Every task's metric values and curves from a cell's codes: ``(results, curves)`` rows as
     in :class:`CellRecord`. One engine pass per task (:func:`mmhash.evaluation.evaluate_task`).
 
     A fresh run and a recomputation from stored codes both come here, so they agree exactly.
+    ``per_query``: a dict to fill with ``(task, metric, tie)`` -> float64 (Q,) the value of
+    every query (None: not kept).
     """
     from mmhash.evaluation import evaluate_task
 
     results, curves = [], []
+    keep = per_query is not None
     ks = pk_grid(len(retrieval_labels))
     for query_view, retrieval_view in tasks(codes.views):
+        # instance-level metrics rank each query against the queries' own items seen through
+        # the retrieval view: the query codes of that view (whatever the database protocol)
         found = evaluate_task(codes.query[query_view], codes.retrieval_for(retrieval_view),
                               query_labels, retrieval_labels, metrics=evaluation.metrics,
-                              ties=evaluation.ties, pk_cutoffs=ks)
-        _add_task(task_name(query_view, retrieval_view), found, evaluation, results, curves)
+                              ties=evaluation.ties, pk_cutoffs=ks,
+                              pair_codes=codes.query[retrieval_view], per_query=keep)
+        task = task_name(query_view, retrieval_view)
+        _add_task(task, found, evaluation, results, curves)
+        if keep:
+            per_query.update({(task, *key): values for key, values in found.per_query.items()})
     return results, curves
 
 
 def evaluate_representations(hasher, query: Mapping[str, np.ndarray],
                              database: Mapping[str, np.ndarray], query_labels: np.ndarray,
-                             retrieval_labels: np.ndarray, evaluation: Evaluation
+                             retrieval_labels: np.ndarray, evaluation: Evaluation,
+                             pairs: Mapping[str, np.ndarray] | None = None
                              ) -> tuple[list, list]:
     """:func:`evaluate_codes` for a method that ranks by real-valued distances
     (:data:`mmhash.base.REAL_VALUED_RANKING`): ``query`` / ``database`` map each view to its
     ``represent`` output; each task is evaluated by :func:`mmhash.evaluation.evaluate_ranking`
-    from ``hasher.distances`` in blocks of queries. No PR curve (it is by Hamming radius)."""
+    from ``hasher.distances`` in blocks of queries. No PR curve (it is by Hamming radius).
+    ``pairs``: view -> the query items represented as database items, for the instance-level
+    metrics (needed only when they are asked for)."""
     from mmhash.evaluation import evaluate_ranking
 
     results, curves = [], []
     ks = pk_grid(len(retrieval_labels))
     for query_view, retrieval_view in tasks(list(query)):
         Q, D = query[query_view], database[retrieval_view]
+        P = None if pairs is None else pairs[retrieval_view]
         found = evaluate_ranking(lambda rows, Q=Q, D=D: hasher.distances(Q[rows], D),
                                  query_labels, retrieval_labels, metrics=evaluation.metrics,
-                                 ties=evaluation.ties, pk_cutoffs=ks)
+                                 ties=evaluation.ties, pk_cutoffs=ks,
+                                 pair_distances=None if P is None else
+                                 (lambda rows, Q=Q, P=P: hasher.distances(Q[rows], P)))
         _add_task(task_name(query_view, retrieval_view), found, evaluation, results, curves)
     return results, curves
 
@@ -346,8 +368,11 @@ def _fit_encode_evaluate(dataset: Dataset, key: CellKey, evaluation: Evaluation 
             lambda X, view, role=role: hasher.represent(X, view, role), views[v], v, rows=rows)
             for v in key.views} for role, rows in (("query", queries), ("database", items)))
         encode_seconds = time.perf_counter() - start
+        evaluation = evaluation or Evaluation()
+        pairs = ({v: hasher.represent(views[v][queries], v, "database") for v in key.views}
+                 if evaluation.needs_pairs else None)
         results, curves = evaluate_representations(hasher, query_reps, database_reps, q_labels,
-                                                    r_labels, evaluation or Evaluation())
+                                                    r_labels, evaluation, pairs)
         return CellRecord(key, "done", None, train_seconds, encode_seconds, results, curves,
                           None, getattr(hasher, "device_", None))
     start = time.perf_counter()

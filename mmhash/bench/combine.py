@@ -59,7 +59,7 @@ def combine_stores(stores: Sequence[str | os.PathLike], *, dataset: str | None =
                    methods: Sequence[str] | None = None, run_id: int | None = None,
                    metrics: Sequence[str] | None = None, ties: Sequence[str] | None = None,
                    recompute: bool = False, curves: bool = False, provenance: bool = False,
-                   tune_trials: bool = False) -> Combined:
+                   tune_trials: bool = False, per_query: bool = False) -> Combined:
     """The results of ``stores`` (existing result files, read only) as one set of rows.
 
     ``dataset``, ``methods`` and ``run_id`` filter the cells. ``metrics`` and ``ties``: the
@@ -67,6 +67,8 @@ def combine_stores(stores: Sequence[str | os.PathLike], *, dataset: str | None =
     ones evaluated again from the stored codes (None: map, expected), no refitting.
     ``curves``: also read the PR and P@K curves. ``provenance``: also read each store's
     :class:`StoreProvenance`, and name each row's store in its ``store`` field (the HTML page).
+    ``per_query`` (with ``recompute``): each row also carries ``per_query``, the value of every
+    query (see :func:`mmhash.bench.recompute.recompute`).
     The trials of ``mmhash tune`` (datasets ``NAME:validation``) are model selection, not
     results: they are left out (and counted in ``hidden_trials``) unless ``tune_trials`` or a
     ``dataset`` or ``run_id`` filter names them.
@@ -83,7 +85,8 @@ def combine_stores(stores: Sequence[str | os.PathLike], *, dataset: str | None =
                 from mmhash.bench.recompute import recompute as recompute_codes
 
                 found = recompute_codes(results, metrics=wanted.metrics, ties=wanted.ties,
-                                        run_id=run_id, dataset=dataset, methods=methods)
+                                        run_id=run_id, dataset=dataset, methods=methods,
+                                        per_query=per_query)
                 rows, store_curves = found.rows, found.curves if curves else []
                 out.without_codes.extend(found.without_codes)
             else:

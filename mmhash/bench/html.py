@@ -113,11 +113,15 @@ class _Best(str):
     """A cell value marked best by :meth:`Table.marked_rows`."""
 
 
+class _Unsure(_Best):
+    """A best value not significantly better than the runner-up (:meth:`Table.marked_rows`)."""
+
+
 def table_html(table: Table, digits: int = 3) -> str:
     """One :class:`~mmhash.bench.report.Table`: its caption above, task groups and bits as
     header rows, reference rows as the table lists them (on top, never marked best), the best
     value of each column bold."""
-    _, body = table.marked_rows(digits, _Best)
+    _, body = table.marked_rows(digits, _Best, _Unsure)
     n = len(table.bits)
     groups = "".join(f'<th scope="colgroup" colspan="{n}">{_task(t)}</th>' for t in table.tasks)
     bits = "".join(f'<th scope="col">{b} bits</th>' for _ in table.tasks for b in table.bits)
@@ -137,7 +141,8 @@ def table_html(table: Table, digits: int = 3) -> str:
             classes = (["best"] if isinstance(v, _Best) else []) + (["flagged"] if notes else [])
             attrs = (f' class="{" ".join(classes)}"' if classes else "") + (
                 f' title="{esc(chr(10).join(notes))}"' if notes else "")
-            text = f"<strong>{esc(v)}</strong>" if isinstance(v, _Best) else esc(v)
+            text = (f"<em>{esc(v)}</em>" if isinstance(v, _Unsure)
+                    else f"<strong>{esc(v)}</strong>" if isinstance(v, _Best) else esc(v))
             cells.append(f"<td{attrs}>{text}</td>")
         lines.append(f'<tr{kind}><th scope="row">{esc(method)}</th>{"".join(cells)}</tr>')
     lines.append("</tbody></table></div>")
@@ -299,8 +304,9 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
                 failures: Sequence[Mapping[str, Any]] = (),
                 method_order: Sequence[str] | None = None, tie: str = "expected",
                 sources: Sequence[str] = (), notes: Sequence[str] = (),
-                published: Published | None = None,
-                figure_format: str = "svg", title: str = "mmhash results") -> str:
+                published: Published | None = None, uncertainty: dict | None = None,
+                costs: Sequence[Table] = (), figure_format: str = "svg",
+                title: str = "mmhash results") -> str:
     """The whole page as one string.
 
     ``rows``: tidy result rows (:meth:`ResultStore.results`; a ``store`` key names the file a
@@ -311,6 +317,10 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
     ``rows``). ``sources`` and ``notes`` go under the title. ``published``: a suite's
     published values (:mod:`mmhash.bench.published`); each run table is followed by its
     comparison tables (ours, published, difference), as ``report --published`` prints them.
+    ``uncertainty``: ``{"level": 0.95, "seed": 0}`` to show intervals and test each column's
+    best row (:func:`mmhash.bench.uncertainty.annotate`, over all the page's tables at once;
+    the rows must carry ``per_query``). ``costs``: cost tables
+    (:func:`mmhash.bench.cost.cost_tables`), each at the end of its dataset's section.
     ``figure_format``: ``svg`` or ``png``, both inline.
     """
     from mmhash import __version__
@@ -328,13 +338,19 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
     for dataset, _ in by_data:
         prints[dataset] = prints.get(dataset, 0) + 1
 
+    made = {data: tables(data_rows, method_order=method_order)
+            for data, data_rows in by_data.items()}
+    if uncertainty is not None:  # one family of tests: the whole page
+        from mmhash.bench.uncertainty import annotate
+
+        annotate([t for group in made.values() for t in group], rows, **uncertainty)
     toc, body = [], []
-    for i, ((dataset, fingerprint), data_rows) in enumerate(by_data.items(), 1):
+    for i, (dataset, fingerprint) in enumerate(by_data, 1):
         name = dataset + (f" (data {fingerprint[:12] or 'unrecorded'})"
                           if prints[dataset] > 1 else "")
         anchor = f"d{i}"
         pairs: dict[tuple[str, ...], list[Table]] = {}
-        for table in tables(data_rows, method_order=method_order):
+        for table in made[(dataset, fingerprint)]:
             pairs.setdefault(tuple(table.tasks), []).append(table)
         body.append(f'<section id="{anchor}"><h2>{esc(name)}</h2>')
         entries = []
@@ -356,6 +372,8 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
             else:
                 body.append('<p class="note">No stored curves for these tasks.</p>')
             body.append("</section>")
+        body.extend(table_html(t) for t in costs or ()
+                    if (t.dataset, t.fingerprint) == (dataset, fingerprint))
         body.append("</section>")
         toc.append(f'<li><a href="#{anchor}">{esc(name)}</a><ul>{"".join(entries)}</ul></li>')
 
@@ -381,8 +399,15 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
     meta = [f"Rendered by mmhash {esc(__version__)} on {esc(stamp)}"
             + (f" from {esc(', '.join(sources))}" if sources else "") + "."]
     meta += [esc(n) for n in notes]
-    meta.append("Values: mean &plusmn; sample std over seeds; <strong>bold</strong>: the best "
-                "mean of its column (reference rows, on top, never compete).")
+    if uncertainty is None:
+        meta.append("Values: mean &plusmn; sample std over seeds; <strong>bold</strong>: the "
+                    "best mean of its column (reference rows, on top, never compete).")
+    else:
+        meta.append(f"Values: mean over seeds [{100 * uncertainty['level']:g}% bootstrap "
+                    "interval]; <strong>bold</strong>: best of its column and significantly "
+                    "better than the runner-up; <em>italic</em>: best, not distinguishable "
+                    "from the runner-up (the tests are under each table; reference rows, on "
+                    "top, never compete).")
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -397,7 +422,8 @@ def render_page(rows: Sequence[Mapping[str, Any]], curves: Sequence[Mapping[str,
 
 def report_page(combined: Combined, *, stores: Sequence[str], dataset: str | None = None,
                 methods: Sequence[str] | None = None, run_id: int | None = None,
-                recompute: bool = False, published: Published | None = None) -> str:
+                recompute: bool = False, published: Published | None = None,
+                uncertainty: dict | None = None, costs: Sequence[Table] = ()) -> str:
     """The page of ``mmhash report --format html``: the rows and curves of
     :func:`mmhash.bench.combine.combine_stores` (read with ``provenance=True``), with the runs
     they came from and the failed cells matching the filters (``dataset``, ``methods``;
@@ -427,4 +453,5 @@ def report_page(combined: Combined, *, stores: Sequence[str], dataset: str | Non
         notes.append("Filters: " + "; ".join(filters) + ".")
     return render_page(rows, combined.curves, runs=runs, failures=failures,
                        method_order=methods, tie=combined.evaluation.ties[0],
-                       sources=list(stores), notes=notes, published=published)
+                       sources=list(stores), notes=notes, published=published,
+                       uncertainty=uncertainty, costs=costs)

@@ -30,12 +30,15 @@ class Recomputed:
 
 def recompute(store: ResultStore, *, metrics: str | Sequence[str] = ("map",),
               ties: str | Sequence[str] = ("expected",), run_id: int | None = None,
-              dataset: str | None = None, methods: Iterable[str] | None = None) -> Recomputed:
+              dataset: str | None = None, methods: Iterable[str] | None = None,
+              per_query: bool = False) -> Recomputed:
     """Evaluate the stored codes of the newest finished cell per key (filters as in
     :meth:`ResultStore.results`) under ``metrics`` and ``ties``.
 
     Rows carry the flags of :func:`~mmhash.bench.store.flag_row`, the code statistics computed
-    from the stored codes (so cells stored before statistics were kept are flagged too).
+    from the stored codes (so cells stored before statistics were kept are flagged too), and,
+    with ``per_query``, a ``per_query`` field: float64 (Q,) the value of every query, in the
+    order of the dataset's query split (the rank of the pair for ``medr``).
     Raises a clear error for a bad metric token or tie policy before reading any codes.
     """
     evaluation = Evaluation.parse(metrics, ties)
@@ -52,13 +55,18 @@ def recompute(store: ResultStore, *, metrics: str | Sequence[str] = ("map",),
             out.without_codes.append(key)
             continue
         query_labels, retrieval_labels = labels[data]
-        results, curves = evaluate_codes(codes, query_labels, retrieval_labels, evaluation)
+        values: dict | None = {} if per_query else None
+        results, curves = evaluate_codes(codes, query_labels, retrieval_labels, evaluation,
+                                         per_query=values)
         row = {**key.as_row(), "cell_id": cell_id}
         stats = cell_statistics(codes, n_classes(query_labels))
         cell_checks = {**checks.get(cell_id, {}), "code_stats": stats}
-        out.rows.extend(flag_row({**row, "task": task, "metric": metric, "tie": tie,
-                                  "value": value}, cell_checks)
-                        for task, metric, tie, value in results)
+        for task, metric, tie, value in results:
+            found = flag_row({**row, "task": task, "metric": metric, "tie": tie,
+                              "value": value}, cell_checks)
+            if values is not None:
+                found["per_query"] = values[(task, metric, tie)]
+            out.rows.append(found)
         out.curves.extend({**row, "task": task, "kind": kind, "tie": tie, "x": x,
                            "precision": p, "recall": r}
                           for task, kind, tie, x, p, r in curves)

@@ -96,9 +96,10 @@ def compare(current: list[dict[str, Any]], reference: list[dict[str, Any]],
             continue
         cell = {**now.pop(key), "reference": float(ref["value"])}
         cell["delta"] = cell["value"] - cell["reference"]
-        if cell["delta"] < -tolerance:
+        gain = cell["delta"] * _direction(cell["metric"])  # > 0: better, whatever the metric
+        if gain < -tolerance:
             result.dropped.append(cell)
-        elif cell["delta"] > tolerance:
+        elif gain > tolerance:
             result.improved.append(cell)
         else:
             result.unchanged.append(cell)
@@ -120,6 +121,17 @@ class RegressionOutcome:
     @property
     def ok(self) -> bool:
         return not self.failed and not (self.comparison and self.comparison.failed)
+
+
+def _direction(token: str) -> float:
+    """+1 where a higher value is better, -1 where lower is (``medr``); unknown tokens +1."""
+    from mmhash.errors import MMHashError
+    from mmhash.evaluation.measures import parse_metric
+
+    try:
+        return 1.0 if parse_metric(token).higher_is_better else -1.0
+    except MMHashError:
+        return 1.0
 
 
 def run_regression(suite: str, *, tolerance: float = 0.01, reference: str | None = None,

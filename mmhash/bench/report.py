@@ -122,13 +122,42 @@ class Table:
     flags: dict[tuple[str, str, int], tuple[str, ...]] = field(default_factory=dict)
     #: (method, task, bits) -> the warnings its cells raised: marked :data:`WARNING_MARK`
     warned: dict[tuple[str, str, int], tuple[str, ...]] = field(default_factory=dict)
+    #: the data fingerprint ("" when unrecorded) and tie policy of the values
+    fingerprint: str = ""
+    tie: str = ""
+    #: row label -> its series of cells: (method, params, views, database)
+    series: dict[str, tuple] = field(default_factory=dict)
+    #: intervals and best-vs-runner-up tests (:func:`mmhash.bench.uncertainty.annotate`), or
+    #: None: values are then shown as mean ± std and the best mean in bold, untested
+    uncertainty: Any = None
+    #: False for a table whose values are not ranked (costs): no value is marked best
+    ranks: bool = True
+    #: task -> decimals of its values, where they differ from the table's (costs)
+    digits: dict[str, int] = field(default_factory=dict)
+
+    def ranked(self, task: str, bits: int) -> list[str]:
+        """The rows of one column from best to worst mean (highest first; lowest first for a
+        metric where lower is better, ``medr``); reference rows do not compete."""
+        sign = -1.0 if self.lower_is_better else 1.0
+        scored = [(sign * self.cells[(m, task, bits)][0], m) for m in self.methods
+                  if (m, task, bits) in self.cells and m not in self.references]
+        return [m for _, m in sorted(scored, reverse=True)]
 
     def best(self, task: str, bits: int) -> str | None:
-        """The method with the highest mean in one column (None for an empty column);
-        reference rows do not compete."""
-        scored = [(self.cells[(m, task, bits)][0], m) for m in self.methods
-                  if (m, task, bits) in self.cells and m not in self.references]
-        return max(scored)[1] if scored else None
+        """The method with the best mean in one column (None for an empty column)."""
+        ranked = self.ranked(task, bits)
+        return ranked[0] if ranked else None
+
+    @property
+    def lower_is_better(self) -> bool:
+        """True for a table of a metric where lower is better (``medr``)."""
+        from mmhash.errors import MMHashError
+        from mmhash.evaluation.measures import parse_metric
+
+        try:
+            return not parse_metric(self.metric).higher_is_better
+        except MMHashError:
+            return False
 
     def text_rows(self, digits: int = 3) -> tuple[list[str], list[list[str]]]:
         """Headers ``TASK BITS`` and rows of ``mean ± std`` strings (``-`` where missing)."""
@@ -142,10 +171,16 @@ class Table:
                     if stats is None:
                         row.append("-")
                         continue
-                    if stats[2] > 1:
-                        text = f"{stats[0]:.{digits}f} ± {stats[1]:.{digits}f}"
+                    interval = (self.uncertainty.intervals.get((m, t, b))
+                                if self.uncertainty is not None else None)
+                    places = self.digits.get(t, digits)
+                    if interval is not None:
+                        text = (f"{stats[0]:.{places}f} [{interval.low:.{places}f}, "
+                                f"{interval.high:.{places}f}]")
+                    elif stats[2] > 1 and (self.ranks or stats[1] > 0):
+                        text = f"{stats[0]:.{places}f} ± {stats[1]:.{places}f}"
                     else:
-                        text = f"{stats[0]:.{digits}f}"
+                        text = f"{stats[0]:.{places}f}"
                     row.append(text + self.marks(m, t, b))
             body.append(row)
         return headers, body
@@ -159,12 +194,14 @@ class Table:
 
     def footnotes(self, full: bool = False) -> list[str]:
         """One line per mark and marked row and bits: what is degenerate or was warned about
-        (``† degenerate codes: cvh, 16 bits: text query codes: 7 of 16 bits constant``).
+        (``† degenerate codes: cvh, 16 bits: text query codes: 7 of 16 bits constant``); with
+        :attr:`uncertainty`, first what the intervals and the marks of the best values mean and
+        each column's test.
 
         ``full``: each warning whole (else its first sentence: the tables stay readable; the
         HTML page and the exports carry the whole text).
         """
-        lines = []
+        lines = self.uncertainty_notes()
         for mark, title, found in ((DEGENERATE_MARK, "degenerate codes", self.flags),
                                    (WARNING_MARK, "warnings while the cell ran", self.warned)):
             per_row: dict[tuple[str, int], dict[str, None]] = {}
@@ -180,29 +217,66 @@ class Table:
                 lines.append(f"{mark} {title}: {method}, {bits} bits: " + "; ".join(notes))
         return lines
 
-    def marked_rows(self, digits: int, mark) -> tuple[list[str], list[list[str]]]:
-        """text_rows with the best value of each column passed through ``mark``."""
+    def uncertainty_notes(self) -> list[str]:
+        """With :attr:`uncertainty`: what the intervals are, what bold and italic mean, and the
+        test of each column (best minus runner-up, its interval, raw and adjusted p)."""
+        found = self.uncertainty
+        if found is None:
+            return []
+        percent = f"{100 * found.level:g}%"
+        alpha = f"{1 - found.level:.3g}"
+        schemes = sorted({i.scheme for i in found.intervals.values()})
+        lines = [f"[a, b]: {percent} interval, " + "; ".join(schemes) if schemes else
+                 f"[a, b]: {percent} interval (no per-query values: none shown)"]
+        lines.append(
+            f"Bold: best, and significantly better than the runner-up (paired permutation "
+            f"test over the same queries, Holm-adjusted over the {found.family} column tests "
+            f"of this report, p < {alpha}); italic: best, not distinguishable from the "
+            "runner-up at that level.")
+        for (task, bits), test in found.tests.items():
+            c = test.comparison
+            verdict = "significant" if test.significant else "not significant"
+            lines.append(f"{task} {bits} bits: {test.best} - {test.runner_up} = "
+                         f"{c.difference:+.4f} [{c.low:+.4f}, {c.high:+.4f}], "
+                         f"p = {c.p_value:.4f}, Holm {test.p_adjusted:.4f}: {verdict}")
+        return lines
+
+    def marked_rows(self, digits: int, mark, mark_unsure=None
+                    ) -> tuple[list[str], list[list[str]]]:
+        """text_rows with the best value of each column passed through ``mark``; with
+        :attr:`uncertainty`, a best value that is not significantly better than the runner-up
+        (or untested) goes through ``mark_unsure`` instead (default: ``mark``)."""
         headers, body = self.text_rows(digits)
         columns = [(t, b) for t in self.tasks for b in self.bits]
         best = {col: self.best(*col) for col in columns}
+        unsure = mark if mark_unsure is None else mark_unsure
         marked = []
         for method, *values in body:
-            marked.append([method] + [mark(v) if best[col] == method
-                                      and len(self.methods) - len(self.references) > 1
-                                      else v for col, v in zip(columns, values)])
+            row = [method]
+            for col, v in zip(columns, values):
+                if (not self.ranks or best[col] != method
+                        or len(self.methods) - len(self.references) < 2):
+                    row.append(v)
+                elif self.uncertainty is None:
+                    row.append(mark(v))
+                else:
+                    test = self.uncertainty.tests.get(col)
+                    row.append(mark(v) if test is not None and test.significant else unsure(v))
+            marked.append(row)
         return headers, marked
 
     def markdown(self, digits: int = 3) -> str:
         """GitHub Markdown, best mean per column in bold, caption above."""
         from tabulate import tabulate
 
-        headers, body = self.marked_rows(digits, lambda v: f"**{v}**")
+        headers, body = self.marked_rows(digits, lambda v: f"**{v}**", lambda v: f"*{v}*")
         notes = "".join(f"\n\n{line}" for line in self.footnotes())
         return f"{self.caption}\n\n" + tabulate(body, headers, tablefmt="github") + notes
 
     def latex(self, digits: int = 3) -> str:
         """A booktabs table as in the papers: task column groups, bits below, best in bold."""
-        _, body = self.marked_rows(digits, lambda v: f"\\textbf{{{v}}}")
+        _, body = self.marked_rows(digits, lambda v: f"\\textbf{{{v}}}",
+                                   lambda v: f"\\textit{{{v}}}")
         n = len(self.bits)
         spec = "l" + "c" * (n * len(self.tasks))
         groups = " & ".join(f"\\multicolumn{{{n}}}{{c}}{{{_latex_escape(t)}}}"
@@ -252,7 +326,8 @@ TASKS_PER_TABLE = 2
 
 
 def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None = None,
-           describe: dict[str, str] | None = None) -> list[Table]:
+           describe: dict[str, str] | None = None,
+           tasks_per_table: int = TASKS_PER_TABLE) -> list[Table]:
     """One :class:`Table` per (dataset, data fingerprint, metric, tie) found in ``rows``; with
     more than two views, one per view pair (both directions, e.g. ``a->b`` and ``b->a``), so a
     table stays as wide as the papers' two-view tables.
@@ -283,8 +358,8 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
         bits = sorted({int(b) for b in part["bits"]})
         # M views give M(M-1) tasks (30 for mfeat): one table of them all would be hundreds of
         # columns wide, so they come TASKS_PER_TABLE at a time -- a pair of views per table.
-        chunks = [all_tasks[i:i + TASKS_PER_TABLE]
-                  for i in range(0, len(all_tasks), TASKS_PER_TABLE)]
+        chunks = [all_tasks[i:i + tasks_per_table]
+                  for i in range(0, len(all_tasks), tasks_per_table)]
         for i, chunk in enumerate(chunks, 1):
             rows_here = part[part["task"].isin(chunk)]
             series = list(dict.fromkeys(
@@ -318,7 +393,8 @@ def tables(rows: Sequence[dict[str, Any]], *, method_order: Sequence[str] | None
                              [labels[s] for s in order], cells,
                              frozenset(labels[s] for s in references), dataset, metric,
                              {k: v for k, v in flags.items() if v},
-                             {k: v for k, v in warned.items() if v}))
+                             {k: v for k, v in warned.items() if v}, fingerprint, tie,
+                             {labels[s]: s for s in order}))
     return out
 
 
@@ -386,7 +462,12 @@ def _pair_up(tasks: list[str]) -> list[str]:
     return [task for group in groups.values() for task in group]
 
 
-def export_frame(rows: Sequence[dict[str, Any]]):
+#: The columns an export adds with intervals (``mmhash report --ci``): the bounds of the
+#: series a row belongs to, and their level.
+INTERVAL_COLUMNS = ("ci_low", "ci_high", "ci_level")
+
+
+def export_frame(rows: Sequence[dict[str, Any]], *, intervals: bool = False):
     """Tidy rows as a pandas DataFrame of :data:`EXPORT_COLUMNS`: the cell key -- dataset,
     fingerprint, method, params, bits, seed, views, database -- then task, metric, tie, value,
     then ``degenerate`` (what is degenerate about the codes the task ranks), ``warnings`` (raised
@@ -401,14 +482,17 @@ def export_frame(rows: Sequence[dict[str, Any]]):
             return join_notes(value)
         return "" if value is None or value != value else str(value)  # NaN: not recorded
 
-    frame = pd.DataFrame(list(rows), columns=list(EXPORT_COLUMNS))
+    columns = [*EXPORT_COLUMNS, *(INTERVAL_COLUMNS if intervals else ())]
+    frame = pd.DataFrame(list(rows), columns=columns)
     for column in FLAG_FIELDS:
         frame[column] = [text(v) for v in frame[column]]
     return frame
 
 
-def export(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Write tidy rows (:func:`export_frame`) to .csv or .json."""
+def export(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *,
+           intervals: bool = False) -> Path:
+    """Write tidy rows (:func:`export_frame`, with :data:`INTERVAL_COLUMNS` when
+    ``intervals``) to .csv or .json."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
@@ -416,7 +500,7 @@ def export(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
                                 ".csv or .json)")
     from mmhash.codefiles import atomic_output
 
-    frame = export_frame(rows)
+    frame = export_frame(rows, intervals=intervals)
     with atomic_output(path) as tmp:  # never leave a half-written export behind
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)

@@ -155,7 +155,10 @@ class TuneResult:
         if not scored:
             raise InvalidInputError(f"every one of the {len(self.trials)} trials failed: "
                                     f"{self.trials[0].error if self.trials else ''}")
-        return max(scored, key=lambda t: t.value)
+        from mmhash.evaluation.measures import parse_metric
+
+        sign = 1.0 if parse_metric(self.metric).higher_is_better else -1.0
+        return max(scored, key=lambda t: sign * t.value)
 
 
 def _suggest(trial, name: str, axis: Axis) -> Any:
@@ -203,6 +206,8 @@ def tune(method: str, dataset, *, bits: int, space: Mapping[str, Axis] | None = 
         raise InvalidInputError("mmhash tune needs Optuna: pip install 'mmhash[tune]'") from None
     fixed = dict(fixed or {})
     space = checked_space(method, space, fixed)
+    from mmhash.evaluation.measures import parse_metric
+
     evaluation = Evaluation.parse([metric], [tie])
     metric, tie = evaluation.metrics[0], evaluation.ties[0]
     validation = dataset.validation_protocol()
@@ -217,7 +222,8 @@ def tune(method: str, dataset, *, bits: int, space: Mapping[str, Axis] | None = 
     # inside tell(), which the ask-and-tell loop below cannot take.
     settings = iter(itertools.product(*space.values())) if grid else None
     study = None if grid else optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        direction="maximize" if parse_metric(metric).higher_is_better else "minimize",
+        sampler=optuna.samplers.TPESampler(seed=seed))
     run_id = None
     if store is not None:
         run_id = store.start_run({"tune": method, "dataset": validation.name, "bits": bits,

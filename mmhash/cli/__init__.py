@@ -6,7 +6,7 @@ a user can cause (an :class:`~mmhash.errors.MMHashError`) ends as one line on st
 code 2; the other exit codes (:mod:`mmhash.cli._common`) are listed by ``mmhash --help``.
 
 Modules: ``_common`` (console, errors, exit codes, shared options, ``--param``, the progress
-bar), ``benchmarks`` (bench, regress, tune), ``reports`` (report), ``catalogue`` (list,
+bar), ``benchmarks`` (bench, regress, tune), ``reports`` (report, compare), ``catalogue`` (list,
 datasets, check), ``codes`` (fit, encode, index, search, features).
 """
 
@@ -31,7 +31,7 @@ from mmhash.cli._common import errors_as_one_line as _errors_as_one_line
 from mmhash.cli.benchmarks import _progress_bar, bench, regress, tune
 from mmhash.cli.catalogue import check_command, datasets_command, list_command
 from mmhash.cli.codes import encode, features_command, fit, index, search
-from mmhash.cli.reports import report
+from mmhash.cli.reports import compare, report
 
 __all__ = ["EXIT_CHECKS_FAILED", "EXIT_FAILED_CELLS", "EXIT_INTERRUPTED", "EXIT_OK",
            "EXIT_REGRESSION", "EXIT_USAGE", "_errors_as_one_line", "_progress_bar", "main"]
@@ -90,6 +90,6 @@ def main(verbose: int) -> None:
 
 
 # The commands, module by module (`mmhash --help` lists them alphabetically).
-for _command in (bench, report, regress, tune, list_command, datasets_command, check_command,
-                 fit, encode, index, search, features_command):
+for _command in (bench, report, compare, regress, tune, list_command, datasets_command,
+                 check_command, fit, encode, index, search, features_command):
     main.add_command(_command)

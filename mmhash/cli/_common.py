@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from mmhash.errors import InvalidInputError, MMHashError
+from mmhash.evaluation.measures import METRIC_FORMS
 
 # ---- exit codes: the only place they are defined ----------------------------------------------
 EXIT_OK = 0
@@ -32,6 +33,9 @@ Exit codes:
   {EXIT_CHECKS_FAILED:<4} conformance checks failed (check)
   {EXIT_REGRESSION:<4} regression beyond the tolerance (regress)
   {EXIT_INTERRUPTED:<4} interrupted (Ctrl-C); what finished is kept"""
+
+#: The metric tokens, for help texts (defined once, in mmhash.evaluation.measures).
+METRIC_HELP = ", ".join(METRIC_FORMS)
 
 
 def console(stderr: bool = False):

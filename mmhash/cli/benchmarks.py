@@ -13,6 +13,7 @@ from mmhash.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_REGRESSION,
     FIT_FLAGS,
+    METRIC_HELP,
     OUTPUT,
     PARAM_HELP_MANY,
     PARAM_HELP_ONE,
@@ -42,7 +43,7 @@ from mmhash.outputs import PARAMS_EXTENSIONS, TABLE_EXTENSIONS, check_output
               help="Comma-separated hashers (default rp,cvh).")
 @click.option("--bits", default=None, help=bits_help(many=True, default="16,32,64,128"))
 @seed_option(many=True)
-@click.option("--metrics", default=None, help="map, map@K, p@K, comma-separated (default map).")
+@click.option("--metrics", default=None, help=f"{METRIC_HELP}, comma-separated (default map).")
 @click.option("--tie", "ties", default=None,
               help="Tie policies: expected, optimistic, pessimistic, index (default expected).")
 @views_option
@@ -347,7 +348,7 @@ def _print_comparison(out, result) -> None:
 @click.option("--trials", default=None, type=click.IntRange(min=1),
               help="Settings to try (default: the whole grid, or 20 for TPE).")
 @click.option("--metric", default="map", show_default=True,
-              help="Validation score: map, map@K or p@K (mean over the tasks).")
+              help=f"Validation score: one of {METRIC_HELP} (mean over the tasks).")
 @click.option("--tie", default="expected", show_default=True, help="Tie policy of the score.")
 @click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
               help=PARAM_HELP_ONE + " Held fixed in every trial.")
