@@ -411,14 +411,21 @@ def run_cell_safely(dataset: Dataset, key: CellKey, evaluation: Evaluation,
 
 
 def _limit_threads(threads: int) -> None:
-    """Cap BLAS/OpenMP and torch threads in a worker, so N workers use N x threads cores."""
+    """Cap BLAS/OpenMP, torch and numba threads in a worker, and set its thread budget (which a
+    deep method's own thread count obeys), so N workers use N x threads cores."""
     import sys
 
     from threadpoolctl import threadpool_limits
 
+    from mmhash.threads import set_thread_budget
+
+    set_thread_budget(threads)
     threadpool_limits(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
+    if "numba" in sys.modules:
+        numba = sys.modules["numba"]
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 __all__ = [

@@ -18,14 +18,20 @@ from typing import Protocol
 from mmhash.bench.cell import CellKey, CellRecord, Evaluation, run_cell_safely
 from mmhash.data.dataset import Dataset
 from mmhash.errors import InvalidInputError
+from mmhash.threads import set_thread_budget
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: The thread pools a worker caps before it imports anything: BLAS/OpenMP (and so torch's
+#: intra-op pool), numba's (the evaluation's kernels).
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS")
 
 
 def _init_worker(threads: int) -> None:
-    # Set before torch or BLAS are imported in the worker, so they start with this many threads.
+    # Set before torch, BLAS or numba are imported in the worker, so they start with this many
+    # threads; the budget holds for what mmhash chooses itself (a deep method's torch threads).
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
+    set_thread_budget(threads)
     # Ctrl-C reaches the whole process group: the driver alone handles it (and stops the
     # workers), so no worker prints a KeyboardInterrupt traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

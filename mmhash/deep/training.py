@@ -28,7 +28,6 @@ import contextlib
 import copy
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from torch import nn
 from mmhash.base import ProgressCallback
 from mmhash.errors import DataError, InvalidInputError, UnknownNameError
 from mmhash.params import check_integer, check_number
+from mmhash.threads import thread_budget
 
 logger = logging.getLogger(__name__)
 
@@ -55,21 +55,16 @@ ENCODE_CHUNK = 4096
 
 
 # ---- seeding and threads ---------------------------------------------------------------------
-def available_cores() -> int:
-    """CPU cores this process may run on (the affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
 def resolve_threads(n_threads: int | None) -> int:
-    """``n_threads`` as a positive int; ``None`` means every available core."""
+    """``n_threads`` as a positive int within the process's thread budget
+    (:func:`mmhash.threads.thread_budget`): ``None`` means the whole budget (every available
+    core unless a parallel runner set a smaller one), and an explicit count above the budget is
+    lowered to it, so worker processes never oversubscribe the machine."""
     if n_threads is None:
-        return available_cores()
+        return thread_budget()
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise InvalidInputError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    return int(n_threads)
+    return min(int(n_threads), thread_budget())
 
 
 #: The device names a deep hasher takes (``cuda:N`` too).

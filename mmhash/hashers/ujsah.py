@@ -305,7 +305,8 @@ class UJSAH(DeepHasher):
         (0, 1) holds out that share of the training rows (chosen with ``random_state``), computes
         the UJSAH loss on them after every epoch and keeps the encoders of the epoch with the
         lowest held-out loss -- an unsupervised criterion: no labels, no queries.
-    n_threads : torch threads while training (None: every available core); restored after fit.
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads);
+        restored after fit.
     device : where training runs: ``"auto"`` (default: a GPU when torch sees one, else the CPU),
         ``"cpu"`` or ``"cuda"``/``"cuda:N"``; the kept encoders always encode on the CPU.
         Identical codes per seed are guaranteed on the CPU.

@@ -263,7 +263,7 @@ class UMHA(DeepHasher):
     validation_fraction : 0 trains on every row. A fraction in (0, 1) holds out that share of the
         training rows; after every epoch the UMHA loss on them (against their fixed ``A0`` block)
         chooses the epoch whose encoders are kept -- unsupervised: no labels, no queries.
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : where training runs: ``"auto"`` (default: a GPU when torch sees one, else the CPU),
         ``"cpu"`` or ``"cuda"``/``"cuda:N"``; the kept encoders always encode on the CPU.
         Identical codes per seed are guaranteed on the CPU.

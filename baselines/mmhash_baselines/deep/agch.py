@@ -291,7 +291,7 @@ class AGCH(DeepHasher):
     validation_fraction : 0 trains every training row for ``n_epochs``; a fraction in (0, 1)
         holds out that share of the training rows and keeps the encoders of the epoch with the
         lowest held-out ``L`` (unsupervised; never the test queries).
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (a GPU when torch sees one, else the CPU), ``"cpu"``, ``"cuda[:N]"``.
     random_state : seeds initialisation, shuffling and the held-out rows (identical codes on the
         CPU for the same ``n_threads``).

@@ -368,7 +368,7 @@ class CCAH(DeepHasher):
     momentum, weight_decay : 0.7 and 5e-4, both nets.
     validation_fraction : 0 (default) trains every training row for ``n_epochs``; a fraction
         in (0, 1) holds out that share and keeps the epoch with the lowest held-out loss.
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (a GPU when torch sees one, else the CPU), ``"cpu"``, ``"cuda[:N]"``.
     random_state : seeds initialisation, dropout, shuffling and the held-out rows.
     """

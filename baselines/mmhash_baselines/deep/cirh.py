@@ -368,7 +368,7 @@ class CIRH(DeepHasher):
     validation_fraction : 0 trains ``n_epochs`` epochs on every row. A fraction in (0, 1) holds
         out that share of the training rows and keeps the hash networks of the epoch with the
         lowest held-out stage-2 loss (module docstring) -- no labels, no queries.
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : where training runs: ``"auto"`` (default: a GPU when torch sees one, else the CPU),
         ``"cpu"`` or ``"cuda"``/``"cuda:N"``; the kept encoders always encode on the CPU.
     random_state : seeds the initialisation, dropout, the shuffling and the held-out rows;

@@ -465,7 +465,7 @@ class DAEH(ColumnScaling, DeepHasher):
         last; a fraction in (0, 1) holds out that share of the training rows and keeps the
         students of the epoch with the lowest held-out DAEH loss (never labels or queries; the
         code selects on the test queries).
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (default: a GPU when torch sees one, else the CPU), ``"cpu"`` or
         ``"cuda"``/``"cuda:N"``; the kept students always encode on the CPU.
     standardize : ``"auto"`` (default), True or False: column-standardise the views before the

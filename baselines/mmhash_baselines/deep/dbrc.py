@@ -167,7 +167,7 @@ class DBRC(DeepHasher):
     validation_fraction : 0 (default): fixed ``n_epochs``, the last kept; in (0, 1): that share
         of the training rows is held out and the encoders of the epoch with the lowest held-out
         DBRC loss are kept (unsupervised; never the test queries).
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (a GPU when torch sees one), ``"cpu"``, ``"cuda[:N]"``.
     random_state : seeds initialisation, shuffling and the held-out rows (identical codes on the
         CPU for the same ``n_threads``).

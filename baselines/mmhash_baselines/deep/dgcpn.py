@@ -224,7 +224,7 @@ class DGCPN(ColumnScaling, DeepHasher):
         out that share of the training rows: the encoders of the epoch with the lowest held-out
         DGCPN loss are kept and training stops after :attr:`patience` epochs without a lower one
         (the code's early stopping, with the loss instead of a labelled validation mAP).
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : where training runs: ``"auto"`` (default: a GPU when torch sees one, else the CPU),
         ``"cpu"`` or ``"cuda"``/``"cuda:N"``; the kept encoders always encode on the CPU.
     standardize : ``"auto"`` (default), True or False: feed the nets (and the similarity)

@@ -148,7 +148,7 @@ class DJSRH(ColumnScaling, TwoNetHasher):
     validation_fraction : 0 (default) trains every training row for ``n_epochs`` epochs; a
         fraction in (0, 1) holds out that share of the training rows and keeps the nets of the
         epoch with the lowest held-out DJSRH loss (unsupervised; never the test queries).
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (a GPU when torch sees one, else the CPU), ``"cpu"``, ``"cuda[:N]"``.
     standardize : ``"auto"`` (default), True or False: feed the nets (and the similarity)
         columns standardised with the training mean and deviation -- under ``"auto"`` only the

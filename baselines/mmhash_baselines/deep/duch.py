@@ -266,7 +266,7 @@ class DUCH(DeepHasher):
         SGD momentum unused by Adam, 5e-4; code).
     validation_fraction : 0 (default): fixed ``n_epochs``, the last kept. In (0, 1): epoch with
         the lowest held-out loss kept (module docstring); replaces the code's test-set check.
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (a GPU when torch sees one), ``"cpu"``, ``"cuda[:N]"``; encoders always
         encode on the CPU. Identical codes per seed are guaranteed on the CPU.
     random_state : seeds initialisation, shuffling, held-out rows, the augmentations, the

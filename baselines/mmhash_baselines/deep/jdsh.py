@@ -341,7 +341,7 @@ class JDSH(ColumnScaling, TwoNetHasher):
         fraction in (0, 1) holds out that share of the training rows (not used by the
         distribution fit) and keeps the nets of the epoch with the lowest held-out JDSH loss
         (unsupervised; never the test queries).
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (a GPU when torch sees one, else the CPU), ``"cpu"``, ``"cuda[:N]"``.
     standardize : ``"auto"`` (default), True or False: feed the nets (and the similarity)
         columns standardised with the training mean and deviation -- under ``"auto"`` only the

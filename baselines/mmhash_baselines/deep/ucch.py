@@ -256,7 +256,7 @@ class UCCH(DeepHasher):
         of the training rows is held out and the epoch with the lowest held-out loss (in-batch
         keys, module docstring) is kept -- replaces the code's selection on labelled training
         items; no labels, no queries.
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (a GPU when torch sees one), ``"cpu"``, ``"cuda[:N]"``; encoders always
         encode on the CPU. Identical codes per seed are guaranteed on the CPU.
     random_state : seeds initialisation, shuffling, held-out rows, the bank's initial signs and

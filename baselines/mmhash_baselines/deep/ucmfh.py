@@ -363,7 +363,7 @@ class UCMFH(ColumnScaling, DeepHasher):
     validation_fraction : 0 (default): fixed ``n_epochs``, the last kept. In (0, 1): that share
         of the training rows is held out and the epoch with the lowest held-out loss is kept;
         no labels, no queries.
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (a GPU when torch sees one), ``"cpu"``, ``"cuda[:N]"``; encoders always
         encode on the CPU. Identical codes per seed are guaranteed on the CPU.
     random_state : seeds initialisation, dropout, shuffling and the held-out rows.

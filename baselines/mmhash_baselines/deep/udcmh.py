@@ -281,7 +281,7 @@ class UDCMH(ColumnScaling, DeepHasher):
         (SGD only), 0 (ours).
     validation_fraction : 0 (default) trains ``n_epochs`` and keeps the last; in (0, 1) keeps
         the epoch with the lowest network loss on that share of the training rows.
-    n_threads : torch threads while training (None: every available core).
+    n_threads : torch threads while training (None: the thread budget, mmhash.threads).
     device : ``"auto"`` (a GPU when torch sees one), ``"cpu"``, ``"cuda[:N]"``; the kept
         networks always encode on the CPU. Identical codes per seed are guaranteed on the CPU.
     standardize : True (default), ``"auto"`` or False: standardise the columns of each view with
