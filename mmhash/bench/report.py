@@ -223,19 +223,23 @@ class Table:
         found = self.uncertainty
         if found is None:
             return []
+        from mmhash.bench.uncertainty import N_PERMUTATIONS, N_RESAMPLES, verdict_word
+
         percent = f"{100 * found.level:g}%"
         alpha = f"{1 - found.level:.3g}"
-        schemes = sorted({i.scheme for i in found.intervals.values()})
-        lines = [f"[a, b]: {percent} interval, " + "; ".join(schemes) if schemes else
+        lines = [f"[a, b]: {percent} percentile bootstrap interval ({N_RESAMPLES:,} resamples, "
+                 f"seed {found.seed}) over the queries; for a row with several seeds, over the "
+                 "seeds, then the queries." if found.intervals else
                  f"[a, b]: {percent} interval (no per-query values: none shown)"]
         lines.append(
-            f"Bold: best, and significantly better than the runner-up (paired permutation "
-            f"test over the same queries, Holm-adjusted over the {found.family} column tests "
-            f"of this report, p < {alpha}); italic: best, not distinguishable from the "
-            "runner-up at that level.")
+            f"Bold: best, and significantly better than the runner-up: a paired permutation "
+            f"test over the same queries ({N_PERMUTATIONS:,} permutations), Holm-adjusted over "
+            f"the {found.family} column tests of this report, gives p < {alpha}, and the "
+            f"{percent} interval of the difference (seeds resampled too) excludes 0. Italic: "
+            "best, not distinguishable from the runner-up.")
         for (task, bits), test in found.tests.items():
             c = test.comparison
-            verdict = "significant" if test.significant else "not significant"
+            verdict = verdict_word(c, test.p_adjusted, test.alpha)
             lines.append(f"{task} {bits} bits: {test.best} - {test.runner_up} = "
                          f"{c.difference:+.4f} [{c.low:+.4f}, {c.high:+.4f}], "
                          f"p = {c.p_value:.4f}, Holm {test.p_adjusted:.4f}: {verdict}")

@@ -10,7 +10,10 @@ seed's per-query values (:func:`mmhash.bench.recompute.recompute` with ``per_que
   the same queries, with the paired bootstrap interval of the difference (seeds paired when
   both rows hold the same seeds), :func:`mmhash.evaluation.significance.paired_comparison`.
   The p-values of all the columns of all the tables annotated together are Holm-adjusted as one
-  family, so "significant" holds for the whole report at the chosen level.
+  family. A difference is called significant when the adjusted p is below ``1 - level`` *and*
+  the interval of the difference excludes 0: the test conditions on the fitted models (the
+  seeds given), the interval also resamples the seeds where a row has several, so a difference
+  that seed-to-seed variation could explain is not called significant (:func:`significant`).
 
 The resampling seed is fixed (``seed``): the same store and options give the same report.
 Reads and computes; prints nothing.
@@ -41,6 +44,22 @@ N_RESAMPLES = 2000
 N_PERMUTATIONS = 10000
 
 
+def significant(comparison: Comparison, p_adjusted: float, alpha: float) -> bool:
+    """The verdict: the adjusted p-value is below ``alpha`` and the interval of the difference
+    excludes 0 (see the module docstring)."""
+    return p_adjusted < alpha and (comparison.low > 0 or comparison.high < 0)
+
+
+def verdict_word(comparison: Comparison, p_adjusted: float, alpha: float) -> str:
+    """``significant`` or ``not significant``, saying why when the two criteria disagree."""
+    if significant(comparison, p_adjusted, alpha):
+        return "significant"
+    if p_adjusted < alpha:
+        return "not significant (p is below the level, but the interval of the difference, " \
+               "which resamples the seeds too, includes 0)"
+    return "not significant"
+
+
 @dataclass(frozen=True)
 class ColumnTest:
     """The best row of one column tested against the runner-up.
@@ -58,7 +77,7 @@ class ColumnTest:
 
     @property
     def significant(self) -> bool:
-        return self.p_adjusted < self.alpha
+        return significant(self.comparison, self.p_adjusted, self.alpha)
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,7 @@ class Uncertainty:
     """What :func:`annotate` adds to one table."""
 
     level: float
+    seed: int
     #: (row label, task, bits) -> the interval of that cell
     intervals: dict[tuple[str, str, int], Interval]
     #: (task, bits) -> the test of the column's best row against its runner-up
@@ -141,7 +161,7 @@ def annotate(shown: Sequence[Table], rows: Sequence[dict[str, Any]], *, level: f
     for table in shown:
         # the values now carry intervals instead of the std
         table.caption = table.caption.replace("mean ± std over", "mean over")
-        table.uncertainty = Uncertainty(level, intervals[id(table)], tests[id(table)],
+        table.uncertainty = Uncertainty(level, seed, intervals[id(table)], tests[id(table)],
                                         len(pending))
 
 
@@ -206,16 +226,16 @@ class MethodComparison:
 
     @property
     def significant(self) -> bool:
-        return self.p_adjusted < self.alpha
+        return significant(self.comparison, self.p_adjusted, self.alpha)
 
     def verdict(self) -> str:
         """One line: the task, ``A - B = d [low, high]``, p (raw and Holm), the verdict."""
         c = self.comparison
-        word = "significant" if self.significant else "not significant"
+        word = verdict_word(c, self.p_adjusted, self.alpha).replace(
+            "significant", f"significant at {self.alpha:g}", 1)
         return (f"{self.dataset} {self.task} {self.bits} bits {self.metric} ({self.tie}): "
                 f"{self.a} - {self.b} = {c.difference:+.4f} [{c.low:+.4f}, {c.high:+.4f}], "
-                f"p = {c.p_value:.4f}, Holm {self.p_adjusted:.4f}: {word} at "
-                f"{self.alpha:g}")
+                f"p = {c.p_value:.4f}, Holm {self.p_adjusted:.4f}: {word}")
 
 
 def compare_methods(rows: Sequence[dict[str, Any]], a: str, b: str, *, level: float = 0.95,
@@ -271,5 +291,6 @@ def _statistic(values: np.ndarray, statistic: str) -> float:
     return float(per_seed.mean())
 
 
-__all__ = ["ColumnTest", "MethodComparison", "Uncertainty", "annotate", "check_level",
-           "compare_methods", "interval_columns", "per_query_lookup"]
+__all__ = ["N_PERMUTATIONS", "N_RESAMPLES", "ColumnTest", "MethodComparison", "Uncertainty",
+           "annotate", "check_level", "compare_methods", "interval_columns", "per_query_lookup",
+           "significant", "verdict_word"]

@@ -244,8 +244,9 @@ def compare(method_a, method_b, stores, dataset, run_id, bits, task_filter, metr
     finished cells with codes, the per-query values are recomputed (no refitting) and A - B is
     tested: a paired permutation test over the same queries, with a paired bootstrap interval
     of the difference (seeds, then queries, when there are several; seeds paired when both hold
-    the same ones). p-values are Holm-adjusted over all the tasks compared. Ends with one
-    verdict line per task.
+    the same ones). p-values are Holm-adjusted over all the tasks compared; a difference is
+    significant when the adjusted p is below 1 - LEVEL and its interval excludes 0. Ends with
+    one verdict line per task.
     """
     from mmhash.bench.combine import combine_stores
     from mmhash.bench.grid import parse_bits, parse_list
