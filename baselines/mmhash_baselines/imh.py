@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse
@@ -14,6 +16,26 @@ from mmhash_baselines._common import centre_and_scale, column_signs
 
 AFFINITIES = ("heat", "binary")
 THRESHOLDS = ("median", "zero")
+
+
+def knn_affinity(X: np.ndarray, k: int, affinity: str = "heat",
+                 sigma: float | None = None) -> tuple[scipy.sparse.csr_array, float]:
+    """Affinity ``A`` of the symmetrised kNN graph of the rows of ``X`` (see
+    :func:`knn_laplacian`): float64 (n, n) sparse, about ``k`` to ``2k`` entries a row, and the
+    heat-kernel width used."""
+    n = X.shape[0]
+    dist, idx = NearestNeighbors(n_neighbors=k).fit(X).kneighbors()  # excludes each point
+    if affinity == "heat":
+        if sigma is None:
+            sigma = float(dist.mean())
+            if not sigma > 0:  # every neighbour a duplicate: any width gives weight 1
+                sigma = 1.0
+        weights = np.exp(-(dist / sigma) ** 2)
+    else:
+        sigma, weights = 1.0, np.ones_like(dist)
+    A = scipy.sparse.csr_array((weights.ravel(), (np.repeat(np.arange(n), k), idx.ravel())),
+                               shape=(n, n))
+    return ((A + A.T) * 0.5).tocsr(), float(sigma)
 
 
 def knn_laplacian(X: np.ndarray, k: int, affinity: str = "heat",
@@ -36,20 +58,16 @@ def knn_laplacian(X: np.ndarray, k: int, affinity: str = "heat",
     L : float64 (n, n), dense symmetric positive semi-definite with ``L @ 1 = 0``
     sigma : the width used (1.0 for "binary")
     """
-    n = X.shape[0]
-    dist, idx = NearestNeighbors(n_neighbors=k).fit(X).kneighbors()  # excludes each point
-    if affinity == "heat":
-        if sigma is None:
-            sigma = float(dist.mean())
-            if not sigma > 0:  # every neighbour a duplicate: any width gives weight 1
-                sigma = 1.0
-        weights = np.exp(-(dist / sigma) ** 2)
-    else:
-        sigma, weights = 1.0, np.ones_like(dist)
-    A = scipy.sparse.csr_matrix((weights.ravel(), (np.repeat(np.arange(n), k), idx.ravel())),
-                                shape=(n, n))
-    A = ((A + A.T) * 0.5).toarray()
-    return np.diag(A.sum(axis=1)) - A, float(sigma)
+    A, sigma = knn_affinity(X, k, affinity, sigma)
+    A = A.toarray()
+    return np.diag(A.sum(axis=1)) - A, sigma
+
+
+def ridge_hat(X: np.ndarray, beta: float) -> np.ndarray:
+    """``P = (X^T X + beta I)^{-1} X^T`` for ``X`` (n, d); float64 (d, n). The ridge hat matrix
+    is ``X P``."""
+    d = X.shape[1]
+    return scipy.linalg.solve(X.T @ X + beta * np.eye(d), X.T, assume_a="pos")
 
 
 def regression_residual(X: np.ndarray, beta: float) -> np.ndarray:
@@ -59,26 +77,48 @@ def regression_residual(X: np.ndarray, beta: float) -> np.ndarray:
     hash functions for relaxed codes ``F``, i.e. the paper's linear-hash-function term with W
     eliminated.
     """
-    d = X.shape[1]
-    P = scipy.linalg.solve(X.T @ X + beta * np.eye(d), X.T, assume_a="pos")
-    B = -(X @ P)
+    B = -(X @ ridge_hat(X, beta))
     B[np.diag_indices_from(B)] += 1.0
     return (B + B.T) * 0.5
 
 
-def inter_media_matrix(K1: np.ndarray, K2: np.ndarray, mu: float) -> tuple[np.ndarray, tuple]:
+def inter_media_matrix(K1: np.ndarray, K2: np.ndarray, mu: float,
+                       K2_times: Callable[[np.ndarray], np.ndarray] | None = None
+                       ) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """Eliminate ``F2`` from ``tr(F1'K1F1) + tr(F2'K2F2) + mu ||F1 - F2||^2``.
 
     The minimiser over ``F2`` is ``F2 = mu (K2 + mu I)^{-1} F1``; substituting it leaves
     ``tr(F1' D F1)`` with ``D = K1 + mu K2 (K2 + mu I)^{-1}`` (symmetric: ``K2`` and
-    ``(K2 + mu I)^{-1}`` commute). Returns ``D`` (n, n) and the Cholesky factor of
-    ``K2 + mu I`` (for :func:`scipy.linalg.cho_solve`) to recover ``F2``.
+    ``(K2 + mu I)^{-1}`` commute). Returns ``D`` float64 (n, n) and ``solve``, the map
+    ``V -> (K2 + mu I)^{-1} V`` of float64 (n, r) arrays (to recover ``F2``).
+
+    From the Cholesky factor of ``K2 + mu I``, ``D`` takes a solve with the ``n`` columns of
+    ``K2`` (2 n^3 flops). ``K2_times``, if given, computes ``K2 @ V`` for a dense (n, n) ``V``
+    in well under n^3 flops (IMH's ``K2`` is the identity minus a low-rank term plus a sparse
+    Laplacian): then the inverse comes from the factor (``potri``, 2/3 n^3) and
+    ``D = K1 + mu K2_times(inverse)``. Either way the product is not formed as
+    ``I - mu (K2 + mu I)^{-1}``, which would lose ``log10(mu / ||K2||)`` digits to cancellation
+    at IMH's large ``mu``.
     """
     M = K2.copy()
     M[np.diag_indices_from(M)] += mu
-    chol = scipy.linalg.cho_factor(M, lower=True, overwrite_a=True)
-    D = K1 + mu * scipy.linalg.cho_solve(chol, K2)
-    return (D + D.T) * 0.5, chol
+    if K2_times is None:
+        chol = scipy.linalg.cho_factor(M, lower=True, overwrite_a=True)
+        D = K1 + mu * scipy.linalg.cho_solve(chol, K2)
+        return (D + D.T) * 0.5, lambda V: scipy.linalg.cho_solve(chol, V)
+    # potrf/potri on M^T, the Fortran-ordered view of the symmetric M: no copies
+    factor, info = scipy.linalg.lapack.dpotrf(M.T, lower=0, clean=0, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("K2 + mu I is not positive definite")
+    inverse, info = scipy.linalg.lapack.dpotri(factor, lower=0, overwrite_c=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("K2 + mu I is singular")
+    inverse = np.tril(inverse.T)  # C order; potri filled the lower triangle of this transpose
+    inverse += np.tril(inverse, -1).T
+    D = K2_times(inverse)
+    D *= mu
+    D += K1
+    return (D + D.T) * 0.5, lambda V: inverse @ V
 
 
 def relaxed_codes(X1: np.ndarray, X2: np.ndarray, *, n_bits: int, k: int, lam: float,
@@ -93,15 +133,35 @@ def relaxed_codes(X1: np.ndarray, X2: np.ndarray, *, n_bits: int, k: int, lam: f
     """
     Ks, sigmas = [], []
     for X in (X1, X2):
-        L, used = knn_laplacian(X, k, affinity, sigma)
+        A, used = knn_affinity(X, k, affinity, sigma)
+        L = A.toarray()
+        degree = L.sum(axis=1)
+        L = np.diag(degree) - L  # knn_laplacian's L
         K = regression_residual(X, beta)
         K += lam * L
         del L
         Ks.append(K)
         sigmas.append(used)
-    D, chol = inter_media_matrix(Ks[0], Ks[1], mu)
+    # K2 @ V from K2's parts (the loop ended on the second view): the symmetrised ridge
+    # residual I - (X2 P2 + P2^T X2^T) / 2 plus lam (diag(degree) - A), 2 n^2 (4 d2 + nnz / n)
+    # flops. Used while that is below n^3: then the inverse and the product (see
+    # inter_media_matrix) cost less than the 7/3 n^3 of the factor and the solve.
+    A2, degree2 = A, degree
+    n, d2 = X2.shape
+    structured = 4 * d2 + A2.nnz / n < n / 2
+    P2 = ridge_hat(X2, beta) if structured else None
+
+    def K2_times(V):
+        out = X2 @ (P2 @ V)
+        out += P2.T @ (X2.T @ V)
+        out *= -0.5
+        out += V
+        out += (lam * degree2)[:, None] * V
+        out -= lam * (A2 @ V)
+        return out
+
+    D, solve = inter_media_matrix(Ks[0], Ks[1], mu, K2_times if structured else None)
     del Ks
-    n = D.shape[0]
     # 1 is an exact eigenvector of D (centred features); lift it above the spectrum
     # (Gershgorin bound) so the smallest eigenpairs are the non-trivial ones.
     D += (float(np.abs(D).sum(axis=1).max()) + 1.0) / n
@@ -109,7 +169,7 @@ def relaxed_codes(X1: np.ndarray, X2: np.ndarray, *, n_bits: int, k: int, lam: f
                                  driver="evr")
     del D
     F1 *= column_signs(F1)  # fix eigh's arbitrary signs: reproducible codes
-    F2 = mu * scipy.linalg.cho_solve(chol, F1)
+    F2 = mu * solve(F1)
     return F1, F2, vals, (sigmas[0], sigmas[1])
 
 
@@ -175,11 +235,14 @@ class IMH(BaseHasher):
     * ``mu``: the weight ``U = mu I`` of the inter-media term; large values force paired items
       to (almost) the same relaxed code. Default 1e4.
 
-    Cost: the kNN graphs O(n^2 d) time; ``B_g`` O(n^2 d); the Cholesky solve and the partial
-    eigendecomposition of the dense n x n matrices O(n^3) time and about eight n x n float64
-    matrices of memory. Quadratic memory and cubic time in ``n``: training sets above
-    ``max_samples`` (default 5000: 1.4 GB peak and about 25 s of one core, measured) are refused
-    with an :class:`~mmhash.errors.InvalidInputError`; subsample the training set or raise
+    Cost: the kNN graphs O(n^2 d) time; ``B_g`` O(n^2 d); eliminating ``F2`` (a Cholesky
+    factor and solve, 7/3 n^3 flops, or, when the second view has far fewer dimensions than
+    ``n``, the inverse from the factor and ``K_2``'s product from its sparse and low-rank parts,
+    n^3: :func:`inter_media_matrix`) and the partial eigendecomposition of the dense n x n ``D``
+    (4/3 n^3) O(n^3) time and about eight n x n float64 matrices of memory. Quadratic memory
+    and cubic time in ``n``: training sets above ``max_samples`` (default 5000: 1.4 GB peak and
+    about 25 s of one core, measured) are refused with an
+    :class:`~mmhash.errors.InvalidInputError`; subsample the training set or raise
     ``max_samples``. Encoding is O(d n_bits) per item.
 
     Parameters

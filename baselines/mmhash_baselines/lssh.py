@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.linalg
-from scipy.linalg import lapack
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import enet_path
-
-try:  # the coordinate-descent routine behind Lasso/enet_path (see _cd_gram)
-    from sklearn.linear_model._cd_fast import enet_coordinate_descent_gram as _cd_fast_gram
-except ImportError:  # pragma: no cover - depends on the scikit-learn version
-    _cd_fast_gram = None
+import scipy.sparse
+from scipy.linalg import blas, lapack
 
 from mmhash.base import UNIFIED_DATABASE, BaseHasher
 from mmhash.errors import InvalidInputError
@@ -45,9 +37,9 @@ class LSSH(BaseHasher):
       (Lee et al., NIPS 2006), as the paper does, by projected Newton warm-started at the
       previous multipliers (:func:`unit_ball_least_squares`); likewise ``B`` and ``R``;
     * ``S``: a Lasso per sample on the stacked system ``[x; sqrt(gamma) a] ~ [B; sqrt(gamma) R] s``
-      (scikit-learn's coordinate descent on the Gram matrix, per sample on a working set of
-      atoms, warm-started at the previous ``S``, every sample within ``Lasso``'s duality-gap
-      tolerance on the full problem: :func:`_lasso`).
+      (coordinate descent on the Gram matrix with scikit-learn's updates, per sample on a
+      working set of atoms, warm-started at the previous ``S``, every sample within ``Lasso``'s
+      duality-gap tolerance on the full problem: :func:`_lasso`).
 
     Every step does not increase the objective; ``objective_`` records it after each iteration.
 
@@ -93,11 +85,13 @@ class LSSH(BaseHasher):
       value is optimal for them).
 
     Cost per iteration: sparse coding O(n w^2 t) for working sets of w atoms (a few dozen; t =
-    coordinate-descent sweeps, ~15) plus two or three O(n m min(m, 2 (p + k))) products for the
-    optimality checks; the dictionary duals O(m^3) per Newton step (3-5 steps from the previous
-    multipliers); the rest O(n m (p + k) + n k d2); memory O(n m) for ``S``. Linear in n; ``n``
-    above ``max_samples`` is refused (dense ``S``). Measured on Wikipedia (2,173 items, one
-    core, defaults): about 6 s per fit at 16 bits and 8 s at 128 bits, half of it sparse coding.
+    coordinate-descent sweeps, ~10-25 a row) plus O(n m s) per full-problem check (s non-zeros
+    a row) and the O(n m (p + k)) product ``X D``; the dictionary duals O(m^3) per Newton step
+    (3-5 steps from the previous multipliers); the products with ``S``, through its sparse
+    copy, O(n s (p + k + s)); the rest O(n k (k + d2)); memory O(n m) for ``S``. Linear in n;
+    ``n`` above ``max_samples`` is refused (dense ``S``). Measured on Wikipedia (2,173 items,
+    one core, defaults): about 3.5 s per fit at 16 bits and 5 s at 128 bits, half of it sparse
+    coding and a third the dictionary duals.
 
     Parameters
     ----------
@@ -191,15 +185,20 @@ class LSSH(BaseHasher):
         duals: dict[str, np.ndarray] = {}
 
         objective: list[float] = []
+        # S has a few dozen non-zeros per row: its products go through a sparse copy, O(nnz)
+        # instead of O(n m) per product (same values up to the order of the sums).
+        Ssp = scipy.sparse.csr_array(S)
         for _ in range(self.max_iter):
-            A = np.linalg.solve(mu * U.T @ U + gamma * np.eye(k), mu * U.T @ Y.T + gamma * R @ S.T)
+            A = np.linalg.solve(mu * U.T @ U + gamma * np.eye(k),
+                                mu * U.T @ Y.T + gamma * (Ssp @ R.T).T)
             U = unit_ball_least_squares(Y.T, A, U, duals, "U")
             root = np.sqrt(gamma)
             S = _lasso(np.hstack([X, root * A.T]), np.vstack([B, root * R]), lam, init=S)
-            gram = S.T @ S
-            B = unit_ball_least_squares(X.T, S.T, B, duals, "B", gram)
-            R = unit_ball_least_squares(A, S.T, R, duals, "R", gram)
-            objective.append(lssh_objective(X.T, Y.T, B, S.T, U, A, R, lam, mu, gamma))
+            Ssp = scipy.sparse.csr_array(S)
+            gram = (Ssp.T @ Ssp).toarray()
+            B = unit_ball_least_squares(X.T, Ssp.T, B, duals, "B", gram)
+            R = unit_ball_least_squares(A, Ssp.T, R, duals, "R", gram)
+            objective.append(lssh_objective(X.T, Y.T, B, Ssp.T, U, A, R, lam, mu, gamma))
 
         self.dictionary_, self.basis_, self.link_ = B, U, R
         self.text_map_ = np.linalg.solve(U.T @ U + (gamma / mu) * np.eye(k), U.T).T
@@ -301,84 +300,33 @@ def _unit_columns(D: np.ndarray) -> np.ndarray:
 
 
 def _lasso(X: np.ndarray, D: np.ndarray, lam: float, init: np.ndarray | None = None) -> np.ndarray:
-    """Rows of argmin_s ||x - D s||^2 + lam |s|_1; X (n, p), D (p, m) -> (n, m).
+    """Rows of argmin_s ||x - D s||^2 + lam |s|_1; X (n, p), D (p, m) -> (n, m), float64.
 
-    The rows are independent problems sharing the Gram matrix ``G = D^T D``. Each row is solved
-    by scikit-learn's cyclic coordinate descent on the Gram matrix (the routine ``Lasso`` runs
-    per target; :func:`_cd_gram`), restricted to a working set of atoms: the row's support plus
-    the atoms whose residual correlation ``|d_j^T (x - D s)|`` is largest and above
-    ``0.9 lam / 2`` (at most ``max(16, support size)`` of them). After each round the duality
-    gap of the *full* problem (all ``m`` atoms, one matrix product for all rows) is checked
-    against the tolerance ``Lasso`` uses, ``1e-4 ||x||^2`` on its half objective
-    ``0.5 ||x - D s||^2 + (lam / 2) |s|_1``; rows above it get their violating atoms added and
-    are solved again (the last of the rounds uses all atoms). So every row ends within the same
+    The rows are independent problems sharing the Gram matrix ``G = D^T D``, solved one after
+    the other by :func:`_lasso_rows` (compiled by numba): cyclic coordinate descent on the Gram
+    matrix (scikit-learn's ``Lasso`` updates) restricted to a working set of atoms, the row's
+    support plus the atoms whose residual correlation ``|d_j^T (x - D s)|`` is largest and above
+    ``0.9 lam / 2`` (at most ``max(16, support size)`` of them). When the working set is solved,
+    the duality gap of the row's *full* problem (all ``m`` atoms) is checked against the
+    tolerance ``Lasso`` uses, ``1e-4 ||x||^2`` on its half objective
+    ``0.5 ||x - D s||^2 + (lam / 2) |s|_1``; a row above it gets its violating atoms added and is
+    solved again (the last of the rounds uses all atoms). So every row ends within the same
     duality-gap tolerance as a full ``Lasso`` fit of ``m`` atoms, while the sweeps touch a few
-    dozen atoms and no Python runs per coordinate. Coordinate descent only descends, so a warm
-    start ``init`` never ends above its objective.
+    dozen atoms. Every step descends, so a warm start ``init`` never ends above its objective.
     """
-    n, m = X.shape[0], D.shape[1]
-    tau = lam / 2  # the l1 weight of the half objective the solver minimises
-    G = np.ascontiguousarray(D.T @ D)
-    Q = X @ D  # (n, m): D^T x per row
-    S = np.zeros((n, m)) if init is None else np.array(init, dtype=np.float64)
-    xx = np.einsum("ij,ij->i", X, X)
-    rng = np.random.RandomState(0)  # cyclic order: the solver only draws (and ignores) one seed
-    todo = np.arange(n)
-    corr = _correlations(Q, S, D, G)
-    work = _grow_working_set(S != 0, S, corr, _WORKING_SET * tau)
-    with warnings.catch_warnings():
-        # A stop at max_iter shows up in the full-problem gap check below instead.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for round_ in range(_LASSO_ROUNDS):
-            if round_ == _LASSO_ROUNDS - 1:
-                work[:] = True
-            rows, cols = np.nonzero(work)
-            starts = np.searchsorted(rows, np.arange(len(todo) + 1)).tolist()
-            values = S[todo[rows], cols]  # each row's slice is solved in place
-            qs = Q[todo[rows], cols]
-            for k, i in enumerate(todo.tolist()):
-                a, b = starts[k], starts[k + 1]
-                if a < b:
-                    w = cols[a:b]
-                    _cd_gram(values[a:b], tau, G.take(w, 0).take(w, 1), qs[a:b], X[i], rng)
-            S[todo] = 0.0
-            S[todo[rows], cols] = values
-            Sr = S[todo]
-            corr = _correlations(Q[todo], Sr, D, G)
-            fine = _lasso_gap(xx[todo], Q[todo], Sr, corr, tau) <= _LASSO_TOL * xx[todo]
-            todo, work, corr, Sr = todo[~fine], work[~fine], corr[~fine], Sr[~fine]
-            if not todo.size:
-                break
-            work = _grow_working_set(work, Sr, corr, tau)
+    S = np.zeros((X.shape[0], D.shape[1])) if init is None else np.array(init, dtype=np.float64)
+    _lasso_kernel()(np.ascontiguousarray(D.T @ D), np.ascontiguousarray(X @ D),
+                    np.einsum("ij,ij->i", X, X), S, lam / 2, _LASSO_TOL, _LASSO_MAX_ITER,
+                    _WORKING_SET, _GROWTH, _LASSO_ROUNDS)
     return S
 
 
-#: Lasso's stopping tolerance (duality gap relative to ||x||^2) and sweep limit, as before.
+#: Lasso's stopping tolerance (duality gap relative to ||x||^2) and sweep limit per round.
 _LASSO_TOL, _LASSO_MAX_ITER = 1e-4, 2000
 #: Working set: atoms whose correlation exceeds this fraction of the l1 weight (first round).
 _WORKING_SET = 0.9
 _LASSO_ROUNDS = 8
 _GROWTH = 16
-
-
-def _correlations(Q: np.ndarray, S: np.ndarray, D: np.ndarray, G: np.ndarray) -> np.ndarray:
-    """``D^T (x - D s)`` for the rows: ``Q - S G``, through the p-space when that is cheaper."""
-    p, m = D.shape
-    return Q - ((S @ D.T) @ D if 2 * p < m else S @ G)
-
-
-def _grow_working_set(work: np.ndarray, S: np.ndarray, corr: np.ndarray,
-                      threshold: float) -> np.ndarray:
-    """``work`` plus each row's atoms with ``|corr| > threshold``, at most the largest
-    ``max(16, support size)`` of them (a cold start has hundreds above the threshold)."""
-    cand = np.where(work | (S != 0), 0.0, np.abs(corr))
-    cap = np.maximum(_GROWTH, (S != 0).sum(axis=1))
-    over = (cand > threshold).sum(axis=1) > cap
-    if over.any():  # keep the largest `cap` candidates of those rows
-        c = cand[over]
-        kth = -np.sort(-c, axis=1)[np.arange(len(c)), cap[over] - 1]
-        cand[over] = np.where(c >= kth[:, None], c, 0.0)
-    return work | (S != 0) | (cand > threshold)
 
 
 def _lasso_gap(xx, Q, S, corr, tau):
@@ -396,27 +344,204 @@ def _lasso_gap(xx, Q, S, corr, tau):
     return primal - (scale * rx - 0.5 * scale**2 * rr)
 
 
-def _cd_gram(coef, tau, G, q, y, rng) -> None:
-    """Coordinate descent for ``0.5 ||y - D s||^2 + tau |s|_1`` given ``G = D^T D``, ``q = D^T y``.
+def _lasso_rows(G, Q, xx, S, tau, tol, max_iter, first, growth, rounds):  # pragma: no cover
+    """Every row of ``S`` as a minimiser of ``0.5 ||x - D s||^2 + tau |s|_1`` within a duality
+    gap of ``tol ||x||^2`` (plain Python, compiled by :func:`_lasso_kernel`).
 
-    ``coef`` (float64, contiguous) is the warm start and receives the solution. scikit-learn's
-    Cython routine (the one ``Lasso``/``enet_path`` call with a precomputed Gram matrix) is used
-    directly: the public path costs ~0.15 ms of checks per call, more than the solve. Should its
-    private signature change, the public ``enet_path`` (same routine, same result) takes over.
+    ``G`` float64 (m, m) is ``D^T D``, ``Q`` float64 (n, m) ``X D``, ``xx`` float64 (n,)
+    ``||x||^2``; ``S`` float64 (n, m) holds the warm start and receives the solution. Per row,
+    working-set rounds (see :func:`_lasso`): the first working set is the support plus the
+    candidates with ``|corr| > first * tau``, later rounds add those above ``tau``, each time at
+    most the ``max(growth, support size)`` largest; the last of ``rounds`` takes every atom.
+
+    On a working set: scikit-learn's coordinate-descent updates (cyclic, atoms in index order,
+    ``G w`` kept up to date), with two changes to when it stops, neither to what it minimises:
+
+    * the working set's duality gap, O(size) given ``G w``, is checked before every sweep and
+      the row stops as soon as it is within ``tol ||x||^2`` (or after ``max_iter`` sweeps).
+      scikit-learn computes the gap only once a sweep's largest change falls below ``tol``
+      times the largest coefficient, and so keeps sweeping rows that already meet it;
+    * after a sweep that left every sign unchanged, the row jumps to the minimiser on that
+      support with those signs, ``G_AA w_A = q_A - tau sign_A``, when the solution keeps every
+      sign (once per sign pattern). Both points lie on the same face of the l1 ball, where the
+      objective is that quadratic, so the jump never ascends; with the right support it lands
+      on the minimiser itself, where coordinate descent only approaches it geometrically
+      (tens to hundreds of sweeps on the coherent dictionaries of short codes).
+
+    Returns int64 (n,), the sweeps each row took over all its rounds.
     """
-    global _cd_fast_gram
-    if _cd_fast_gram is not None:
-        try:
-            _cd_fast_gram(coef, tau, 0.0, G, q, y, _LASSO_MAX_ITER, _LASSO_TOL, rng, 0, 0)
+
+    def gap(xx, sq, sc, l1, dual_norm):
+        """:func:`_lasso_gap` of one row from ``s.q``, ``s.corr``, ``|s|_1``, ``max |corr|``."""
+        rx = xx - sq
+        rr = rx - sc
+        scale = tau / dual_norm if dual_norm > tau else 1.0
+        return 0.5 * rr + tau * l1 - (scale * rx - 0.5 * scale * scale * rr)
+
+    def support_step(Gw, qw, w, Qw, signs):
+        """``w`` := the minimiser on the support of ``signs`` with those signs, if it keeps
+        them; ``Qw = Gw w`` follows. Cholesky written out: the support is a few dozen atoms."""
+        A = np.nonzero(signs)[0]
+        k = len(A)
+        if k == 0:
             return
-        except TypeError:  # pragma: no cover - depends on the scikit-learn version
-            _cd_fast_gram = None
-    p = len(y)
-    _, path, _ = enet_path(np.zeros((p, len(coef)), order="F"), y, l1_ratio=1.0,
-                           alphas=[tau / p], precompute=G, Xy=q, coef_init=coef.copy(),
-                           check_input=False, tol=_LASSO_TOL, max_iter=_LASSO_MAX_ITER,
-                           random_state=rng)
-    coef[:] = path[:, 0]
+        L = np.zeros((k, k))
+        for i in range(k):
+            for j in range(i + 1):
+                v = Gw[A[i], A[j]]
+                for l in range(j):
+                    v -= L[i, l] * L[j, l]
+                if i == j:
+                    if v <= 1e-10 * Gw[A[i], A[i]]:  # atoms (nearly) dependent: no unique jump
+                        return
+                    L[i, i] = np.sqrt(v)
+                else:
+                    L[i, j] = v / L[j, j]
+        z = np.empty(k)
+        for i in range(k):
+            v = qw[A[i]] - tau * signs[A[i]]
+            for l in range(i):
+                v -= L[i, l] * z[l]
+            z[i] = v / L[i, i]
+        for i in range(k - 1, -1, -1):
+            v = z[i]
+            for l in range(i + 1, k):
+                v -= L[l, i] * z[l]
+            z[i] = v / L[i, i]
+        for i in range(k):
+            if z[i] * signs[A[i]] <= 0.0:  # leaves the face: keep descending by sweeps
+                return
+        for i in range(k):
+            w[A[i]] = z[i]
+        for b in range(len(w)):
+            v = 0.0
+            for i in range(k):
+                v += Gw[b, A[i]] * z[i]
+            Qw[b] = v
+
+    n, m = S.shape
+    sweeps = np.zeros(n, dtype=np.int64)
+    corr = np.empty(m)
+    inset = np.zeros(m, dtype=np.bool_)
+    cand = np.empty(m)
+    for r in range(n):
+        s = S[r]
+        q = Q[r]
+        bound = tol * xx[r]
+        for j in range(m):  # full correlations q - G s, from the support
+            corr[j] = q[j]
+        for l in range(m):
+            if s[l] != 0.0:
+                for j in range(m):
+                    corr[j] -= G[l, j] * s[l]
+        threshold = first * tau
+        for j in range(m):
+            inset[j] = s[j] != 0.0
+        for round_ in range(rounds):
+            if round_ == rounds - 1:
+                inset[:] = True
+            else:  # add the largest `cap` candidates above the threshold
+                support = 0
+                count = 0
+                for j in range(m):
+                    support += s[j] != 0.0
+                    cand[j] = 0.0 if inset[j] else abs(corr[j])
+                    count += cand[j] > threshold
+                cap = max(growth, support)
+                kth = np.partition(cand, m - cap)[m - cap] if count > cap else 0.0
+                for j in range(m):
+                    if cand[j] > threshold and cand[j] >= kth:
+                        inset[j] = True
+            idx = np.nonzero(inset)[0]
+            size = len(idx)
+            w = np.empty(size)
+            qw = np.empty(size)
+            Gw = np.empty((size, size))  # the working set's Gram matrix, contiguous
+            Qw = np.zeros(size)
+            for a in range(size):
+                w[a] = s[idx[a]]
+                qw[a] = q[idx[a]]
+            for a in range(size):
+                for b in range(size):
+                    Gw[a, b] = G[idx[a], idx[b]]
+                    Qw[a] += Gw[a, b] * w[b]
+            signs = np.zeros(size, dtype=np.int64)  # after the last sweep
+            tried = False  # the support step, on these signs
+            it = 0
+            while True:
+                sq = 0.0
+                sc = 0.0
+                l1 = 0.0
+                dual_norm = 0.0
+                for a in range(size):
+                    c = qw[a] - Qw[a]
+                    sq += w[a] * qw[a]
+                    sc += w[a] * c
+                    l1 += abs(w[a])
+                    dual_norm = max(dual_norm, abs(c))
+                if gap(xx[r], sq, sc, l1, dual_norm) <= bound or it == max_iter:
+                    break
+                for a in range(size):
+                    gaa = Gw[a, a]
+                    if gaa == 0.0:
+                        continue
+                    old = w[a]
+                    tmp = qw[a] - Qw[a] + old * gaa
+                    new = (max(abs(tmp) - tau, 0.0) / gaa) * (1.0 if tmp >= 0.0 else -1.0)
+                    if new != old:
+                        delta = new - old
+                        for b in range(size):
+                            Qw[b] += delta * Gw[a, b]
+                        w[a] = new
+                it += 1
+                same = True
+                for a in range(size):
+                    sign = 1 if w[a] > 0.0 else (-1 if w[a] < 0.0 else 0)
+                    if sign != signs[a]:
+                        same = False
+                        signs[a] = sign
+                if not same:
+                    tried = False
+                elif not tried:
+                    tried = True
+                    support_step(Gw, qw, w, Qw, signs)
+            sweeps[r] += it
+            for a in range(size):
+                s[idx[a]] = w[a]
+            # the full problem: correlations and duality gap over every atom
+            for j in range(m):
+                corr[j] = q[j]
+            sq = 0.0
+            l1 = 0.0
+            for l in range(m):
+                if s[l] != 0.0:
+                    sq += s[l] * q[l]
+                    l1 += abs(s[l])
+                    for j in range(m):
+                        corr[j] -= G[l, j] * s[l]
+            sc = 0.0
+            dual_norm = 0.0
+            for j in range(m):
+                sc += s[j] * corr[j]
+                dual_norm = max(dual_norm, abs(corr[j]))
+            if gap(xx[r], sq, sc, l1, dual_norm) <= bound:
+                break
+            threshold = tau
+    return sweeps
+
+
+_KERNEL = None
+
+
+def _lasso_kernel():
+    """:func:`_lasso_rows` compiled by numba, on first use (numba is imported then, not with
+    this module; the compiled code is cached on disk, so a fresh checkout compiles it once)."""
+    global _KERNEL
+    if _KERNEL is None:
+        from numba import njit
+
+        _KERNEL = njit(cache=True, boundscheck=False)(_lasso_rows)
+    return _KERNEL
 
 
 def unit_ball_least_squares(X: np.ndarray, S: np.ndarray, D0: np.ndarray,
@@ -424,8 +549,9 @@ def unit_ball_least_squares(X: np.ndarray, S: np.ndarray, D0: np.ndarray,
                             gram: np.ndarray | None = None) -> np.ndarray:
     """argmin_D ||X - D S||_F^2 subject to ||d_j||_2 <= 1 for every column, via the dual.
 
-    X (d, n), S (m, n), D0 (d, m) the current value; ``gram``, if given, is ``S S^T`` (the
-    dictionary and link steps share it). The Lagrange dual (Lee et al. 2006) is
+    X float64 (d, n), S float64 (m, n) (an array or a scipy.sparse array), D0 float64 (d, m)
+    the current value; ``gram``, if given, is ``S S^T`` (the dictionary and link steps share
+    it). The Lagrange dual (Lee et al. 2006) is
     ``max_{nu >= 0} -tr(E (G + diag nu)^-1 E^T) - sum(nu)`` with ``G = S S^T``, ``E = X S^T``, and
     ``D = E (G + diag nu)^-1``; it is solved by projected Newton (:func:`_dual_newton`), as Lee
     et al. do, warm-started from the previous multipliers stored in ``duals[key]``. Atoms with a
@@ -434,6 +560,7 @@ def unit_ball_least_squares(X: np.ndarray, S: np.ndarray, D0: np.ndarray,
     """
     if gram is None:
         gram = S @ S.T
+        gram = gram.toarray() if scipy.sparse.issparse(gram) else gram
     active = np.diag(gram) > 0
     if not active.any():
         return D0
@@ -509,7 +636,7 @@ def _dual_newton(G: np.ndarray, E: np.ndarray, nu: np.ndarray, floor: float,
         bound = (nu <= floor + eps) & (g > 0)
         free = ~bound
         H, _ = lapack.dpotri(factor, lower=0)  # upper triangle of M^-1 (Fortran order)
-        H *= Z @ Z.T  # upper triangle of the Hessian / 2
+        H *= blas.dsyrk(1.0, Z, lower=0)  # upper triangle of the Hessian / 2 (Z Z^T's)
         step = np.where(bound, -g, 0.0)
         if free.any():  # with every atom at its bound there is no Newton block to solve
             # (LAPACK refuses a 0 x 0 system: real TF-IDF data with all-zero rows got here)
@@ -532,7 +659,8 @@ def _dual_newton(G: np.ndarray, E: np.ndarray, nu: np.ndarray, floor: float,
 def lssh_objective(X, Y, B, S, U, A, R, lam: float, mu: float, gamma: float) -> float:
     """The LSSH objective.
 
-    X (p, n), Y (d2, n), B (p, m), S (m, n), U (d2, k), A (k, n), R (k, m).
+    X (p, n), Y (d2, n), B (p, m), S (m, n) (an array or a scipy.sparse array), U (d2, k),
+    A (k, n), R (k, m); float64.
     """
     return (sq(X - B @ S) + lam * float(np.abs(S).sum()) + mu * sq(Y - U @ A)
             + gamma * sq(A - R @ S))

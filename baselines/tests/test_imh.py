@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mmhash_baselines.imh import IMH, relaxed_codes
+from mmhash_baselines.imh import IMH, inter_media_matrix, knn_affinity, relaxed_codes, ridge_hat
 
 from mmhash.data.synthetic import make_synthetic
 from mmhash.errors import InvalidInputError
@@ -60,6 +60,29 @@ def test_relaxed_codes_are_the_smallest_nontrivial_eigenvectors(small):
     P = np.eye(n) - np.outer(one, one)
     rest = np.linalg.eigvalsh(P @ D @ P + 1e6 * np.outer(one, one))
     np.testing.assert_allclose(vals, rest[:r], atol=1e-8)
+
+
+@pytest.mark.parametrize("mu", [50.0, 1e4])
+def test_inter_media_matrix_from_the_inverse_and_k2s_parts(small, mu):
+    # D = K1 + mu K2 (K2 + mu I)^-1, by a Cholesky solve or from the Cholesky inverse with
+    # K2's product taken from its parts (identity - rank-d2 ridge term + sparse Laplacian),
+    # equals the dense formula; a large mu must not cost digits to cancellation.
+    X1, X2 = small
+    K1, K2 = _K(X1, 5, 1.0, 1.0), _K(X2, 5, 1.0, 1.0)
+    n = len(X1)
+    A, _ = knn_affinity(X2, 5)
+    degree, P = np.asarray(A.sum(axis=1)).ravel(), ridge_hat(X2, 1.0)
+
+    def K2_times(V):
+        return V - 0.5 * (X2 @ (P @ V) + P.T @ (X2.T @ V)) + degree[:, None] * V - A @ V
+
+    inverse_ref = np.linalg.inv(K2 + mu * np.eye(n))
+    ref = K1 + mu * K2 @ inverse_ref
+    for times in (None, K2_times):
+        D, solve = inter_media_matrix(K1, K2, mu, times)
+        np.testing.assert_allclose(solve(np.eye(n)), inverse_ref, rtol=1e-10, atol=1e-14 / mu)
+        np.testing.assert_array_equal(D, D.T)
+        np.testing.assert_allclose(D, (ref + ref.T) / 2, rtol=0, atol=1e-11)
 
 
 def test_f2_is_the_exact_minimiser_given_f1(small):

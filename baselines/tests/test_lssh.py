@@ -108,11 +108,34 @@ def test_sparse_codes_grow_the_working_set_until_the_full_problem_is_solved(monk
     assert np.all(_half_gaps(X, D, S, 0.1) <= 1e-4)
 
 
-def test_sparse_coding_fast_path_equals_public_scikit_learn_path(monkeypatch):
-    X, D = _lasso_problem(4)
-    fast = _lasso(X, D, 0.2)
-    monkeypatch.setattr(lssh, "_cd_fast_gram", None)  # as if the private routine were gone
-    np.testing.assert_allclose(_lasso(X, D, 0.2), fast, rtol=0, atol=1e-12)
+def test_sparse_coding_lands_on_the_minimiser_instead_of_sweeping_towards_it():
+    # Coordinate descent approaches a Lasso solution geometrically: scikit-learn's sweeps grow
+    # with log(1 / tol). Jumping to the minimiser on a support whose signs a sweep kept lands
+    # on the solution, so a tighter tolerance costs (almost) no more sweeps, and every row ends
+    # at a duality gap of round-off. Pins the stopping rule and the jump of _lasso_rows.
+    X, D = _lasso_problem(2)
+    tau, p = 0.1, D.shape[0]
+    G, Q, xx = D.T @ D, X @ D, (X**2).sum(axis=1)
+    sweeps = {}
+    for tol in (1e-8, 1e-12):
+        S = np.zeros((len(X), D.shape[1]))
+        sweeps[tol] = lssh._lasso_kernel()(G, Q, xx, S, tau, tol, 100000, 0.9, 16, 8)
+        assert np.all(_lasso_gap(xx, Q, S, Q - S @ G, tau) <= tol * xx)
+    assert sweeps[1e-12].sum() <= 1.05 * sweeps[1e-8].sum()
+    reference = [Lasso(alpha=tau / p, fit_intercept=False, tol=1e-12, max_iter=100000,
+                       precompute=G).fit(D, x).n_iter_ for x in X]
+    assert sweeps[1e-12].sum() < 0.3 * sum(reference), (sweeps[1e-12].sum(), sum(reference))
+
+
+def test_sparse_coding_kernel_computes_what_its_python_source_does():
+    X, D = _lasso_problem(4, n=5, m=30)
+    tau, G, Q, xx = 0.1, D.T @ D, X @ D, (X**2).sum(axis=1)
+    init = _lasso(np.roll(X, 1, axis=0), D, 0.2)
+    compiled, python = init.copy(), init.copy()
+    a = lssh._lasso_kernel()(G, Q, xx, compiled, tau, 1e-4, 2000, 0.9, 16, 8)
+    b = lssh._lasso_rows(G, Q, xx, python, tau, 1e-4, 2000, 0.9, 16, 8)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(compiled, python, rtol=0, atol=1e-12)
 
 
 def test_dictionary_dual_newton_matches_a_generic_bounded_solver():
