@@ -200,3 +200,14 @@ def test_error_text_with_brackets_is_printed_literally(tmp_path, monkeypatch):
     result = runner.invoke(main, ["report", "--store", store, "--plot", str(tmp_path / "p")])
     assert result.exit_code == 2
     assert "pip install 'mmhash[plot]'" in result.output
+
+
+def test_bench_jobs_takes_auto_and_says_what_it_chose(store):
+    result = CliRunner().invoke(main, ["bench", *FAST, "--store", store, "--jobs", "auto"])
+    assert result.exit_code == 0, result.output
+    # rp has no epochs: serial, in this process
+    assert "--jobs auto: cells run here" in result.output
+    assert _count_cells(store) == 8
+    for bad, message in (("0", "not in the range"), ("two", "neither a positive integer")):
+        result = CliRunner().invoke(main, ["bench", *FAST, "--store", store, "--jobs", bad])
+        assert result.exit_code != 0 and message in result.output

@@ -11,14 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from mmhash.bench.cell import CellKey, CellRecord, Evaluation, run_cell_safely
 from mmhash.data.dataset import Dataset
 from mmhash.errors import InvalidInputError
-from mmhash.threads import set_thread_budget
+from mmhash.threads import set_thread_budget, thread_budget
 
 #: The thread pools a worker caps before it imports anything: BLAS/OpenMP (and so torch's
 #: intra-op pool), numba's (the evaluation's kernels).
@@ -87,14 +89,15 @@ class SerialExecutor:
 class ProcessExecutor:
     """A local process pool (spawn, not fork: torch and BLAS threads are not fork-safe).
 
-    Each of the ``jobs`` workers gets ``threads`` threads (default: cores // jobs, at least 1).
+    Each of the ``jobs`` workers gets ``threads`` threads (default: this process's thread
+    budget -- its cores, :func:`mmhash.threads.thread_budget` -- // jobs, at least 1).
     """
 
     def __init__(self, jobs: int, threads: int | None = None):
-        if jobs < 1:
-            raise InvalidInputError(f"--jobs must be a positive integer, got {jobs}")
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise InvalidInputError(f"--jobs must be a positive integer, got {jobs!r}")
         self.jobs = jobs
-        self.threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+        self.threads = threads or max(1, thread_budget() // jobs)
         self._pool = None
 
     @property
@@ -173,6 +176,82 @@ class DaskExecutor:
     def close(self) -> None:
         if self._owns:
             self.client.close()
+
+
+@dataclass(frozen=True)
+class JobsChoice:
+    """What ``--jobs auto`` chose: ``jobs`` worker processes (1: run serially here) of
+    ``threads`` threads each, and why, in words."""
+
+    jobs: int
+    threads: int
+    reason: str
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to new work (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _dataset_bytes(dataset: Dataset) -> int:
+    return sum(X.nbytes for X in dataset.views.values()) + dataset.labels.nbytes
+
+
+def auto_jobs(grids: Sequence[tuple[Dataset, Sequence[CellKey]]], *,
+              cores: int | None = None, memory: int | None = None,
+              gpu: bool | None = None) -> JobsChoice:
+    """How many local workers ``--jobs auto`` runs ``grids`` ((dataset, cells) pairs) on.
+
+    The cells that take the time are those of methods that train in mini-batch steps (they
+    declare :data:`~mmhash.base.EPOCH_PROGRESS`: the deep methods). Two such cells side by side
+    on one thread each keep two cores busy, while one cell's step -- the products of a small
+    batch with the weight matrices, an optimiser pass over every parameter -- uses a second
+    thread only in part; and where other work shares the cores, torch's threads wait on each
+    other at every parallel region (a UJSAH epoch at the paper's widths took 7 s on one
+    thread and 51 s on two beside one other busy process). So: one worker per such cell, at
+    most ``cores`` (default: the thread budget, :func:`mmhash.threads.thread_budget`), each
+    with ``cores // jobs`` threads; and at most as many as can each hold three copies of the
+    largest dataset in ``memory`` (default: the memory available now; a worker gets the
+    dataset, and a fit its training rows). Serial (1) when fewer than two such cells, or when
+    ``gpu`` (default: torch, if the plan imported it, sees a CUDA device): cells sharing one
+    accelerator gain nothing from workers. Cells of the other methods (closed-form and
+    iterative shallow methods) run in the pool beside them when there is one, but never make
+    one on their own: each worker takes seconds to start and import its libraries.
+    """
+    from mmhash.base import EPOCH_PROGRESS, declares
+    from mmhash.registry import get_hasher_class
+
+    cores = thread_budget() if cores is None else max(1, int(cores))
+    stepped = sum(1 for _, cells in grids for cell in cells
+                  if declares(get_hasher_class(cell.method), EPOCH_PROGRESS))
+    if gpu is None:
+        torch = sys.modules.get("torch")  # imported by a deep method's module, never here
+        gpu = bool(torch is not None and torch.cuda.is_available())
+    if stepped < 2:
+        what = "no cell" if stepped == 0 else "one cell"
+        return JobsChoice(1, cores, f"{what} of a method that trains in epochs")
+    if gpu:
+        return JobsChoice(1, cores, "the methods that train in epochs run on the GPU")
+    jobs = min(cores, stepped)
+    reason = f"{stepped} cells of methods that train in epochs, {cores} cores"
+    memory = _available_memory() if memory is None else memory
+    largest = max((_dataset_bytes(data) for data, cells in grids if cells), default=0)
+    if memory is not None and largest:
+        fits = max(1, memory // (3 * largest))
+        if fits < jobs:
+            jobs = fits
+            reason += f", memory for {fits} worker(s) holding the data"
+    return JobsChoice(jobs, max(1, cores // jobs), reason)
 
 
 def make_executor(kind: str = "local", *, jobs: int = 1, scheduler=None,

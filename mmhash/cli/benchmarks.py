@@ -35,6 +35,29 @@ from mmhash.outputs import PARAMS_EXTENSIONS, TABLE_EXTENSIONS, check_output
 
 
 # ---- bench -------------------------------------------------------------------------------------
+class _Jobs(click.ParamType):
+    """``--jobs``: a positive integer, or ``auto`` (:func:`mmhash.bench.executors.auto_jobs`)."""
+
+    name = "jobs"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        text = str(value).strip()
+        if text.lower() == "auto":
+            return "auto"
+        try:
+            jobs = int(text)
+        except ValueError:
+            self.fail(f"{value!r} is neither a positive integer nor 'auto'.", param, ctx)
+        if jobs < 1:
+            self.fail(f"{jobs} is not in the range x>=1 (or 'auto').", param, ctx)
+        return jobs
+
+
+JOBS = _Jobs()
+
+
 @click.command()
 @click.option("--dataset", "datasets", default=None,
               help="Registered dataset name(s), comma-separated, or a path to a data file. "
@@ -68,8 +91,10 @@ from mmhash.outputs import PARAMS_EXTENSIONS, TABLE_EXTENSIONS, check_output
 @output_option("Also write this run's cells as a tidy .csv or .json table.",
                old_name="--export")
 @click.option("--resume", is_flag=True, help="Skip cells already stored as done.")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Local worker processes (spawned; BLAS/torch threads = cores // jobs).")
+@click.option("--jobs", default="1", show_default=True, type=JOBS, metavar="N|auto",
+              help="Local worker processes (spawned; BLAS/torch threads = cores // jobs). "
+                   "auto: one single-threaded worker per core while there are cells of "
+                   "methods that train in epochs (deep methods) to share them, else serial.")
 @click.option("--executor", "executor_kind", default="local", show_default=True,
               type=click.Choice(["local", "dask"]), help="Where cells run.")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
@@ -103,6 +128,14 @@ def bench(datasets, methods, bits, seeds, metrics, ties, views, param_items, par
                      database=database, data_dir=data_dir, protocol=protocol)
     out = console()
     _print_run_notes(out, plan)
+    if jobs == "auto" and executor_kind == "local":
+        from mmhash.bench.executors import auto_jobs
+
+        choice = auto_jobs(plan.grids)
+        jobs = choice.jobs
+        how = ("cells run here, one after another" if choice.jobs == 1 else
+               f"{choice.jobs} worker processes x {choice.threads} thread(s)")
+        out.print(f"--jobs auto: {how} ({choice.reason})", soft_wrap=True)
     with _executor(executor_kind, jobs, scheduler) as executor:
         try:
             with _progress_bar(executor, plan.n_cells) as step, \
@@ -172,10 +205,12 @@ def check_store(store, inputs) -> None:
 
 
 @contextlib.contextmanager
-def _executor(kind: str, jobs: int, scheduler):
+def _executor(kind: str, jobs: int | str, scheduler):
     from mmhash.bench.executors import make_executor
 
-    executor = make_executor(kind, jobs=jobs, scheduler=scheduler)
+    # --jobs auto is resolved before (from the plan); Dask ignores --jobs.
+    executor = make_executor(kind, jobs=jobs if isinstance(jobs, int) else 1,
+                             scheduler=scheduler)
     try:
         yield executor
     finally:

@@ -8,7 +8,13 @@ import pytest
 
 import mmhash
 from mmhash.bench.cell import Evaluation
-from mmhash.bench.executors import DaskExecutor, ProcessExecutor, SerialExecutor, make_executor
+from mmhash.bench.executors import (
+    DaskExecutor,
+    ProcessExecutor,
+    SerialExecutor,
+    auto_jobs,
+    make_executor,
+)
 from mmhash.bench.grid import expand
 from mmhash.bench.runner import run_grid
 from mmhash.bench.store import ResultStore
@@ -102,3 +108,46 @@ def test_serial_executor_reports_the_epochs_of_hashers_that_train_in_epochs():
     assert [r.device for r in records] == [want, None]
     # rp has no epochs: only UJSAH reports, once per epoch, with its training loss.
     assert seen == [("ujsah", e, 3, ["loss"]) for e in (1, 2, 3)]
+
+
+def _deep_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_auto_jobs_gives_a_worker_per_core_to_cells_that_train_in_epochs(small):
+    if not _deep_available():
+        pytest.skip("needs torch (ujsah)")
+    data, _ = small
+    deep = expand(data, ["ujsah", "rp"], [8, 16, 32, 64], [0])  # 4 ujsah cells, 4 rp cells
+    choice = auto_jobs([(data, deep)], cores=2, memory=2**40, gpu=False)
+    assert (choice.jobs, choice.threads) == (2, 1) and "4 cells" in choice.reason
+    # fewer such cells than cores: one worker each, the cores shared among them
+    assert (auto_jobs([(data, deep)], cores=16, memory=2**40, gpu=False).jobs,
+            auto_jobs([(data, deep)], cores=16, memory=2**40, gpu=False).threads) == (4, 4)
+    assert auto_jobs([(data, deep)], cores=1, memory=2**40, gpu=False).jobs == 1
+    # each worker must hold three copies of the data
+    data_bytes = sum(X.nbytes for X in data.views.values()) + data.labels.nbytes
+    capped = auto_jobs([(data, deep)], cores=16, memory=6 * data_bytes, gpu=False)
+    assert (capped.jobs, capped.threads) == (2, 8) and "memory" in capped.reason
+    # one accelerator runs them one at a time anyway
+    assert auto_jobs([(data, deep)], cores=16, memory=2**40, gpu=True).jobs == 1
+    # a single such cell has nothing to share the cores with
+    one = expand(data, ["ujsah", "rp"], [8], [0])
+    assert auto_jobs([(data, one)], cores=16, memory=2**40, gpu=False).jobs == 1
+
+
+def test_auto_jobs_runs_methods_without_epochs_serially(small):
+    data, cells = small  # rp: closed form, seconds; a pool's start-up would cost more
+    choice = auto_jobs([(data, cells)], cores=16, memory=2**40, gpu=False)
+    assert (choice.jobs, choice.threads) == (1, 16) and "no cell" in choice.reason
+
+
+def test_process_pool_threads_default_to_the_thread_budget(monkeypatch):
+    monkeypatch.setenv("MMHASH_THREADS", "1")
+    assert ProcessExecutor(jobs=1).threads == 1  # not all of the cores
+    with pytest.raises(InvalidInputError, match="--jobs"):
+        ProcessExecutor(jobs="auto")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import resource
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+import mmhash.deep.training as training  # noqa: E402
 from mmhash.deep.training import (  # noqa: E402
     arrays_to_module,
     check_seed,
@@ -18,6 +21,7 @@ from mmhash.deep.training import (  # noqa: E402
     make_optimizer,
     module_to_arrays,
     resolve_device,
+    reused_memory,
     torch_session,
     train_loop,
     update,
@@ -265,3 +269,65 @@ def test_module_state_round_trips_through_numpy_arrays():
     bad = dict(arrays, **{"p__0.bias": np.zeros(7, dtype=np.float32)})
     with pytest.raises(DataError, match="shape"):
         arrays_to_module(fresh, bad, "p__")
+
+
+# ---- memory reuse ------------------------------------------------------------------------------
+_BIG = 16 * 2**20  # floats: 64 MiB, above glibc's largest mmap threshold (32 MiB)
+
+
+def _faults_of_a_fresh_big_tensor() -> int:
+    """Minor page faults while a 64 MiB tensor is allocated, written and freed."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(_BIG)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+@pytest.mark.skipif(training._glibc() is None, reason="memory reuse acts on glibc only")
+def test_memory_freed_inside_reused_memory_is_reused_without_page_faults():
+    pages = _BIG * 4 // 4096
+    with reused_memory():
+        # The heap grows to hold the block (in one or two steps, depending on what the process
+        # holds already); from then on the block is reused.
+        for _ in range(3):
+            _faults_of_a_fresh_big_tensor()
+        with reused_memory():  # blocks nest: the inner exit must not restore
+            pass
+        assert _faults_of_a_fresh_big_tensor() < pages // 10
+    assert training._reuse_depth == 0
+    # Outside, glibc maps such a block afresh every time (the 4 KiB pages are faulted in again;
+    # fewer where the kernel backs it with huge pages).
+    _faults_of_a_fresh_big_tensor()
+    assert _faults_of_a_fresh_big_tensor() > 0
+
+
+def test_reused_memory_does_nothing_without_glibc(monkeypatch):
+    monkeypatch.setattr(training, "_glibc", lambda: None)
+    with reused_memory():
+        assert training._reuse_depth == 0
+
+
+def test_memory_reuse_changes_no_trained_parameter(monkeypatch):
+    """The loop trains bit for bit alike with and without reused memory, with gradients large
+    enough (a 32 MiB and a 64 MiB weight) that glibc would map them afresh every step."""
+
+    def trained():
+        with torch_session(5, n_threads=1):
+            model = torch.nn.Sequential(torch.nn.Linear(16, 2048), torch.nn.ReLU(),
+                                        torch.nn.Linear(2048, 4096), torch.nn.Tanh(),
+                                        torch.nn.Linear(4096, 1))
+            data = [torch.randn(64, 16), torch.randn(64, 1)]
+            opt = make_optimizer("adam", model.parameters(), learning_rate=1e-3,
+                                 weight_decay=5e-4)
+
+            def loss(batch):
+                value = torch.nn.functional.mse_loss(model(batch[0]), batch[1])
+                return value, {}
+
+            train_loop(model, loss, data, opt, n_epochs=2, batch_size=16,
+                       rng=np.random.default_rng(0))
+            return [p.detach().clone() for p in model.parameters()]
+
+    kept = trained()
+    monkeypatch.setattr(training, "reused_memory", contextlib.nullcontext)
+    fresh = trained()
+    assert all(torch.equal(a, b) for a, b in zip(kept, fresh))
