@@ -36,6 +36,7 @@ from mmhash.evaluation.significance import (
     bootstrap_interval,
     holm,
     paired_comparison,
+    statistic_of,
 )
 
 #: Bootstrap resamples per interval and permutations per test: the Monte-Carlo error of a
@@ -107,6 +108,13 @@ def check_level(level: Any) -> float:
     return fraction
 
 
+def _value_key(row: dict[str, Any]) -> tuple:
+    """What one table value is of: ``(dataset, fingerprint or "", method, params, views,
+    database, task, metric, tie, bits)`` -- a series of cells, all seeds together."""
+    return (row["dataset"], row.get("fingerprint") or "", *(row[f] for f in ROW_FIELDS),
+            row["task"], row["metric"], row["tie"], int(row["bits"]))
+
+
 def per_query_lookup(rows: Sequence[dict[str, Any]]) -> dict[tuple, dict[int, np.ndarray]]:
     """``(dataset, fingerprint or "", method, params, views, database, task, metric, tie,
     bits)`` -> {seed: float64 (Q,) per-query values}, from rows that carry ``per_query``."""
@@ -114,9 +122,8 @@ def per_query_lookup(rows: Sequence[dict[str, Any]]) -> dict[tuple, dict[int, np
     for r in rows:
         if r.get("per_query") is None:
             continue
-        key = (r["dataset"], r.get("fingerprint") or "", *(r[f] for f in ROW_FIELDS),
-               r["task"], r["metric"], r["tie"], int(r["bits"]))
-        out.setdefault(key, {})[int(r["seed"])] = np.asarray(r["per_query"], dtype=np.float64)
+        values = np.asarray(r["per_query"], dtype=np.float64)
+        out.setdefault(_value_key(r), {})[int(r["seed"])] = values
     return out
 
 
@@ -188,8 +195,7 @@ def interval_columns(rows: Sequence[dict[str, Any]], *, level: float, seed: int 
     bounds: dict[tuple, Interval] = {}
     out = []
     for r in rows:
-        key = (r["dataset"], r.get("fingerprint") or "", *(r[f] for f in ROW_FIELDS),
-               r["task"], r["metric"], r["tie"], int(r["bits"]))
+        key = _value_key(r)
         if key in lookup and key not in bounds:
             by_seed = lookup[key]
             bounds[key] = bootstrap_interval(
@@ -275,20 +281,13 @@ def compare_methods(rows: Sequence[dict[str, Any]], a: str, b: str, *, level: fl
             n_permutations=N_PERMUTATIONS, seed=seed,
             seeds_paired=seeds_a == seeds_b and len(seeds_a) > 1)
         pending.append((dataset, task, metric, tie, bits, seeds_a, seeds_b,
-                        _statistic(values_a, statistic), _statistic(values_b, statistic),
+                        statistic_of(values_a, statistic), statistic_of(values_b, statistic),
                         comparison))
     adjusted = holm([item[-1].p_value for item in pending])
     return [MethodComparison(dataset, task, metric, tie, bits, a, b, seeds_a, seeds_b,
                              value_a, value_b, comparison, float(p), 1 - level)
             for (dataset, task, metric, tie, bits, seeds_a, seeds_b, value_a, value_b,
                  comparison), p in zip(pending, adjusted)]
-
-
-def _statistic(values: np.ndarray, statistic: str) -> float:
-    """The table's value of (S, Q) per-query values: the mean over seeds of each seed's mean
-    (or median) over queries."""
-    per_seed = np.median(values, axis=1) if statistic == "median" else values.mean(axis=1)
-    return float(per_seed.mean())
 
 
 __all__ = ["N_PERMUTATIONS", "N_RESAMPLES", "ColumnTest", "MethodComparison", "Uncertainty",

@@ -85,6 +85,21 @@ def _tile_keys(qc, ql, q, rct, rlt, ids, s, e, key):
         key[i] += np.uint32(1 if anyw[i] != 0 else 0)
 
 
+@njit(cache=True, inline="always", boundscheck=False)
+def _count_keys(h, key, n):
+    """Add the first ``n`` keys of a tile to a query's four sub-histograms ``h`` (4, n_keys),
+    round-robin: consecutive items with the same key would otherwise wait on each other's
+    increment (store-to-load forwarding), the bottleneck of a one-bin-per-item scatter."""
+    n4 = n - n % 4
+    for i in range(0, n4, 4):
+        h[0, key[i]] += 1
+        h[1, key[i + 1]] += 1
+        h[2, key[i + 2]] += 1
+        h[3, key[i + 3]] += 1
+    for i in range(n4, n):
+        h[0, key[i]] += 1
+
+
 @njit(cache=True, parallel=True, boundscheck=False)
 def key_histograms(qc, rct, ql, rlt, ids, n_bits, qb):
     """Counts of irrelevant and relevant items at each distance, for every query.
@@ -107,17 +122,10 @@ def key_histograms(qc, rct, ql, rlt, ids, n_bits, qb):
         for s in range(0, n_items, TILE):
             e = min(n_items, s + TILE)
             n = e - s
-            n4 = n - n % 4
             for q in range(q0, q1):
                 _tile_keys(qc, ql, q, rct, rlt, ids, s, e, key)
                 h = hist[q - q0]
-                for i in range(0, n4, 4):
-                    h[0, key[i]] += 1
-                    h[1, key[i + 1]] += 1
-                    h[2, key[i + 2]] += 1
-                    h[3, key[i + 3]] += 1
-                for i in range(n4, n):
-                    h[0, key[i]] += 1
+                _count_keys(h, key, n)
         for q in range(q0, q1):
             h = hist[q - q0]
             for j in range(n_keys):
@@ -492,20 +500,13 @@ def gain_histograms(qc, rct, ql, rlt, ids, n_bits, max_gain, qb):
         for s in range(0, n_items, TILE):
             e = min(n_items, s + TILE)
             n = e - s
-            n4 = n - n % 4
             for q in range(q0, q1):
                 _tile_distances(qc, q, rct, s, e, key)
                 _tile_gains(ql, q, rlt, ids, s, e, gain)
                 for i in range(n):
                     key[i] = key[i] * width + gain[i]
                 h = hist[q - q0]
-                for i in range(0, n4, 4):
-                    h[0, key[i]] += 1
-                    h[1, key[i + 1]] += 1
-                    h[2, key[i + 2]] += 1
-                    h[3, key[i + 3]] += 1
-                for i in range(n4, n):
-                    h[0, key[i]] += 1
+                _count_keys(h, key, n)
         for q in range(q0, q1):
             h = hist[q - q0]
             for j in range(n_keys):

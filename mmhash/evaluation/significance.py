@@ -176,8 +176,9 @@ def _row_statistic(values: np.ndarray, statistic: str) -> np.ndarray:
     return values.mean(axis=1) if statistic == "mean" else np.median(values, axis=1)
 
 
-def _statistic(values: np.ndarray, statistic: str) -> float:
-    """(S, Q) -> the mean over rows of the per-row statistic."""
+def statistic_of(values: np.ndarray, statistic: str) -> float:
+    """(S, Q) -> the mean over rows (seeds) of the per-row statistic over queries: the value a
+    table shows for per-query values ``values``."""
     return float(_row_statistic(values, statistic).mean())
 
 
@@ -298,7 +299,7 @@ def bootstrap_interval(
         replicates[at : at + len(stats)] = stats
         at += len(stats)
     low, high = _percentile(replicates, level)
-    return Interval(_statistic(values, statistic), low, high, level,
+    return Interval(statistic_of(values, statistic), low, high, level,
                     _resample_words(n_rows, n_resamples, seed))
 
 
@@ -360,7 +361,7 @@ def paired_comparison(
     else:
         raise InvalidInputError(f"seeds_paired must be True, False or None, got {seeds_paired!r}")
     n_queries = a.shape[1]
-    difference = _statistic(a, statistic) - _statistic(b, statistic)
+    difference = statistic_of(a, statistic) - statistic_of(b, statistic)
 
     boot_seed, test_seed = np.random.SeedSequence(seed).spawn(2)
     if a.shape == b.shape and np.array_equal(a, b):
